@@ -1,0 +1,240 @@
+"""Wharf's HTTP routes: parse, make one service call, render. Nothing else lives here."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Chalice, Rate, Response
+
+from chalicelib.errors import WharfError
+from chalicelib.http import (
+    as_problem,
+    file_body,
+    json_response,
+    problem_response,
+    read_bytes,
+    read_json,
+    read_upload_json,
+    session_body,
+    upload_response,
+)
+from chalicelib.runtime import services
+from chalicelib.schemas import CreateFile, CreateSession, CreateToken, CreateUser, Extend, GrantRole
+from chalicelib.schemas import UploadRequest as Bare
+from chalicelib.simple import simple_root
+
+app = Chalice(app_name="wharf")
+# Every content type reaches the views, which answer a wrong one with a 415 problem
+# themselves (chalice's own 415 is not RFC 9457).
+ANY_CONTENT = ["*/*"]
+View = Callable[..., Response]
+
+
+def route(path: str, methods: list[str]) -> Callable[[View], View]:
+    """Register a view whose WharfErrors become RFC 9457 problems."""
+
+    def register(view: View) -> View:
+        @functools.wraps(view)
+        def handled(**params: str) -> Response:
+            try:
+                return view(**params)
+            except WharfError as exc:
+                return problem_response(exc)
+
+        app.route(path, methods=methods, content_types=ANY_CONTENT)(handled)
+        return view
+
+    return register
+
+
+@app.middleware("http")
+def problems_everywhere(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    # chalice's own errors (405, an unhandled exception's 500) become problems too.
+    return as_problem(get_response(event))
+
+
+def _request() -> tuple[dict[str, str], bytes | str | None]:
+    request = app.current_request
+    assert request is not None
+    return dict(request.headers), request.raw_body
+
+
+def _principal() -> Any:
+    request = app.current_request
+    assert request is not None
+    return services().access.authenticate(request.headers.get("authorization"))
+
+
+def _session(status: int, view: Any, **headers: str) -> Response:
+    return upload_response(status, session_body(view, services().links), headers)
+
+
+def _file(status: int, view: Any, **headers: str) -> Response:
+    retry = {"Retry-After": str(services().settings.retry_after)}
+    return upload_response(status, file_body(view, services().links), {**retry, **headers})
+
+
+# -- publishing sessions (PEP 694 "Publishing Session") ------------------------------------
+
+
+@route("/upload", methods=["POST"])
+def create_session() -> Response:
+    principal = _principal()
+    body = read_upload_json(*_request(), CreateSession)
+    view = services().uploads.create_session(principal, body.name, body.version)
+    return _session(201, view, Location=services().links.session(view.session))
+
+
+@route("/upload/sessions/{session_id}", methods=["GET"])
+def session_status(session_id: str) -> Response:
+    return _session(200, services().uploads.session_status(_principal(), session_id))
+
+
+@route("/upload/sessions/{session_id}", methods=["DELETE"])
+def cancel_session(session_id: str) -> Response:
+    services().uploads.cancel_session(_principal(), session_id)
+    return upload_response(204, None)
+
+
+@route("/upload/sessions/{session_id}/publish", methods=["POST"])
+def publish_session(session_id: str) -> Response:
+    principal = _principal()
+    read_upload_json(*_request(), Bare)
+    view = services().uploads.publish(principal, session_id)
+    return _session(201, view, Location=services().links.session(view.session))
+
+
+@route("/upload/sessions/{session_id}/extend", methods=["POST"])
+def extend_session(session_id: str) -> Response:
+    principal = _principal()
+    body = read_upload_json(*_request(), Extend)
+    return _session(200, services().uploads.extend_session(principal, session_id, body.extend_for))
+
+
+# -- file upload sessions (PEP 694 "File Upload Session") ----------------------------------
+
+
+@route("/upload/sessions/{session_id}/files", methods=["POST"])
+def create_file(session_id: str) -> Response:
+    principal = _principal()
+    body = read_upload_json(*_request(), CreateFile)
+    view = services().uploads.create_file(
+        principal,
+        session_id,
+        filename=body.filename,
+        size=body.size,
+        hashes=body.hashes,
+        mechanism=body.mechanism,
+    )
+    return _file(202, view, Location=services().links.file(view.file))
+
+
+@route("/upload/sessions/{session_id}/files/{file_id}", methods=["GET"])
+def file_status(session_id: str, file_id: str) -> Response:
+    return _file(200, services().uploads.file_status(_principal(), session_id, file_id))
+
+
+@route("/upload/sessions/{session_id}/files/{file_id}", methods=["DELETE"])
+def cancel_file(session_id: str, file_id: str) -> Response:
+    services().uploads.cancel_file(_principal(), session_id, file_id)
+    return upload_response(204, None)
+
+
+@route("/upload/sessions/{session_id}/files/{file_id}/content", methods=["POST"])
+def upload_bytes(session_id: str, file_id: str) -> Response:
+    principal = _principal()
+    data = read_bytes(*_request())
+    services().uploads.upload_bytes(principal, session_id, file_id, data)
+    return upload_response(204, None)
+
+
+@route("/upload/sessions/{session_id}/files/{file_id}/complete", methods=["POST"])
+def complete_file(session_id: str, file_id: str) -> Response:
+    principal = _principal()
+    read_upload_json(*_request(), Bare)
+    view = services().uploads.complete_file(principal, session_id, file_id)
+    return _file(201, view, Location=services().links.file(view.file))
+
+
+@route("/upload/sessions/{session_id}/files/{file_id}/extend", methods=["POST"])
+def extend_file(session_id: str, file_id: str) -> Response:
+    principal = _principal()
+    body = read_upload_json(*_request(), Extend)
+    return _file(200, services().uploads.extend_file(principal, session_id, file_id, body.extend_for))
+
+
+# -- operator API ----------------------------------------------------------------------------
+
+
+def _admin() -> None:
+    request = app.current_request
+    assert request is not None
+    services().access.authenticate_admin(request.headers.get("authorization"))
+
+
+@route("/admin/users", methods=["POST"])
+def admin_create_user() -> Response:
+    _admin()
+    body = read_json(_request()[1], CreateUser)
+    services().admin.create_user(body.username)
+    return json_response(201, {"username": body.username})
+
+
+@route("/admin/users/{username}/tokens", methods=["POST"])
+def admin_issue_token(username: str) -> Response:
+    _admin()
+    body = read_json(_request()[1], CreateToken)
+    issued = services().admin.issue_token(username, body.description, body.projects)
+    projects = sorted(issued.record.projects) if issued.record.projects is not None else None
+    return json_response(
+        201,
+        {
+            "id": issued.record.id,
+            "token": issued.text,
+            "username": username,
+            "description": issued.record.description,
+            "projects": projects,
+        },
+    )
+
+
+@route("/admin/tokens/{token_id}", methods=["DELETE"])
+def admin_revoke_token(token_id: str) -> Response:
+    _admin()
+    services().admin.revoke_token(token_id)
+    return json_response(204, None)
+
+
+@route("/admin/projects/{name}/roles/{username}", methods=["PUT"])
+def admin_grant_role(name: str, username: str) -> Response:
+    _admin()
+    body = read_json(_request()[1], GrantRole)
+    project, role = services().admin.grant_role(name, username, body.role)
+    return json_response(200, {"project": project, "username": username, "role": role.value})
+
+
+@route("/admin/projects/{name}/roles/{username}", methods=["DELETE"])
+def admin_revoke_role(name: str, username: str) -> Response:
+    _admin()
+    services().admin.revoke_role(name, username)
+    return json_response(204, None)
+
+
+# -- index ---------------------------------------------------------------------------------
+
+
+@route("/simple", methods=["GET"])
+def simple_index() -> Response:
+    headers, _ = _request()
+    return simple_root(headers.get("accept", ""), services().store.project_names())
+
+
+# -- scheduled work --------------------------------------------------------------------------
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def expire_sessions(event: Any) -> None:
+    """Cancel expired sessions and purge their staged bytes."""
+    services().uploads.expire_due()

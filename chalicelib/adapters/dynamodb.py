@@ -1,0 +1,990 @@
+"""The session store on one DynamoDB table.
+
+Item layout (pk / sk):
+
+    S#<session>   #SESSION          the publishing session
+    S#<session>   F#<file>          a file upload session
+    S#<session>   N#<filename>      which file currently holds a filename in the session
+    R#<project>#<release>  #LIVE    the one non-terminal session of a release (invariant 3)
+    P#<project>   #PROJECT          the project: reserved by a first-release session, or registered
+    P#<project>   ROLE#<user>       a user's role on the project
+    P#<project>   C#<session>       commit marker: the session's files are published
+    P#<project>   F#<release>#<filename>  a filename of the release, reserved or published
+    INDEX#projects  <project>       a registered project, for the simple API's root
+    U#<user>      #USER
+    T#<token id>  #TOKEN            the token's hash, never the token
+
+Every state change is a conditional write naming the states it expects (invariant 4);
+a failed condition comes back as a domain exception carrying the current record
+(ReturnValuesOnConditionCheckFailure), so no second read is needed.
+
+Publishing more files than one transaction holds stays atomic for readers (invariant 2):
+filenames are first written as reservations tagged with the session, then one
+transaction writes the session's commit marker. Readers list commit markers *before*
+files, and show a file only when its session's marker was seen, so a reader sees all of a
+session's files or none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from ..ports import (
+    AlreadyExists,
+    FileChanged,
+    FilenameInUse,
+    LiveSessionExists,
+    ProjectTaken,
+    SessionChanged,
+)
+from ..records import (
+    FileRecord,
+    ProjectRecord,
+    ProjectStatus,
+    PublishedFile,
+    Role,
+    SessionRecord,
+    TokenRecord,
+)
+from ..states import (
+    EDITABLE_SESSION_STATES,
+    FileEvent,
+    FileStatus,
+    SessionEvent,
+    SessionStatus,
+    file_move,
+    session_move,
+)
+from .schema import LIVE_INDEX, LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
+
+TRANSACTION_LIMIT = 100
+PROJECT_INDEX = "INDEX#projects"
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+Item = dict[str, Any]
+
+
+def _encode(item: Item) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+
+
+def _decode(item: dict[str, Any]) -> Item:
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, set):
+        return {_plain(v) for v in value}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def session_pk(session_id: str) -> str:
+    return f"S#{session_id}"
+
+
+SESSION_SK = "#SESSION"
+
+
+def _live_key(project: str, version_key: str) -> dict[str, Any]:
+    return _key(f"R#{project}#{version_key}", "#LIVE")
+
+
+def _project_pk(project: str) -> str:
+    return f"P#{project}"
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _cancellation_reasons(exc: ClientError) -> list[dict[str, Any]]:
+    return list(exc.response.get("CancellationReasons") or [])
+
+
+def _failed(reason: dict[str, Any]) -> bool:
+    return reason.get("Code") == "ConditionalCheckFailed"
+
+
+# -- record <-> item ---------------------------------------------------------------------
+
+
+def _session_item(s: SessionRecord, ttl: int) -> Item:
+    return {
+        "pk": session_pk(s.id),
+        "sk": SESSION_SK,
+        "token": s.token,
+        "project": s.project,
+        "version": s.version,
+        "version_key": s.version_key,
+        "status": s.status.value,
+        "created_at": s.created_at,
+        "expires_at": s.expires_at,
+        "created_by": s.created_by,
+        "first_release": s.first_release,
+        "notices": s.notices,
+        "ended_at": s.ended_at,
+        LIVE_INDEX_PARTITION: None if s.status.terminal else "live",
+        TTL_ATTRIBUTE: ttl,
+    }
+
+
+def _session_record(item: Item) -> SessionRecord:
+    return SessionRecord(
+        id=item["pk"][2:],
+        token=item["token"],
+        project=item["project"],
+        version=item["version"],
+        version_key=item["version_key"],
+        status=SessionStatus(item["status"]),
+        created_at=item["created_at"],
+        expires_at=item["expires_at"],
+        created_by=item.get("created_by"),
+        first_release=item["first_release"],
+        notices=list(item.get("notices", [])),
+        publish_lock_until=item.get("publish_lock_until"),
+        ended_at=item.get("ended_at"),
+    )
+
+
+def _file_item(f: FileRecord, ttl: int) -> Item:
+    return {
+        "pk": session_pk(f.session_id),
+        "sk": f"F#{f.id}",
+        "filename": f.filename,
+        "size": f.size,
+        "hashes": f.hashes,
+        "mechanism": f.mechanism,
+        "status": f.status.value,
+        "key": f.key,
+        "created_at": f.created_at,
+        "notices": f.notices,
+        TTL_ATTRIBUTE: ttl,
+    }
+
+
+def _file_record(item: Item) -> FileRecord:
+    return FileRecord(
+        id=item["sk"][2:],
+        session_id=item["pk"][2:],
+        filename=item["filename"],
+        size=item["size"],
+        hashes=dict(item["hashes"]),
+        mechanism=item["mechanism"],
+        status=FileStatus(item["status"]),
+        key=item["key"],
+        created_at=item["created_at"],
+        notices=list(item.get("notices", [])),
+    )
+
+
+class DynamoStore:
+    def __init__(self, client: Any, table: str, *, retention: int, max_lifetime: int) -> None:
+        self._db = client
+        self._table = table
+        self._retention = retention
+        self._max_lifetime = max_lifetime
+
+    # -- small helpers -------------------------------------------------------------------
+
+    def _get(self, pk: str, sk: str) -> Item | None:
+        response = self._db.get_item(
+            TableName=self._table, Key=_key(pk, sk), ConsistentRead=True
+        )
+        item = response.get("Item")
+        return _decode(item) if item else None
+
+    def _query(self, pk: str, prefix: str) -> Iterator[Item]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ConsistentRead": True,
+        }
+        if prefix:
+            kwargs["KeyConditionExpression"] += " AND begins_with(sk, :prefix)"
+            kwargs["ExpressionAttributeValues"][":prefix"] = {"S": prefix}
+        while True:
+            page = self._db.query(**kwargs)
+            for item in page.get("Items", []):
+                yield _decode(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _transact(self, items: Sequence[dict[str, Any]]) -> None:
+        self._db.transact_write_items(TransactItems=list(items))
+
+    def _data_ttl(self, session: SessionRecord) -> int:
+        # A session cannot outlive created_at + max lifetime, so items that belong to it
+        # can carry a TTL fixed at creation.
+        return session.created_at + self._max_lifetime + self._retention
+
+    def _live_ttl(self, session: SessionRecord) -> int:
+        return session.expires_at + self._retention
+
+    def _editable_condition(self, now: int) -> tuple[str, dict[str, Any], dict[str, str]]:
+        """The session accepts changes: open or error, not being published, not expired."""
+        return (
+            "#status IN (:open, :error) AND expires_at > :now AND "
+            "(attribute_not_exists(publish_lock_until) OR publish_lock_until < :now)",
+            {
+                ":open": {"S": SessionStatus.OPEN.value},
+                ":error": {"S": SessionStatus.ERROR.value},
+                ":now": {"N": str(now)},
+            },
+            {"#status": "status"},
+        )
+
+    def _session_check(self, session_id: str, now: int) -> dict[str, Any]:
+        condition, values, names = self._editable_condition(now)
+        return {
+            "ConditionCheck": {
+                "TableName": self._table,
+                "Key": _key(session_pk(session_id), SESSION_SK),
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": values,
+                "ExpressionAttributeNames": names,
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def _session_from_reason(self, reason: dict[str, Any], session_id: str) -> SessionRecord | None:
+        item = reason.get("Item")
+        if item:
+            return _session_record(_decode(item))
+        return self.get_session(session_id)
+
+    # -- users, tokens, roles ------------------------------------------------------------
+
+    def create_user(self, username: str, now: int) -> None:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=_encode({"pk": f"U#{username}", "sk": "#USER", "created_at": now}),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                raise AlreadyExists(username) from None
+            raise
+
+    def user_exists(self, username: str) -> bool:
+        return self._get(f"U#{username}", "#USER") is not None
+
+    def put_token(self, token: TokenRecord) -> None:
+        self._db.put_item(
+            TableName=self._table,
+            Item=_encode(
+                {
+                    "pk": f"T#{token.id}",
+                    "sk": "#TOKEN",
+                    "username": token.username,
+                    "secret_hash": token.secret_hash,
+                    "description": token.description,
+                    "projects": sorted(token.projects) if token.projects is not None else None,
+                    "created_at": token.created_at,
+                }
+            ),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    def get_token(self, token_id: str) -> TokenRecord | None:
+        item = self._get(f"T#{token_id}", "#TOKEN")
+        if item is None:
+            return None
+        projects = item.get("projects")
+        return TokenRecord(
+            id=token_id,
+            username=item["username"],
+            secret_hash=item["secret_hash"],
+            description=item.get("description", ""),
+            projects=frozenset(projects) if projects is not None else None,
+            created_at=item["created_at"],
+        )
+
+    def delete_token(self, token_id: str) -> bool:
+        response = self._db.delete_item(
+            TableName=self._table, Key=_key(f"T#{token_id}", "#TOKEN"), ReturnValues="ALL_OLD"
+        )
+        return bool(response.get("Attributes"))
+
+    def put_role(self, project: str, username: str, role: Role) -> None:
+        self._db.put_item(
+            TableName=self._table,
+            Item=_encode({"pk": _project_pk(project), "sk": f"ROLE#{username}", "role": role.value}),
+        )
+
+    def delete_role(self, project: str, username: str) -> bool:
+        response = self._db.delete_item(
+            TableName=self._table,
+            Key=_key(_project_pk(project), f"ROLE#{username}"),
+            ReturnValues="ALL_OLD",
+        )
+        return bool(response.get("Attributes"))
+
+    def get_role(self, project: str, username: str) -> Role | None:
+        item = self._get(_project_pk(project), f"ROLE#{username}")
+        return Role(item["role"]) if item else None
+
+    # -- projects -------------------------------------------------------------------------
+
+    def get_project(self, project: str) -> ProjectRecord | None:
+        item = self._get(_project_pk(project), "#PROJECT")
+        if item is None:
+            return None
+        return ProjectRecord(
+            name=project,
+            status=ProjectStatus(item["status"]),
+            reserved_by=item.get("reserved_by"),
+            created_at=item["created_at"],
+        )
+
+    # -- publishing sessions ------------------------------------------------------------
+
+    def create_session(self, session: SessionRecord, *, reserve_project: bool) -> None:
+        """Store a new open session, claiming its release (and, for a first release, the
+        project name) in the same transaction."""
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _encode(_session_item(session, self._live_ttl(session))),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {
+                        **_live_key(session.project, session.version_key),
+                        "session": {"S": session.id},
+                        TTL_ATTRIBUTE: {"N": str(self._data_ttl(session))},
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+        ]
+        if reserve_project:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _encode(
+                            {
+                                "pk": _project_pk(session.project),
+                                "sk": "#PROJECT",
+                                "status": ProjectStatus.RESERVED.value,
+                                "reserved_by": session.id,
+                                "created_at": session.created_at,
+                            }
+                        ),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+        else:
+            items.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": self._table,
+                        "Key": _key(_project_pk(session.project), "#PROJECT"),
+                        "ConditionExpression": "#status = :registered",
+                        "ExpressionAttributeNames": {"#status": "status"},
+                        "ExpressionAttributeValues": {
+                            ":registered": {"S": ProjectStatus.REGISTERED.value}
+                        },
+                    }
+                }
+            )
+        try:
+            self._transact(items)
+        except ClientError as exc:
+            reasons = _cancellation_reasons(exc)
+            if len(reasons) > 1 and _failed(reasons[1]):
+                holder = self.live_session_id(session.project, session.version_key)
+                if holder is not None:
+                    raise LiveSessionExists(holder) from None
+                raise ProjectTaken(session.project) from None
+            if len(reasons) > 2 and _failed(reasons[2]):
+                raise ProjectTaken(session.project) from None
+            raise
+
+    def live_session_id(self, project: str, version_key: str) -> str | None:
+        item = self._get(f"R#{project}#{version_key}", "#LIVE")
+        return item["session"] if item else None
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        item = self._get(session_pk(session_id), SESSION_SK)
+        return _session_record(item) if item else None
+
+    def get_session_and_files(
+        self, session_id: str
+    ) -> tuple[SessionRecord | None, list[FileRecord]]:
+        """The session and all its file upload sessions, canceled ones included, in one
+        query of the session's partition."""
+        session = None
+        files = []
+        for item in self._query(session_pk(session_id), ""):
+            if item["sk"] == SESSION_SK:
+                session = _session_record(item)
+            elif item["sk"].startswith("F#"):
+                files.append(_file_record(item))
+        return session, files
+
+    def move_session(
+        self,
+        session: SessionRecord,
+        event: SessionEvent,
+        now: int,
+        *,
+        notices: list[str] | None = None,
+    ) -> SessionRecord:
+        """Apply a session transition other than a publish commit, conditionally.
+
+        A move to `canceled` also frees the release (invariant 3) and a first release's
+        name reservation, in the same transaction.
+        """
+        sources, target = session_move(event)
+        if sources == EDITABLE_SESSION_STATES:
+            condition, values, names = self._editable_condition(now)
+            if event is SessionEvent.EXPIRE:
+                condition = condition.replace("expires_at > :now", "expires_at <= :now")
+        else:
+            condition = "#status IN (" + ", ".join(f":s{i}" for i in range(len(sources))) + ")"
+            values = {f":s{i}": {"S": s.value} for i, s in enumerate(sorted(sources))}
+            names = {"#status": "status"}
+        sets = ["#status = :target"]
+        values = {**values, ":target": {"S": target.value}}
+        removes: list[str] = []
+        if notices is not None:
+            sets.append("notices = :notices")
+            values[":notices"] = _serializer.serialize(notices)
+        if target.terminal:
+            sets += ["ended_at = :ended", f"{TTL_ATTRIBUTE} = :ttl"]
+            values[":ended"] = {"N": str(now)}
+            values[":ttl"] = {"N": str(now + self._retention)}
+            removes += [LIVE_INDEX_PARTITION, "publish_lock_until"]
+        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": _key(session_pk(session.id), SESSION_SK),
+                    "UpdateExpression": update,
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeValues": values,
+                    "ExpressionAttributeNames": names,
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            }
+        ]
+        if target.terminal:
+            items += self._release_claims(session)
+        try:
+            self._transact(items)
+        except ClientError as exc:
+            reasons = _cancellation_reasons(exc)
+            if reasons and _failed(reasons[0]):
+                raise SessionChanged(self._session_from_reason(reasons[0], session.id)) from None
+            raise
+        updated = self.get_session(session.id)
+        assert updated is not None
+        return updated
+
+    def _release_claims(self, session: SessionRecord) -> list[dict[str, Any]]:
+        """Deletes that free a terminated session's release and (first release) name."""
+        items: list[dict[str, Any]] = [
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": _live_key(session.project, session.version_key),
+                    "ConditionExpression": "attribute_not_exists(pk) OR #session = :sid",
+                    "ExpressionAttributeNames": {"#session": "session"},
+                    "ExpressionAttributeValues": {":sid": {"S": session.id}},
+                }
+            }
+        ]
+        if session.first_release:
+            items.append(
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": _key(_project_pk(session.project), "#PROJECT"),
+                        "ConditionExpression": (
+                            "attribute_not_exists(pk) OR "
+                            "(#status = :reserved AND reserved_by = :sid)"
+                        ),
+                        "ExpressionAttributeNames": {"#status": "status"},
+                        "ExpressionAttributeValues": {
+                            ":reserved": {"S": ProjectStatus.RESERVED.value},
+                            ":sid": {"S": session.id},
+                        },
+                    }
+                }
+            )
+        return items
+
+    def extend_session(self, session: SessionRecord, expires_at: int, now: int) -> SessionRecord:
+        """Move expires-at later (never earlier), while the session is not terminal."""
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=_key(session_pk(session.id), SESSION_SK),
+                UpdateExpression="SET expires_at = :expires, #ttl = :ttl",
+                ConditionExpression=(
+                    "#status IN (:open, :error, :processing) AND expires_at > :now "
+                    "AND expires_at <= :expires"
+                ),
+                ExpressionAttributeNames={"#status": "status", "#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":expires": {"N": str(expires_at)},
+                    ":ttl": {"N": str(expires_at + self._retention)},
+                    ":now": {"N": str(now)},
+                    ":open": {"S": SessionStatus.OPEN.value},
+                    ":error": {"S": SessionStatus.ERROR.value},
+                    ":processing": {"S": SessionStatus.PROCESSING.value},
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                item = exc.response.get("Item")
+                raise SessionChanged(
+                    _session_record(_decode(item)) if item else self.get_session(session.id)
+                ) from None
+            raise
+        return _session_record(_decode(response["Attributes"]))
+
+    def expiring_session_ids(self, now: int, limit: int = 100) -> list[str]:
+        """Ids of non-terminal sessions whose expires-at has passed."""
+        response = self._db.query(
+            TableName=self._table,
+            IndexName=LIVE_INDEX,
+            KeyConditionExpression="#live = :live AND expires_at <= :now",
+            ExpressionAttributeNames={"#live": LIVE_INDEX_PARTITION},
+            ExpressionAttributeValues={":live": {"S": "live"}, ":now": {"N": str(now)}},
+            Limit=limit,
+        )
+        return [_decode(item)["pk"][2:] for item in response.get("Items", [])]
+
+    # -- file upload sessions ----------------------------------------------------------
+
+    def get_file(self, session_id: str, file_id: str) -> FileRecord | None:
+        item = self._get(session_pk(session_id), f"F#{file_id}")
+        return _file_record(item) if item else None
+
+    def add_file(
+        self, session: SessionRecord, file: FileRecord, now: int, *, replaces: FileRecord | None
+    ) -> None:
+        """Add a pending file to an editable session. The filename slot makes a filename
+        unique among the session's live files; `replaces` (a completed or failed file of
+        the same name) is canceled in the same transaction."""
+        ttl = self._data_ttl(session)
+        slot_condition = "attribute_not_exists(pk)"
+        slot_values: dict[str, Any] = {}
+        if replaces is not None:
+            slot_condition += " OR file_id = :old"
+            slot_values = {":old": {"S": replaces.id}}
+        put_slot: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": _encode(
+                {"pk": session_pk(session.id), "sk": f"N#{file.filename}", "file_id": file.id,
+                 TTL_ATTRIBUTE: ttl}
+            ),
+            "ConditionExpression": slot_condition,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if slot_values:
+            put_slot["ExpressionAttributeValues"] = slot_values
+        items: list[dict[str, Any]] = [
+            self._session_check(session.id, now),
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _encode(_file_item(file, ttl)),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {"Put": put_slot},
+        ]
+        if replaces is not None:
+            items.append(self._file_update(replaces, FileEvent.CANCEL))
+        try:
+            self._transact(items)
+        except ClientError as exc:
+            reasons = _cancellation_reasons(exc)
+            if reasons and _failed(reasons[0]):
+                raise SessionChanged(self._session_from_reason(reasons[0], session.id)) from None
+            if len(reasons) > 2 and _failed(reasons[2]):
+                holder = reasons[2].get("Item")
+                raise FilenameInUse(_decode(holder)["file_id"] if holder else "") from None
+            if len(reasons) > 3 and _failed(reasons[3]):
+                raise FileChanged(self.get_file(session.id, replaces.id if replaces else "")) from None
+            raise
+
+    def _file_update(
+        self, file: FileRecord, event: FileEvent, notices: list[str] | None = None
+    ) -> dict[str, Any]:
+        sources, target = file_move(event)
+        values: dict[str, Any] = {f":s{i}": {"S": s.value} for i, s in enumerate(sorted(sources))}
+        values[":target"] = {"S": target.value}
+        update = "SET #status = :target"
+        if notices is not None:
+            update += ", notices = :notices"
+            values[":notices"] = _serializer.serialize(notices)
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": _key(session_pk(file.session_id), f"F#{file.id}"),
+                "UpdateExpression": update,
+                "ConditionExpression": "#status IN ("
+                + ", ".join(f":s{i}" for i in range(len(sources)))
+                + ")",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": values,
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def move_file(
+        self,
+        file: FileRecord,
+        event: FileEvent,
+        now: int,
+        *,
+        notices: list[str] | None = None,
+    ) -> FileRecord:
+        """Apply a file transition while its session is editable. Canceling also frees the
+        filename slot."""
+        items: list[dict[str, Any]] = [
+            self._session_check(file.session_id, now),
+            self._file_update(file, event, notices),
+        ]
+        if event is FileEvent.CANCEL:
+            items.append(
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": _key(session_pk(file.session_id), f"N#{file.filename}"),
+                        "ConditionExpression": "attribute_not_exists(pk) OR file_id = :fid",
+                        "ExpressionAttributeValues": {":fid": {"S": file.id}},
+                    }
+                }
+            )
+        try:
+            self._transact(items)
+        except ClientError as exc:
+            reasons = _cancellation_reasons(exc)
+            if reasons and _failed(reasons[0]):
+                raise SessionChanged(
+                    self._session_from_reason(reasons[0], file.session_id)
+                ) from None
+            if len(reasons) > 1 and _failed(reasons[1]):
+                item = reasons[1].get("Item")
+                raise FileChanged(
+                    _file_record(_decode(item)) if item else self.get_file(file.session_id, file.id)
+                ) from None
+            raise
+        updated = self.get_file(file.session_id, file.id)
+        assert updated is not None
+        return updated
+
+    # -- publishing ----------------------------------------------------------------------
+
+    def lock_for_publish(self, session: SessionRecord, now: int, until: int) -> SessionRecord:
+        """Hold the session still while it publishes: every change to an editable session
+        requires no live lock. A lock outlives a crashed publisher only until `until`."""
+        condition, values, names = self._editable_condition(now)
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=_key(session_pk(session.id), SESSION_SK),
+                UpdateExpression="SET publish_lock_until = :until",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={**values, ":until": {"N": str(until)}},
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                item = exc.response.get("Item")
+                raise SessionChanged(
+                    _session_record(_decode(item)) if item else self.get_session(session.id)
+                ) from None
+            raise
+        return _session_record(_decode(response["Attributes"]))
+
+    def unlock_publish(self, session: SessionRecord) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_key(session_pk(session.id), SESSION_SK),
+                UpdateExpression="REMOVE publish_lock_until",
+                ConditionExpression="publish_lock_until = :until",
+                ExpressionAttributeValues={":until": {"N": str(session.publish_lock_until)}},
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+
+    def _published_sk(self, version_key: str, filename: str) -> str:
+        return f"F#{version_key}#{filename}"
+
+    def reserve_filenames(
+        self, session: SessionRecord, files: Sequence[FileRecord], now: int
+    ) -> dict[str, str]:
+        """Reserve the session's filenames in its release (PEP 694 "Atomic Publication and
+        Conflicts"). Returns {filename: holding session} for those held by another
+        session that is published or publishing; the others are reserved for us.
+        A reservation left by a publisher that crashed (lock lapsed, never committed) is
+        taken over."""
+        conflicts: dict[str, str] = {}
+        for start in range(0, len(files), TRANSACTION_LIMIT):
+            chunk = files[start : start + TRANSACTION_LIMIT]
+            try:
+                self._transact([{"Put": self._reservation(session, f, now)} for f in chunk])
+            except ClientError as exc:
+                if _error_code(exc) != "TransactionCanceledException":
+                    raise
+                # Someone holds at least one name: settle the chunk file by file.
+                for file in chunk:
+                    holder = self._reserve_one(session, file, now)
+                    if holder is not None:
+                        conflicts[file.filename] = holder
+        return conflicts
+
+    def _reservation(
+        self, session: SessionRecord, file: FileRecord, now: int, *, stale_holder: str | None = None
+    ) -> dict[str, Any]:
+        item = {
+            "pk": _project_pk(session.project),
+            "sk": self._published_sk(session.version_key, file.filename),
+            "session": session.id,
+            "file_id": file.id,
+            "filename": file.filename,
+            "version": session.version,
+            "key": file.key,
+            "size": file.size,
+            "hashes": file.hashes,
+            "published_at": now,
+        }
+        holder = stale_holder or session.id
+        return {
+            "TableName": self._table,
+            "Item": _encode(item),
+            "ConditionExpression": "attribute_not_exists(pk) OR #session = :holder",
+            "ExpressionAttributeNames": {"#session": "session"},
+            "ExpressionAttributeValues": {":holder": {"S": holder}},
+        }
+
+    def _reserve_one(self, session: SessionRecord, file: FileRecord, now: int) -> str | None:
+        stale: str | None = None
+        for _attempt in range(3):
+            try:
+                self._db.put_item(
+                    **self._reservation(session, file, now, stale_holder=stale),
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return None
+            except ClientError as exc:
+                if _error_code(exc) != "ConditionalCheckFailedException":
+                    raise
+                item = exc.response.get("Item")
+                holder = (
+                    _decode(item)["session"]
+                    if item
+                    else (self._get(_project_pk(session.project),
+                                    self._published_sk(session.version_key, file.filename))
+                          or {}).get("session")
+                )
+                if holder is None:
+                    continue
+                if not self._reservation_is_stale(session.project, holder, now):
+                    return str(holder)
+                stale = str(holder)
+        return stale or "unknown"
+
+    def _reservation_is_stale(self, project: str, holder: str, now: int) -> bool:
+        if self._get(_project_pk(project), f"C#{holder}") is not None:
+            return False  # published: permanent
+        other = self.get_session(holder)
+        if other is None:
+            return True
+        if other.status is SessionStatus.PROCESSING:
+            return False
+        return other.publish_lock_until is None or other.publish_lock_until < now
+
+    def release_filenames(self, session: SessionRecord, files: Iterable[FileRecord]) -> None:
+        for file in files:
+            try:
+                self._db.delete_item(
+                    TableName=self._table,
+                    Key=_key(
+                        _project_pk(session.project),
+                        self._published_sk(session.version_key, file.filename),
+                    ),
+                    ConditionExpression="#session = :sid",
+                    ExpressionAttributeNames={"#session": "session"},
+                    ExpressionAttributeValues={":sid": {"S": session.id}},
+                )
+            except ClientError as exc:
+                if _error_code(exc) != "ConditionalCheckFailedException":
+                    raise
+
+    def commit_publish(
+        self, session: SessionRecord, now: int, *, owner: str | None
+    ) -> SessionRecord:
+        """The single write that makes a publish visible: the session becomes published,
+        its commit marker appears, the release is freed, and a first release's reserved
+        name becomes registered (with the creator as owner)."""
+        sources, target = session_move(SessionEvent.PUBLISH)
+        status_values = {f":s{i}": {"S": s.value} for i, s in enumerate(sorted(sources))}
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": _key(session_pk(session.id), SESSION_SK),
+                    "UpdateExpression": (
+                        "SET #status = :target, ended_at = :now, #ttl = :ttl "
+                        f"REMOVE publish_lock_until, {LIVE_INDEX_PARTITION}"
+                    ),
+                    "ConditionExpression": "#status IN ("
+                    + ", ".join(status_values)
+                    + ") AND publish_lock_until = :lock",
+                    "ExpressionAttributeNames": {"#status": "status", "#ttl": TTL_ATTRIBUTE},
+                    "ExpressionAttributeValues": {
+                        **status_values,
+                        ":target": {"S": target.value},
+                        ":now": {"N": str(now)},
+                        ":ttl": {"N": str(now + self._retention)},
+                        ":lock": {"N": str(session.publish_lock_until)},
+                    },
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _encode(
+                        {
+                            "pk": _project_pk(session.project),
+                            "sk": f"C#{session.id}",
+                            "version": session.version,
+                            "committed_at": now,
+                        }
+                    ),
+                }
+            },
+            self._release_claims(session)[0],
+        ]
+        if session.first_release:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": _key(_project_pk(session.project), "#PROJECT"),
+                        "UpdateExpression": "SET #status = :registered REMOVE reserved_by",
+                        "ConditionExpression": "#status = :reserved AND reserved_by = :sid",
+                        "ExpressionAttributeNames": {"#status": "status"},
+                        "ExpressionAttributeValues": {
+                            ":registered": {"S": ProjectStatus.REGISTERED.value},
+                            ":reserved": {"S": ProjectStatus.RESERVED.value},
+                            ":sid": {"S": session.id},
+                        },
+                    }
+                }
+            )
+            # The project list of the simple API's root page.
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _encode({"pk": PROJECT_INDEX, "sk": session.project}),
+                    }
+                }
+            )
+            if owner is not None:
+                items.append(
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": _encode(
+                                {
+                                    "pk": _project_pk(session.project),
+                                    "sk": f"ROLE#{owner}",
+                                    "role": Role.OWNER.value,
+                                }
+                            ),
+                        }
+                    }
+                )
+        try:
+            self._transact(items)
+        except ClientError as exc:
+            reasons = _cancellation_reasons(exc)
+            if reasons and _failed(reasons[0]):
+                raise SessionChanged(self._session_from_reason(reasons[0], session.id)) from None
+            if any(_failed(r) for r in reasons):
+                raise ProjectTaken(session.project) from None
+            raise
+        updated = self.get_session(session.id)
+        assert updated is not None
+        return updated
+
+    # -- what readers see ----------------------------------------------------------------
+
+    def project_names(self) -> list[str]:
+        """Registered projects, for the simple API's root."""
+        return [item["sk"] for item in self._query(PROJECT_INDEX, "")]
+
+    def published_file(self, project: str, version_key: str, filename: str) -> PublishedFile | None:
+        """The published file of that name in the release, if its publish committed."""
+        item = self._get(_project_pk(project), self._published_sk(version_key, filename))
+        if item is None or self._get(_project_pk(project), f"C#{item['session']}") is None:
+            return None
+        return _published_record(project, item)
+
+    def published_files(self, project: str) -> list[PublishedFile]:
+        """Every published file of the project, as the simple API lists them.
+
+        Commit markers are read first: a file whose marker was seen was written before
+        that marker, so it is there when the files are read next; a publish that commits
+        between the two reads is left out whole (invariant 2)."""
+        committed = {item["sk"][2:] for item in self._query(_project_pk(project), "C#")}
+        return [
+            _published_record(project, item)
+            for item in self._query(_project_pk(project), "F#")
+            if item["session"] in committed
+        ]
+
+
+def _published_record(project: str, item: Item) -> PublishedFile:
+    return PublishedFile(
+        project=project,
+        version=item["version"],
+        filename=item["filename"],
+        session_id=item["session"],
+        file_id=item["file_id"],
+        key=item["key"],
+        size=item["size"],
+        hashes=dict(item["hashes"]),
+        published_at=item["published_at"],
+    )

@@ -1,0 +1,62 @@
+"""The DynamoDB table and S3 bucket the adapters use, as created locally and in tests.
+
+infra/ declares the same keys, index and TTL attribute; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PARTITION_KEY = "pk"
+SORT_KEY = "sk"
+TTL_ATTRIBUTE = "ttl"
+# A sparse index over sessions that are not terminal, ordered by expiry, so the expiry
+# sweep reads only what is due (DynamoDB TTL is late, and moto never fires it).
+LIVE_INDEX = "live-by-expiry"
+LIVE_INDEX_PARTITION = "live"
+LIVE_INDEX_SORT = "expires_at"
+
+
+def table_definition(name: str) -> dict[str, Any]:
+    return {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": SORT_KEY, "AttributeType": "S"},
+            {"AttributeName": LIVE_INDEX_PARTITION, "AttributeType": "S"},
+            {"AttributeName": LIVE_INDEX_SORT, "AttributeType": "N"},
+        ],
+        "KeySchema": [
+            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": LIVE_INDEX,
+                "KeySchema": [
+                    {"AttributeName": LIVE_INDEX_PARTITION, "KeyType": "HASH"},
+                    {"AttributeName": LIVE_INDEX_SORT, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+    }
+
+
+def create_table(dynamodb: Any, name: str) -> None:
+    dynamodb.create_table(**table_definition(name))
+    dynamodb.get_waiter("table_exists").wait(TableName=name)
+    dynamodb.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+    )
+
+
+def create_bucket(s3: Any, name: str, region: str) -> None:
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=name)
+    else:
+        s3.create_bucket(
+            Bucket=name, CreateBucketConfiguration={"LocationConstraint": region}
+        )

@@ -1,0 +1,65 @@
+"""Settings read from the environment, once, in one place.
+
+Every name read here is documented in README.md ("Settings") and must be set by the
+deployment template (infra/).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DAY = 86_400
+MIB = 1024 * 1024
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    public_url: str
+    admin_token: str
+    table_name: str
+    bucket_name: str
+    # PEP 694 recommends expunging sessions after no less than a week.
+    session_lifetime: int = 7 * DAY
+    session_max_lifetime: int = 30 * DAY
+    # How long a terminal session keeps answering its status URL
+    # (PEP 694 "Session Status Retention").
+    session_retention: int = 7 * DAY
+    max_file_size: int = 1024 * MIB
+    # API Gateway and Lambda cap a request near 6 MB after base64, so bytes that pass
+    # through the API stay well below it (DESIGN.md invariant 5).
+    post_bytes_max: int = 4 * MIB
+    operator: str = "wharf"
+    retry_after: int = 1
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        port = env.get("WHARF_PORT", "8000")
+        host = env.get("WHARF_HOST", "127.0.0.1")
+        public_url = env.get("WHARF_PUBLIC_URL") or f"http://{host}:{port}"
+        return cls(
+            public_url=public_url.rstrip("/"),
+            admin_token=env.get("WHARF_ADMIN_TOKEN", ""),
+            table_name=env.get("WHARF_TABLE", "wharf"),
+            bucket_name=env.get("WHARF_BUCKET", "wharf-files"),
+            session_lifetime=_int(env, "WHARF_SESSION_LIFETIME", 7 * DAY),
+            session_max_lifetime=_int(env, "WHARF_SESSION_MAX_LIFETIME", 30 * DAY),
+            session_retention=_int(env, "WHARF_SESSION_RETENTION", 7 * DAY),
+            max_file_size=_int(env, "WHARF_MAX_FILE_SIZE", 1024 * MIB),
+            post_bytes_max=_int(env, "WHARF_POST_BYTES_MAX", 4 * MIB),
+            operator=env.get("WHARF_OPERATOR", "wharf"),
+        )

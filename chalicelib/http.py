@@ -1,0 +1,211 @@
+"""The HTTP edge of the service: reading request bodies safely and rendering
+responses and problems. Routes in app.py call these and nothing else of HTTP."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from chalice import Response
+from pydantic import BaseModel, ValidationError
+
+from .errors import (
+    BadRequest,
+    ContentTooLarge,
+    FieldError,
+    UnsupportedMediaType,
+    WharfError,
+    error_for_status,
+)
+from .links import Links
+from .schemas import (
+    FileBody,
+    FileLinks,
+    SessionBody,
+    SessionFile,
+    SessionLinks,
+    UploadRequest,
+    dump,
+)
+from .services.uploads import HTTP_POST_BYTES, MECHANISMS, FileView, SessionView
+
+UPLOAD_JSON = "application/vnd.pypi.upload.v2+json"
+PROBLEM_JSON = "application/problem+json"
+OCTET_STREAM = "application/octet-stream"
+# Session API bodies are a few hundred bytes; anything near this is not a client.
+MAX_JSON_BODY = 64 * 1024
+_log = logging.getLogger("wharf")
+M = TypeVar("M", bound=BaseModel)
+U = TypeVar("U", bound=UploadRequest)
+
+
+def media_type(headers: Mapping[str, str]) -> str:
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _raw(body: str | bytes | None) -> bytes:
+    if body is None:
+        return b""
+    return body.encode() if isinstance(body, str) else body
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_json(body: bytes) -> Any:
+    if len(body) > MAX_JSON_BODY:
+        raise ContentTooLarge(f"A request body is at most {MAX_JSON_BODY} bytes.")
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadRequest("The request body is not valid JSON.", [FieldError("body", str(exc)[:200])]) from None
+
+
+def _validate(model: type[M], data: Any) -> M:
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            FieldError(".".join(str(p) for p in e["loc"]) or "body", e["msg"])
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise BadRequest("The request body is not valid.", errors) from None
+
+
+def read_upload_json(headers: Mapping[str, str], body: str | bytes | None, model: type[U]) -> U:
+    """A PEP 694 request body: the v2 content type, a `meta` whose api-version major
+    matches it (PEP 694 "Content Types"), then the model's fields."""
+    raw = _raw(body)
+    kind = media_type(headers)
+    if (kind and kind != UPLOAD_JSON) or (raw and not kind):
+        raise UnsupportedMediaType(
+            f"Send Upload 2.0 requests as Content-Type: {UPLOAD_JSON}.",
+            [FieldError("Content-Type", kind or "missing")],
+        )
+    data = _parse_json(raw) if raw else {}
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    meta = data.get("meta")
+    if not isinstance(meta, dict) or "api-version" not in meta:
+        raise BadRequest(
+            "Every request carries meta.api-version (PEP 694).",
+            [FieldError("meta.api-version", "missing")],
+        )
+    version = meta["api-version"]
+    if not isinstance(version, str) or version.split(".", 1)[0] != "2":
+        raise BadRequest(
+            f"meta.api-version must have major version 2 to match {UPLOAD_JSON}.",
+            [FieldError("meta.api-version", f"got {version!r}")],
+        )
+    return _validate(model, data)
+
+
+def read_json(body: str | bytes | None, model: type[M]) -> M:
+    """An operator API body: plain JSON."""
+    raw = _raw(body)
+    return _validate(model, _parse_json(raw) if raw else {})
+
+
+def read_bytes(headers: Mapping[str, str], body: str | bytes | None) -> bytes:
+    """The http-post-bytes payload (PEP 694: Content-Type application/octet-stream)."""
+    if media_type(headers) != OCTET_STREAM:
+        raise UnsupportedMediaType(f"Send the file's bytes as Content-Type: {OCTET_STREAM}.")
+    return _raw(body)
+
+
+# -- responses ------------------------------------------------------------------------------
+
+
+def rfc3339(epoch: int) -> str:
+    """UTC, 'Z', whole seconds (PEP 694 `expires-at`)."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def upload_response(
+    status: int, body: BaseModel | None, headers: Mapping[str, str] | None = None
+) -> Response:
+    out = {"Content-Type": UPLOAD_JSON, "Cache-Control": "no-store", **(headers or {})}
+    return Response(
+        body=json.dumps(dump(body)) if body is not None else "", status_code=status, headers=out
+    )
+
+
+def json_response(status: int, body: Any) -> Response:
+    return Response(
+        body=json.dumps(body) if body is not None else "",
+        status_code=status,
+        headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
+    )
+
+
+def problem_response(error: WharfError) -> Response:
+    return Response(
+        body=json.dumps(error.problem()),
+        status_code=error.status,
+        headers={"Content-Type": PROBLEM_JSON, "Cache-Control": "no-store", **error.headers},
+    )
+
+
+def as_problem(response: Response) -> Response:
+    """A 4xx/5xx that chalice produced itself (405, 415, ...) rendered as a problem."""
+    if response.status_code < 400:
+        return response
+    content_type = {k.lower(): v for k, v in response.headers.items()}.get("content-type", "")
+    if content_type.startswith(PROBLEM_JSON):
+        return response
+    detail = "The request failed."
+    if isinstance(response.body, dict):
+        detail = str(response.body.get("Message") or response.body.get("message") or detail)
+    error = error_for_status(response.status_code, detail)
+    error.headers.update(
+        {k: v for k, v in response.headers.items() if k.lower() in ("allow", "www-authenticate")}
+    )
+    return problem_response(error)
+
+
+def unexpected(exc: BaseException) -> Response:
+    _log.exception("unhandled error", exc_info=exc)
+    return problem_response(WharfError("The server failed unexpectedly; retry later."))
+
+
+def session_body(view: SessionView, links: Links) -> SessionBody:
+    session = view.session
+    base = links.session(session)
+    return SessionBody(
+        links=SessionLinks(
+            stage=links.stage(session),
+            upload=f"{base}/files",
+            session=base,
+            publish=f"{base}/publish",
+            extend=f"{base}/extend",
+        ),
+        mechanisms=list(MECHANISMS),
+        session_token=session.token,
+        expires_at=rfc3339(session.expires_at),
+        status=session.status.value,
+        files={
+            f.filename: SessionFile(status=f.status.value, link=links.file(f), notices=f.notices)
+            for f in view.files
+        },
+        notices=session.notices,
+    )
+
+
+def file_body(view: FileView, links: Links) -> FileBody:
+    base = links.file(view.file)
+    mechanism: dict[str, Any] = {"identifier": view.file.mechanism}
+    if view.file.mechanism == HTTP_POST_BYTES:
+        mechanism["file_url"] = f"{base}/content"
+    return FileBody(
+        links=FileLinks(file_upload_session=base, complete=f"{base}/complete", extend=f"{base}/extend"),
+        status=view.status.value,
+        expires_at=rfc3339(view.session.expires_at),
+        mechanism=mechanism,
+        notices=view.file.notices,
+    )

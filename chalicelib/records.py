@@ -1,0 +1,107 @@
+"""What the index stores, as plain typed records. Adapters map them to items."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .states import FileStatus, SessionStatus
+
+
+class ProjectStatus(StrEnum):
+    # A first-release session holds the name (PEP 694 "Create a Publishing Session");
+    # publishing it turns the reservation into a registration.
+    RESERVED = "reserved"
+    REGISTERED = "registered"
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    MAINTAINER = "maintainer"
+
+
+UPLOAD_ROLES = frozenset({Role.OWNER, Role.MAINTAINER})
+
+
+@dataclass
+class SessionRecord:
+    id: str
+    token: str
+    project: str
+    version: str
+    version_key: str
+    status: SessionStatus
+    created_at: int
+    expires_at: int
+    created_by: str | None  # username; None when the operator's admin token created it
+    first_release: bool
+    notices: list[str] = field(default_factory=list)
+    publish_lock_until: int | None = None
+    ended_at: int | None = None
+
+    def expired(self, now: int) -> bool:
+        return not self.status.terminal and self.expires_at <= now
+
+
+@dataclass
+class FileRecord:
+    id: str
+    session_id: str
+    filename: str
+    size: int
+    hashes: dict[str, str]
+    mechanism: str
+    status: FileStatus
+    key: str
+    created_at: int
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ProjectRecord:
+    name: str
+    status: ProjectStatus
+    reserved_by: str | None
+    created_at: int
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    id: str
+    username: str
+    secret_hash: str
+    description: str
+    projects: frozenset[str] | None  # None: any project the user has a role on
+    created_at: int
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking, resolved from the request's token on every request."""
+
+    username: str | None
+    token_id: str | None
+    projects: frozenset[str] | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.username is None
+
+    def token_allows(self, project: str) -> bool:
+        return self.projects is None or project in self.projects
+
+
+ADMIN = Principal(username=None, token_id=None)
+
+
+@dataclass(frozen=True)
+class PublishedFile:
+    project: str
+    version: str
+    filename: str
+    session_id: str
+    file_id: str
+    key: str
+    size: int
+    hashes: dict[str, str]
+    published_at: int

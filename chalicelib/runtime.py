@@ -1,0 +1,87 @@
+"""Wiring: the services built from settings and boto3 clients, once per Lambda container.
+
+Tests and the local stack install their own (`install`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from .adapters.dynamodb import DynamoStore
+from .adapters.s3 import S3BlobStore
+from .config import Settings
+from .links import Links
+from .ports import BlobStore, Clock, SystemClock
+from .services.access import Access
+from .services.admin import AdminService
+from .services.uploads import UploadService
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: DynamoStore
+    blobs: BlobStore
+    clock: Clock
+    access: Access
+    uploads: UploadService
+    admin: AdminService
+    links: Links
+
+
+def build(
+    settings: Settings,
+    *,
+    dynamodb: Any,
+    blobs: BlobStore,
+    clock: Clock | None = None,
+) -> Services:
+    clock = clock or SystemClock()
+    store = DynamoStore(
+        dynamodb,
+        settings.table_name,
+        retention=settings.session_retention,
+        max_lifetime=settings.session_max_lifetime,
+    )
+    access = Access(store, settings.admin_token)
+    return Services(
+        settings=settings,
+        store=store,
+        blobs=blobs,
+        clock=clock,
+        access=access,
+        uploads=UploadService(store, blobs, clock, settings, access),
+        admin=AdminService(store, clock),
+        links=Links(settings.public_url),
+    )
+
+
+def aws_clients() -> tuple[Any, Any]:
+    """boto3 clients; AWS_ENDPOINT_URL (the local stack's moto) is honoured by boto3."""
+    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+    config = Config(retries={"mode": "standard"}, max_pool_connections=50)
+    dynamodb = boto3.client("dynamodb", region_name=region, config=config)
+    # SigV4: boto3 would presign S3 with SigV2 otherwise.
+    s3 = boto3.client("s3", region_name=region, config=config.merge(Config(signature_version="s3v4")))
+    return dynamodb, s3
+
+
+_services: Services | None = None
+
+
+def services() -> Services:
+    global _services
+    if _services is None:
+        settings = Settings.from_env()
+        dynamodb, s3 = aws_clients()
+        _services = build(settings, dynamodb=dynamodb, blobs=S3BlobStore(s3, settings.bucket_name))
+    return _services
+
+
+def install(built: Services | None) -> None:
+    global _services
+    _services = built

@@ -1,0 +1,105 @@
+"""Request and response bodies of the Upload 2.0 and operator APIs, as pydantic models.
+
+Names follow PEP 694 exactly (hyphenated keys are aliases)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+API_VERSION = "2.0"
+
+# -- requests -------------------------------------------------------------------------------
+
+
+class Meta(BaseModel):
+    # Index-specific keys (`_<index>`) may ride along (PEP 694 "Optional Index-specific
+    # Metadata"); Wharf defines none and ignores them.
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    api_version: StrictStr = Field(alias="api-version")
+
+
+class UploadRequest(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    meta: Meta
+
+
+class CreateSession(UploadRequest):
+    name: Annotated[StrictStr, Field(max_length=256)]
+    version: Annotated[StrictStr, Field(max_length=128)]
+
+
+class CreateFile(UploadRequest):
+    filename: Annotated[StrictStr, Field(max_length=1024)]
+    size: StrictInt
+    hashes: dict[Annotated[StrictStr, Field(max_length=64)], Annotated[StrictStr, Field(max_length=1024)]]
+    mechanism: Annotated[StrictStr, Field(max_length=128)]
+
+
+class Extend(UploadRequest):
+    extend_for: Annotated[StrictInt, Field(alias="extend-for", gt=0)]
+
+
+class CreateUser(BaseModel):
+    username: StrictStr
+
+
+class CreateToken(BaseModel):
+    description: Annotated[StrictStr, Field(max_length=256)] = ""
+    projects: list[StrictStr] | None = None
+
+
+class GrantRole(BaseModel):
+    role: StrictStr
+
+
+# -- responses --------------------------------------------------------------------------
+
+
+class ResponseMeta(BaseModel):
+    api_version: str = Field(default=API_VERSION, serialization_alias="api-version")
+
+
+class SessionLinks(BaseModel):
+    stage: str
+    upload: str
+    session: str
+    publish: str
+    extend: str
+
+
+class SessionFile(BaseModel):
+    status: str
+    link: str
+    notices: list[str]
+
+
+class SessionBody(BaseModel):
+    meta: ResponseMeta = ResponseMeta()
+    links: SessionLinks
+    mechanisms: list[str]
+    session_token: str = Field(serialization_alias="session-token")
+    expires_at: str = Field(serialization_alias="expires-at")
+    status: str
+    files: dict[str, SessionFile]
+    notices: list[str]
+
+
+class FileLinks(BaseModel):
+    file_upload_session: str = Field(serialization_alias="file-upload-session")
+    complete: str
+    extend: str
+
+
+class FileBody(BaseModel):
+    meta: ResponseMeta = ResponseMeta()
+    links: FileLinks
+    status: str
+    expires_at: str = Field(serialization_alias="expires-at")
+    mechanism: dict[str, Any]
+    notices: list[str]
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(by_alias=True, mode="json")

@@ -1,0 +1,95 @@
+"""The operator API: users, API tokens and project roles."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..adapters.dynamodb import DynamoStore
+from ..errors import BadRequest, Conflict, FieldError, NotFound
+from ..names import InvalidInput, normalize_name
+from ..ports import AlreadyExists, Clock
+from ..records import Role, TokenRecord
+from ..tokens import ApiToken, secret_hash
+
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """The only moment the token text exists outside the client: it is stored hashed."""
+
+    record: TokenRecord
+    text: str
+
+
+class AdminService:
+    def __init__(self, store: DynamoStore, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def create_user(self, username: str) -> None:
+        if not USERNAME.fullmatch(username):
+            raise BadRequest(
+                "Usernames are 1 to 64 letters, digits, '.', '_' or '-', starting with a "
+                "letter or digit.",
+                [FieldError("username", "invalid")],
+            )
+        try:
+            self._store.create_user(username, self._clock.now())
+        except AlreadyExists:
+            raise Conflict(f"The user {username!r} already exists.") from None
+
+    def _require_user(self, username: str) -> None:
+        if not self._store.user_exists(username):
+            raise NotFound(f"No user {username!r}.")
+
+    def issue_token(
+        self, username: str, description: str, projects: list[str] | None
+    ) -> IssuedToken:
+        self._require_user(username)
+        scope = None
+        if projects is not None:
+            try:
+                scope = frozenset(normalize_name(p) for p in projects)
+            except InvalidInput as exc:
+                raise BadRequest(str(exc), [FieldError("projects", str(exc))]) from None
+        token = ApiToken.new()
+        record = TokenRecord(
+            id=token.token_id,
+            username=username,
+            secret_hash=secret_hash(token.secret),
+            description=description,
+            projects=scope,
+            created_at=self._clock.now(),
+        )
+        self._store.put_token(record)
+        return IssuedToken(record=record, text=token.text)
+
+    def revoke_token(self, token_id: str) -> None:
+        if not self._store.delete_token(token_id):
+            raise NotFound("No such token.")
+
+    def grant_role(self, project: str, username: str, role: str) -> tuple[str, Role]:
+        name = self._project(project)
+        try:
+            parsed = Role(role)
+        except ValueError:
+            raise BadRequest(
+                f"{role!r} is not a role; use one of: {', '.join(r.value for r in Role)}.",
+                [FieldError("role", "unknown role")],
+            ) from None
+        self._require_user(username)
+        self._store.put_role(name, username, parsed)
+        return name, parsed
+
+    def revoke_role(self, project: str, username: str) -> None:
+        if not self._store.delete_role(self._project(project), username):
+            raise NotFound(f"{username!r} has no role on {project!r}.")
+
+    @staticmethod
+    def _project(project: str) -> str:
+        try:
+            return normalize_name(project)
+        except InvalidInput as exc:
+            raise BadRequest(str(exc), [FieldError("name", str(exc))]) from None

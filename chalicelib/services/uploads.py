@@ -1,0 +1,517 @@
+"""PEP 694 publishing sessions and file upload sessions: the domain rules.
+
+Routes call one method each; every method authorizes the principal against the project
+first (PEP 694 "Authentication and Authorization"), then lets the store make the state
+change with a conditional write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..adapters.dynamodb import DynamoStore
+from ..config import Settings
+from ..errors import (
+    BadRequest,
+    Conflict,
+    ContentTooLarge,
+    FieldError,
+    NotFound,
+    UnprocessableContent,
+)
+from ..hashes import InvalidHashes, MultiHasher, normalize_hashes
+from ..links import Links
+from ..names import InvalidInput, check_distribution_filename, normalize_name, parse_version
+from ..ports import (
+    BlobStore,
+    Clock,
+    FileChanged,
+    FilenameInUse,
+    LiveSessionExists,
+    ProjectTaken,
+    SessionChanged,
+)
+from ..records import FileRecord, Principal, ProjectStatus, SessionRecord
+from ..states import FileEvent, FileStatus, SessionEvent, SessionStatus
+from ..tokens import new_session_token, random_id, session_id_for
+from .access import Access
+
+HTTP_POST_BYTES = "http-post-bytes"
+# Server-preferred order (PEP 694 "mechanisms").
+MECHANISMS = (HTTP_POST_BYTES,)
+# A synchronous publish holds its session still for at most this long, so a publisher
+# that dies mid-publish cannot wedge the session (Lambda's own ceiling is 900 s).
+PUBLISH_LOCK_SECONDS = 900
+_CREATE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class SessionView:
+    session: SessionRecord
+    files: list[FileRecord]  # the live files: canceled ones are not part of the session
+
+
+@dataclass(frozen=True)
+class FileView:
+    session: SessionRecord
+    file: FileRecord
+
+    @property
+    def status(self) -> FileStatus:
+        # "All of the session's file upload sessions are considered canceled" once the
+        # session is canceled (PEP 694 "Publishing Session Cancellation").
+        if self.session.status is SessionStatus.CANCELED:
+            return FileStatus.CANCELED
+        return self.file.status
+
+
+def _live(files: list[FileRecord], session: SessionRecord) -> list[FileRecord]:
+    if session.status is SessionStatus.CANCELED:
+        return []
+    return sorted(
+        (f for f in files if f.status is not FileStatus.CANCELED), key=lambda f: f.filename
+    )
+
+
+def _session_state_conflict(session: SessionRecord | None, action: str) -> Conflict:
+    if session is None:
+        return Conflict(f"Cannot {action}: the session no longer exists.")
+    if session.status is SessionStatus.PROCESSING or (
+        session.status.editable and session.publish_lock_until is not None
+    ):
+        return Conflict(f"Cannot {action}: the session is being published.")
+    return Conflict(f"Cannot {action}: the session is {session.status.value}.")
+
+
+class UploadService:
+    def __init__(
+        self,
+        store: DynamoStore,
+        blobs: BlobStore,
+        clock: Clock,
+        settings: Settings,
+        access: Access,
+    ) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._clock = clock
+        self._settings = settings
+        self._access = access
+        self._links = Links(settings.public_url)
+
+    # -- loading, with authorization and lazy expiry -------------------------------------
+
+    def _visible(self, session: SessionRecord | None, now: int) -> SessionRecord | None:
+        """None once a terminal session's retention period is over (PEP 694 "Session
+        Status Retention"): DynamoDB's TTL deletes the item later, moto never."""
+        if session is None:
+            return None
+        if session.ended_at is not None and session.ended_at + self._settings.session_retention <= now:
+            return None
+        return session
+
+    def _expire_if_due(self, session: SessionRecord, files: list[FileRecord]) -> SessionRecord:
+        now = self._clock.now()
+        if not session.expired(now):
+            return session
+        try:
+            session = self._store.move_session(
+                session,
+                SessionEvent.EXPIRE,
+                now,
+                notices=[*session.notices, "The session expired and was canceled."],
+            )
+        except SessionChanged as exc:
+            if exc.current is None:
+                return session
+            session = exc.current
+        if session.status is SessionStatus.CANCELED:
+            self._purge(files)
+        return session
+
+    def _purge(self, files: list[FileRecord]) -> None:
+        for file in files:
+            self._blobs.delete(file.key)
+
+    def _load(self, principal: Principal, session_id: str) -> SessionView:
+        now = self._clock.now()
+        session, files = self._store.get_session_and_files(session_id)
+        session = self._visible(session, now)
+        if session is None:
+            raise NotFound("No such publishing session.")
+        self._access.require_upload(principal, session.project, session)
+        session = self._expire_if_due(session, files)
+        return SessionView(session, _live(files, session))
+
+    def _load_file(self, principal: Principal, session_id: str, file_id: str) -> FileView:
+        now = self._clock.now()
+        session, files = self._store.get_session_and_files(session_id)
+        session = self._visible(session, now)
+        file = next((f for f in files if f.id == file_id), None)
+        if session is None or file is None:
+            raise NotFound("No such file upload session.")
+        self._access.require_upload(principal, session.project, session)
+        session = self._expire_if_due(session, files)
+        return FileView(session, file)
+
+    # -- publishing sessions -------------------------------------------------------------
+
+    def create_session(self, principal: Principal, name: str, version: str) -> SessionView:
+        errors = []
+        try:
+            project = normalize_name(name)
+        except InvalidInput as exc:
+            errors.append(FieldError("name", str(exc)))
+        try:
+            release = parse_version(version)
+        except InvalidInput as exc:
+            errors.append(FieldError("version", str(exc)))
+        if errors:
+            raise BadRequest("The session's name or version is not valid.", errors)
+        for _attempt in range(_CREATE_ATTEMPTS):
+            record = self._store.get_project(project)
+            self._access.require_upload(principal, project)
+            if record is not None and record.status is ProjectStatus.RESERVED:
+                self._refuse_reserved(principal, project, record.reserved_by)
+                continue
+            now = self._clock.now()
+            token = new_session_token()
+            session = SessionRecord(
+                id=session_id_for(token),
+                token=token,
+                project=project,
+                version=release.text,
+                version_key=release.key,
+                status=SessionStatus.OPEN,
+                created_at=now,
+                expires_at=now + min(
+                    self._settings.session_lifetime, self._settings.session_max_lifetime
+                ),
+                created_by=principal.username,
+                first_release=record is None,
+            )
+            try:
+                self._store.create_session(session, reserve_project=record is None)
+            except LiveSessionExists as exc:
+                self._refuse_live(principal, exc.session_id)
+                continue
+            except ProjectTaken:
+                continue
+            return SessionView(session, [])
+        raise Conflict("The release changed while the session was being created; retry.")
+
+    def _refuse_live(self, principal: Principal, session_id: str) -> None:
+        """409 with the live session's Location (PEP 694 "Multiple Session Creation
+        Requests"); returns only when that session turned out to be expired, and has
+        been canceled, so the caller retries."""
+        live, files = self._store.get_session_and_files(session_id)
+        if live is None:
+            return
+        self._access.require_upload(principal, live.project, live)
+        live = self._expire_if_due(live, files)
+        if live.status.terminal:
+            return
+        raise Conflict(
+            "A publishing session for this release is already in progress; "
+            "use it, or cancel it to start over.",
+            headers={"Location": self._links.session(live)},
+        )
+
+    def _refuse_reserved(self, principal: Principal, project: str, holder_id: str | None) -> None:
+        """A first release of `project` is in progress: only its session may add files."""
+        holder, files = (
+            self._store.get_session_and_files(holder_id) if holder_id else (None, [])
+        )
+        if holder is None:
+            raise Conflict(f"The name {project!r} is reserved.")
+        holder = self._expire_if_due(holder, files)
+        if holder.status.terminal:
+            return
+        raise Conflict(
+            f"The name {project!r} is reserved by a first-release session in progress; "
+            "publish or cancel that session first.",
+            headers={"Location": self._links.session(holder)},
+        )
+
+    def session_status(self, principal: Principal, session_id: str) -> SessionView:
+        return self._load(principal, session_id)
+
+    def cancel_session(self, principal: Principal, session_id: str) -> None:
+        view = self._load(principal, session_id)
+        try:
+            self._store.move_session(view.session, SessionEvent.CANCEL, self._clock.now())
+        except SessionChanged as exc:
+            raise _session_state_conflict(exc.current, "cancel") from None
+        # All staged data goes (PEP 694 SHOULD purge): canceled files were purged already.
+        self._purge(view.files)
+
+    def extend_session(self, principal: Principal, session_id: str, extend_for: int) -> SessionView:
+        view = self._load(principal, session_id)
+        session = self._extend(view.session, extend_for)
+        return SessionView(session, view.files)
+
+    def _extend(self, session: SessionRecord, extend_for: int) -> SessionRecord:
+        """Later by up to `extend_for`, capped by the maximum lifetime, never earlier. A
+        refused amount still succeeds (PEP 694 "Publishing Session Extension")."""
+        if session.status.terminal:
+            raise _session_state_conflict(session, "extend")
+        ceiling = session.created_at + self._settings.session_max_lifetime
+        target = min(session.expires_at + extend_for, ceiling)
+        if target <= session.expires_at:
+            return session
+        try:
+            return self._store.extend_session(session, target, self._clock.now())
+        except SessionChanged as exc:
+            current = exc.current
+            if current is not None and not current.status.terminal and current.expires_at >= target:
+                return current  # a concurrent extension went at least as far
+            raise _session_state_conflict(current, "extend") from None
+
+    def publish(self, principal: Principal, session_id: str) -> SessionView:
+        view = self._load(principal, session_id)
+        session = view.session
+        if not session.status.editable:
+            raise _session_state_conflict(session, "publish")
+        self._require_all_completed(view.files)
+        now = self._clock.now()
+        try:
+            session = self._store.lock_for_publish(session, now, now + PUBLISH_LOCK_SECONDS)
+        except SessionChanged as exc:
+            raise _session_state_conflict(exc.current, "publish") from None
+        reserved: list[FileRecord] = []
+        try:
+            # Authoritative now that the session is locked against changes.
+            _, files = self._store.get_session_and_files(session.id)
+            files = _live(files, session)
+            self._require_all_completed(files)
+            reserved = files
+            conflicts = self._store.reserve_filenames(session, files, now)
+            if conflicts:
+                raise Conflict(
+                    "Files of this session are already published in this release, or being "
+                    "published by another session; delete them from this session and publish "
+                    "again.",
+                    [FieldError(f"files.{name}", "already published") for name in sorted(conflicts)],
+                )
+            owner = session.created_by if session.first_release else None
+            published = self._store.commit_publish(session, self._clock.now(), owner=owner)
+        except BaseException as exc:
+            self._store.release_filenames(session, reserved)
+            self._store.unlock_publish(session)
+            if isinstance(exc, SessionChanged):
+                raise _session_state_conflict(exc.current, "publish") from None
+            if isinstance(exc, ProjectTaken):
+                raise Conflict(f"The name {session.project!r} is no longer reserved.") from None
+            raise
+        return SessionView(published, files)
+
+    @staticmethod
+    def _require_all_completed(files: list[FileRecord]) -> None:
+        """Only completed files may be published (PEP 694 "Complete a Publishing
+        Session", an allow-list)."""
+        unfinished = [f for f in files if f.status is not FileStatus.COMPLETED]
+        if unfinished:
+            raise Conflict(
+                "Every file must be completed before the session can be published; "
+                "wait for files in progress, and delete the files that failed.",
+                [FieldError(f"files.{f.filename}", f"status is {f.status.value}") for f in unfinished],
+            )
+
+    def expire_due(self) -> int:
+        """Cancel every session past its expires-at and purge its staged bytes. Run on a
+        schedule; DynamoDB's TTL alone is late and never purges S3."""
+        count = 0
+        for session_id in self._store.expiring_session_ids(self._clock.now()):
+            session, files = self._store.get_session_and_files(session_id)
+            if session is not None and self._expire_if_due(session, files).status.terminal:
+                count += 1
+        return count
+
+    # -- file upload sessions -------------------------------------------------------------
+
+    def create_file(
+        self,
+        principal: Principal,
+        session_id: str,
+        *,
+        filename: str,
+        size: int,
+        hashes: Mapping[str, str],
+        mechanism: str,
+    ) -> FileView:
+        view = self._load(principal, session_id)
+        session = view.session
+        if not session.status.editable:
+            raise _session_state_conflict(session, "add a file")
+        if mechanism not in MECHANISMS:
+            raise UnprocessableContent(
+                f"The upload mechanism {mechanism!r} is not supported; "
+                f"use one of: {', '.join(MECHANISMS)}.",
+                [FieldError("mechanism", f"supported: {', '.join(MECHANISMS)}")],
+            )
+        errors: list[FieldError] = []
+        try:
+            check_distribution_filename(filename, session.project, session.version_key)
+        except InvalidInput as exc:
+            errors.append(FieldError("filename", str(exc)))
+        if size <= 0 or size > self._settings.max_file_size:
+            errors.append(
+                FieldError("size", f"must be between 1 and {self._settings.max_file_size} bytes")
+            )
+        try:
+            clean_hashes = normalize_hashes(hashes)
+        except InvalidHashes as exc:
+            errors.append(FieldError(exc.source, str(exc)))
+        if errors:
+            raise BadRequest("The file upload session request is not valid.", errors)
+        if mechanism == HTTP_POST_BYTES and size > self._settings.post_bytes_max:
+            others = [m for m in MECHANISMS if m != HTTP_POST_BYTES]
+            advice = (
+                f"use the {others[0]} mechanism instead"
+                if others
+                else "this index accepts no larger files through the API"
+            )
+            raise ContentTooLarge(
+                f"{HTTP_POST_BYTES} carries at most {self._settings.post_bytes_max} bytes; "
+                f"{advice}.",
+                [FieldError("mechanism", advice)],
+            )
+        replaces = next((f for f in view.files if f.filename == filename), None)
+        if replaces is not None and replaces.status in (FileStatus.PENDING, FileStatus.PROCESSING):
+            raise Conflict(
+                f"{filename!r} is being uploaded in this session; cancel that upload "
+                "before starting another (PEP 694 'Replacing a ... File').",
+                headers={"Location": self._links.file(replaces)},
+            )
+        if self._store.published_file(session.project, session.version_key, filename):
+            raise Conflict(
+                f"{filename!r} is already published in this release; published files "
+                "never change.",
+                [FieldError("filename", "already published")],
+            )
+        file_id = random_id()
+        file = FileRecord(
+            id=file_id,
+            session_id=session.id,
+            filename=filename,
+            size=size,
+            hashes=clean_hashes,
+            mechanism=mechanism,
+            status=FileStatus.PENDING,
+            # Unique per file upload session and never rewritten (invariant 5); it ends
+            # in the filename because installers take it from the URL's last segment.
+            key=f"{session.project}/{file_id}/{filename}",
+            created_at=self._clock.now(),
+        )
+        try:
+            self._store.add_file(session, file, self._clock.now(), replaces=replaces)
+        except SessionChanged as exc:
+            raise _session_state_conflict(exc.current, "add a file") from None
+        except (FilenameInUse, FileChanged):
+            raise Conflict(f"{filename!r} changed in this session meanwhile; retry.") from None
+        if replaces is not None:
+            self._blobs.delete(replaces.key)
+        return FileView(session, file)
+
+    def file_status(self, principal: Principal, session_id: str, file_id: str) -> FileView:
+        return self._load_file(principal, session_id, file_id)
+
+    def _editable_file(self, view: FileView, action: str) -> None:
+        if not view.session.status.editable:
+            raise _session_state_conflict(view.session, action)
+
+    def upload_bytes(
+        self, principal: Principal, session_id: str, file_id: str, data: bytes
+    ) -> FileView:
+        """The http-post-bytes mechanism: the file's bytes in one request."""
+        view = self._load_file(principal, session_id, file_id)
+        self._editable_file(view, "upload")
+        file = view.file
+        if file.mechanism != HTTP_POST_BYTES:
+            raise Conflict(f"This file upload session uses {file.mechanism}, not {HTTP_POST_BYTES}.")
+        if file.status is not FileStatus.PENDING:
+            raise Conflict(f"The file is {view.status.value}; bytes are accepted only while pending.")
+        if len(data) > self._settings.post_bytes_max:
+            raise ContentTooLarge(
+                f"{HTTP_POST_BYTES} carries at most {self._settings.post_bytes_max} bytes."
+            )
+        if len(data) != file.size:
+            raise BadRequest(
+                f"Received {len(data)} bytes, but the file upload session declared "
+                f"{file.size}; nothing was stored, send the whole file again.",
+                [FieldError("size", f"declared {file.size}, received {len(data)}")],
+            )
+        if not self._blobs.put_new(file.key, data):
+            raise Conflict(
+                "The bytes of this file were already uploaded; complete the upload, or "
+                "delete this file upload session and start a new one to replace them."
+            )
+        return view
+
+    def complete_file(self, principal: Principal, session_id: str, file_id: str) -> FileView:
+        view = self._load_file(principal, session_id, file_id)
+        self._editable_file(view, "complete a file")
+        file = view.file
+        if file.status is not FileStatus.PENDING:
+            raise Conflict(f"The file is {view.status.value}; only a pending file can be completed.")
+        problems = self._verify(file)
+        event = FileEvent.COMPLETE_FAILED if problems else FileEvent.COMPLETE
+        notices = [p.message for p in problems] if problems else None
+        try:
+            updated = self._store.move_file(file, event, self._clock.now(), notices=notices)
+        except SessionChanged as exc:
+            raise _session_state_conflict(exc.current, "complete a file") from None
+        except FileChanged as exc:
+            state = exc.current.status.value if exc.current else "gone"
+            raise Conflict(f"The file changed meanwhile; it is {state}.") from None
+        if problems:
+            # Any completion failure is final for the file (PEP 694 "File Upload Session
+            # States"): the client deletes it and starts a new file upload session.
+            raise BadRequest(
+                "The uploaded file does not match its file upload session; the file is now "
+                "in error: delete it and upload it again.",
+                problems,
+            )
+        return FileView(view.session, updated)
+
+    def _verify(self, file: FileRecord) -> list[FieldError]:
+        info = self._blobs.head(file.key)
+        if info is None:
+            return [FieldError("file", "no bytes were uploaded for this file")]
+        if info.size != file.size:
+            return [FieldError("size", f"declared {file.size} bytes, stored {info.size}")]
+        hasher = MultiHasher(file.hashes)
+        for chunk in self._blobs.stream(file.key):
+            hasher.update(chunk)
+        actual = hasher.hexdigests()
+        return [
+            FieldError(f"hashes.{name}", f"declared {expected}, uploaded file has {actual[name]}")
+            for name, expected in sorted(file.hashes.items())
+            if actual[name] != expected
+        ]
+
+    def cancel_file(self, principal: Principal, session_id: str, file_id: str) -> None:
+        view = self._load_file(principal, session_id, file_id)
+        self._editable_file(view, "delete a file")
+        if view.file.status is FileStatus.PROCESSING:
+            raise Conflict("The file is being processed; wait for it to resolve, then delete it.")
+        if view.file.status is FileStatus.CANCELED:
+            raise Conflict("The file upload session is already canceled.")
+        try:
+            self._store.move_file(view.file, FileEvent.CANCEL, self._clock.now())
+        except SessionChanged as exc:
+            raise _session_state_conflict(exc.current, "delete a file") from None
+        except FileChanged as exc:
+            state = exc.current.status.value if exc.current else "gone"
+            raise Conflict(f"The file changed meanwhile; it is {state}.") from None
+        self._blobs.delete(view.file.key)
+
+    def extend_file(
+        self, principal: Principal, session_id: str, file_id: str, extend_for: int
+    ) -> FileView:
+        """A file upload session lives as long as its publishing session, so extending
+        one extends the other."""
+        view = self._load_file(principal, session_id, file_id)
+        return FileView(self._extend(view.session, extend_for), view.file)
+

@@ -1,0 +1,98 @@
+"""PEP 694 state machines, declared once.
+
+The tables are the PEP's transition tables ("Publishing Session States", "File Upload
+Session States"). The DynamoDB adapter turns `sources(event)` into the condition of the
+write that makes the move, so a transition the table does not allow can never be stored,
+even by two racing requests.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SessionStatus(StrEnum):
+    OPEN = "open"
+    PROCESSING = "processing"
+    PUBLISHED = "published"
+    ERROR = "error"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_SESSION_STATES
+
+    @property
+    def editable(self) -> bool:
+        return self in EDITABLE_SESSION_STATES
+
+
+TERMINAL_SESSION_STATES = frozenset({SessionStatus.PUBLISHED, SessionStatus.CANCELED})
+# "Both open and error are editable states that permit the identical set of operations."
+EDITABLE_SESSION_STATES = frozenset({SessionStatus.OPEN, SessionStatus.ERROR})
+
+
+class SessionEvent(StrEnum):
+    PUBLISH = "publish"  # completed within the request: 201
+    DEFER_PUBLISH = "defer-publish"  # accepted for deferred processing: 202
+    PROCESSING_SUCCEEDED = "processing-succeeded"
+    PROCESSING_FAILED = "processing-failed"
+    CANCEL = "cancel"
+    EXPIRE = "expire"  # the server cancels a timed-out session
+
+
+SESSION_TRANSITIONS: dict[SessionEvent, tuple[frozenset[SessionStatus], SessionStatus]] = {
+    SessionEvent.PUBLISH: (EDITABLE_SESSION_STATES, SessionStatus.PUBLISHED),
+    SessionEvent.DEFER_PUBLISH: (EDITABLE_SESSION_STATES, SessionStatus.PROCESSING),
+    SessionEvent.PROCESSING_SUCCEEDED: (
+        frozenset({SessionStatus.PROCESSING}),
+        SessionStatus.PUBLISHED,
+    ),
+    SessionEvent.PROCESSING_FAILED: (
+        frozenset({SessionStatus.PROCESSING}),
+        SessionStatus.ERROR,
+    ),
+    SessionEvent.CANCEL: (EDITABLE_SESSION_STATES, SessionStatus.CANCELED),
+    SessionEvent.EXPIRE: (EDITABLE_SESSION_STATES, SessionStatus.CANCELED),
+}
+
+
+class FileStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    ERROR = "error"
+    CANCELED = "canceled"
+
+
+class FileEvent(StrEnum):
+    COMPLETE = "complete"  # 201
+    DEFER_COMPLETE = "defer-complete"  # 202
+    COMPLETE_FAILED = "complete-failed"  # any completion failure is final for the file
+    PROCESSING_SUCCEEDED = "processing-succeeded"
+    PROCESSING_FAILED = "processing-failed"
+    CANCEL = "cancel"  # DELETE of a pending, completed or failed file
+
+
+FILE_TRANSITIONS: dict[FileEvent, tuple[frozenset[FileStatus], FileStatus]] = {
+    FileEvent.COMPLETE: (frozenset({FileStatus.PENDING}), FileStatus.COMPLETED),
+    FileEvent.DEFER_COMPLETE: (frozenset({FileStatus.PENDING}), FileStatus.PROCESSING),
+    FileEvent.COMPLETE_FAILED: (frozenset({FileStatus.PENDING}), FileStatus.ERROR),
+    FileEvent.PROCESSING_SUCCEEDED: (
+        frozenset({FileStatus.PROCESSING}),
+        FileStatus.COMPLETED,
+    ),
+    FileEvent.PROCESSING_FAILED: (frozenset({FileStatus.PROCESSING}), FileStatus.ERROR),
+    FileEvent.CANCEL: (
+        frozenset({FileStatus.PENDING, FileStatus.COMPLETED, FileStatus.ERROR}),
+        FileStatus.CANCELED,
+    ),
+}
+
+
+def session_move(event: SessionEvent) -> tuple[frozenset[SessionStatus], SessionStatus]:
+    return SESSION_TRANSITIONS[event]
+
+
+def file_move(event: FileEvent) -> tuple[frozenset[FileStatus], FileStatus]:
+    return FILE_TRANSITIONS[event]

@@ -1,0 +1,204 @@
+"""Shared fixtures: AWS is moto, in-process (unit speed) unless a test starts the local
+stack; services are wired exactly as in the Lambda, with a clock the test controls."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+
+from chalicelib import runtime
+from chalicelib.adapters.memory import FixedClock
+from chalicelib.adapters.s3 import S3BlobStore
+from chalicelib.adapters.schema import create_bucket, create_table
+from chalicelib.config import Settings
+
+REGION = "us-east-1"
+ADMIN_TOKEN = "test-admin-token"
+UPLOAD_JSON = "application/vnd.pypi.upload.v2+json"
+PUBLIC_URL = "http://wharf.test"
+
+
+@pytest.fixture(autouse=True)
+def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        public_url=PUBLIC_URL,
+        admin_token=ADMIN_TOKEN,
+        table_name="wharf-test",
+        bucket_name="wharf-test-files",
+        session_lifetime=3600,
+        session_max_lifetime=7200,
+        session_retention=600,
+        max_file_size=50 * 1024 * 1024,
+        post_bytes_max=1024 * 1024,
+    )
+
+
+@pytest.fixture
+def aws(settings: Settings) -> Iterator[tuple[Any, Any]]:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        s3 = boto3.client("s3", region_name=REGION)
+        create_table(dynamodb, settings.table_name)
+        create_bucket(s3, settings.bucket_name, REGION)
+        yield dynamodb, s3
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+def services(aws: tuple[Any, Any], settings: Settings, clock: FixedClock) -> Iterator[runtime.Services]:
+    dynamodb, s3 = aws
+    built = runtime.build(
+        settings, dynamodb=dynamodb, blobs=S3BlobStore(s3, settings.bucket_name), clock=clock
+    )
+    runtime.install(built)
+    yield built
+    runtime.install(None)
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Api:
+    """Speaks the Upload 2.0 API to the app through chalice.test.Client, or any
+    transport with the same `request(method, path, headers, body)` shape."""
+
+    def __init__(self, transport: Any, token: str | None = None) -> None:
+        self.transport = transport
+        self.token = token
+
+    def as_(self, token: str | None) -> Api:
+        return Api(self.transport, token)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        *,
+        content_type: str | None = UPLOAD_JSON,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> Reply:
+        path = url.removeprefix(PUBLIC_URL)
+        out = dict(headers or {})
+        if self.token is not None:
+            out.setdefault("Authorization", f"Bearer {self.token}")
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+        if data and content_type:
+            out.setdefault("Content-Type", content_type)
+        return self.transport(method, path, out, data)
+
+    def post(self, url: str, body: Any = None, **kw: Any) -> Reply:
+        return self.request("POST", url, body, **kw)
+
+    def get(self, url: str, **kw: Any) -> Reply:
+        return self.request("GET", url, **kw)
+
+    def delete(self, url: str, **kw: Any) -> Reply:
+        return self.request("DELETE", url, **kw)
+
+    def put(self, url: str, body: Any = None, **kw: Any) -> Reply:
+        return self.request("PUT", url, body, **kw)
+
+    # -- the round trip, step by step ------------------------------------------------------
+
+    def create_session(self, name: str, version: str) -> Reply:
+        return self.post("/upload/", {"meta": {"api-version": "2.0"}, "name": name, "version": version})
+
+    def create_file(self, session: dict[str, Any], filename: str, data: bytes, **overrides: Any) -> Reply:
+        body = {
+            "meta": {"api-version": "2.0"},
+            "filename": filename,
+            "size": len(data),
+            "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
+            "mechanism": "http-post-bytes",
+            **overrides,
+        }
+        return self.post(session["links"]["upload"], body)
+
+    def upload(self, file: dict[str, Any], data: bytes) -> Reply:
+        return self.post(file["mechanism"]["file_url"], raw=data, content_type="application/octet-stream")
+
+    def complete(self, file: dict[str, Any]) -> Reply:
+        return self.post(file["links"]["complete"], {"meta": {"api-version": "2.0"}})
+
+    def add_file(self, session: dict[str, Any], filename: str, data: bytes) -> dict[str, Any]:
+        created = self.create_file(session, filename, data)
+        assert created.status == 202, created.body
+        file = created.json()
+        assert self.upload(file, data).status == 204
+        completed = self.complete(file)
+        assert completed.status == 201, completed.body
+        return dict(completed.json())
+
+    def publish(self, session: dict[str, Any]) -> Reply:
+        return self.post(session["links"]["publish"], {"meta": {"api-version": "2.0"}})
+
+    # -- operator ----------------------------------------------------------------------------
+
+    def new_user(self, username: str, projects: list[str] | None = None) -> str:
+        admin = self.as_(ADMIN_TOKEN)
+        assert admin.post("/admin/users", {"username": username}, content_type="application/json").status == 201
+        body: dict[str, Any] = {"description": "test"}
+        if projects is not None:
+            body["projects"] = projects
+        issued = admin.post(f"/admin/users/{username}/tokens", body, content_type="application/json")
+        assert issued.status == 201, issued.body
+        return str(issued.json()["token"])
+
+
+def chalice_transport(client: Client) -> Any:
+    def send(method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        response = client.http.request(method, path, headers=headers, body=body)
+        return Reply(response.status_code, dict(response.headers), response.body)
+
+    return send
+
+
+@pytest.fixture
+def api(services: runtime.Services) -> Iterator[Api]:
+    from app import app
+
+    with Client(app) as client:
+        yield Api(chalice_transport(client))
+
+
+def basic(token: str) -> str:
+    return "Basic " + base64.b64encode(f"__token__:{token}".encode()).decode()
+
+
+def wheel_name(name: str, version: str, tag: str = "py3-none-any") -> str:
+    return f"{name.replace('-', '_')}-{version}-{tag}.whl"
+
+
+os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
