@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from chalice import Chalice, Rate, Response
+from chalice.app import Rate, Response
 
 from chalicelib.errors import WharfError
 from chalicelib.http import (
@@ -24,8 +24,9 @@ from chalicelib.runtime import services
 from chalicelib.schemas import CreateFile, CreateSession, CreateToken, CreateUser, Extend, GrantRole
 from chalicelib.schemas import UploadRequest as Bare
 from chalicelib.simple import simple_root
+from chalicelib.wharf_chalice import ThreadSafeChalice
 
-app = Chalice(app_name="wharf")
+app = ThreadSafeChalice(app_name="wharf")
 # Every content type reaches the views, which answer a wrong one with a 415 problem
 # themselves (chalice's own 415 is not RFC 9457).
 ANY_CONTENT = ["*/*"]
@@ -162,7 +163,9 @@ def complete_file(session_id: str, file_id: str) -> Response:
 def extend_file(session_id: str, file_id: str) -> Response:
     principal = _principal()
     body = read_upload_json(*_request(), Extend)
-    return _file(200, services().uploads.extend_file(principal, session_id, file_id, body.extend_for))
+    return _file(
+        200, services().uploads.extend_file(principal, session_id, file_id, body.extend_for)
+    )
 
 
 # -- operator API ----------------------------------------------------------------------------

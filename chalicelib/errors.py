@@ -61,9 +61,7 @@ class Unauthorized(WharfError):
 
     def __post_init__(self) -> None:
         # RFC 7235: a 401 names the schemes the server accepts.
-        self.headers.setdefault(
-            "WWW-Authenticate", 'Basic realm="wharf", Bearer realm="wharf"'
-        )
+        self.headers.setdefault("WWW-Authenticate", 'Basic realm="wharf", Bearer realm="wharf"')
 
 
 class Forbidden(WharfError):

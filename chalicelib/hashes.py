@@ -54,9 +54,7 @@ def normalize_hashes(hashes: Mapping[str, str]) -> dict[str, str]:
             )
         digest = raw_digest.lower()
         if len(digest) != 2 * size or not _HEX.fullmatch(digest):
-            raise InvalidHashes(
-                source, f"a {name} digest is {2 * size} hexadecimal characters"
-            )
+            raise InvalidHashes(source, f"a {name} digest is {2 * size} hexadecimal characters")
         result[name] = digest
     if not SECURE_GUARANTEED.intersection(result):
         raise InvalidHashes(

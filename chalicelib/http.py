@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from chalice import Response
+from chalice.app import Response
 from pydantic import BaseModel, ValidationError
 
 from .errors import (
@@ -62,7 +62,9 @@ def _parse_json(body: bytes) -> Any:
     try:
         return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise BadRequest("The request body is not valid JSON.", [FieldError("body", str(exc)[:200])]) from None
+        raise BadRequest(
+            "The request body is not valid JSON.", [FieldError("body", str(exc)[:200])]
+        ) from None
 
 
 def _validate(model: type[M], data: Any) -> M:
@@ -130,26 +132,33 @@ def rfc3339(epoch: int) -> str:
 def upload_response(
     status: int, body: BaseModel | None, headers: Mapping[str, str] | None = None
 ) -> Response:
-    out = {"Content-Type": UPLOAD_JSON, "Cache-Control": "no-store", **(headers or {})}
+    out: dict[str, str | list[str]] = {
+        "Content-Type": UPLOAD_JSON,
+        "Cache-Control": "no-store",
+        **(headers or {}),
+    }
     return Response(
         body=json.dumps(dump(body)) if body is not None else "", status_code=status, headers=out
     )
 
 
 def json_response(status: int, body: Any) -> Response:
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": "application/json",
+        "Cache-Control": "no-store",
+    }
     return Response(
-        body=json.dumps(body) if body is not None else "",
-        status_code=status,
-        headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
+        body=json.dumps(body) if body is not None else "", status_code=status, headers=headers
     )
 
 
 def problem_response(error: WharfError) -> Response:
-    return Response(
-        body=json.dumps(error.problem()),
-        status_code=error.status,
-        headers={"Content-Type": PROBLEM_JSON, "Cache-Control": "no-store", **error.headers},
-    )
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": PROBLEM_JSON,
+        "Cache-Control": "no-store",
+        **error.headers,
+    }
+    return Response(body=json.dumps(error.problem()), status_code=error.status, headers=headers)
 
 
 def as_problem(response: Response) -> Response:
@@ -157,14 +166,18 @@ def as_problem(response: Response) -> Response:
     if response.status_code < 400:
         return response
     content_type = {k.lower(): v for k, v in response.headers.items()}.get("content-type", "")
-    if content_type.startswith(PROBLEM_JSON):
+    if isinstance(content_type, str) and content_type.startswith(PROBLEM_JSON):
         return response
     detail = "The request failed."
     if isinstance(response.body, dict):
         detail = str(response.body.get("Message") or response.body.get("message") or detail)
     error = error_for_status(response.status_code, detail)
     error.headers.update(
-        {k: v for k, v in response.headers.items() if k.lower() in ("allow", "www-authenticate")}
+        {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() in ("allow", "www-authenticate") and isinstance(v, str)
+        }
     )
     return problem_response(error)
 
@@ -203,7 +216,9 @@ def file_body(view: FileView, links: Links) -> FileBody:
     if view.file.mechanism == HTTP_POST_BYTES:
         mechanism["file_url"] = f"{base}/content"
     return FileBody(
-        links=FileLinks(file_upload_session=base, complete=f"{base}/complete", extend=f"{base}/extend"),
+        links=FileLinks(
+            file_upload_session=base, complete=f"{base}/complete", extend=f"{base}/extend"
+        ),
         status=view.status.value,
         expires_at=rfc3339(view.session.expires_at),
         mechanism=mechanism,

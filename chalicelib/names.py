@@ -22,12 +22,8 @@ from packaging.version import InvalidVersion, Version
 
 NAME_SPEC = "https://packaging.python.org/en/latest/specifications/name-normalization/"
 VERSION_SPEC = "https://packaging.python.org/en/latest/specifications/version-specifiers/"
-WHEEL_SPEC = (
-    "https://packaging.python.org/en/latest/specifications/binary-distribution-format/"
-)
-SDIST_SPEC = (
-    "https://packaging.python.org/en/latest/specifications/source-distribution-format/"
-)
+WHEEL_SPEC = "https://packaging.python.org/en/latest/specifications/binary-distribution-format/"
+SDIST_SPEC = "https://packaging.python.org/en/latest/specifications/source-distribution-format/"
 MAX_FILENAME_LENGTH = 255
 
 
@@ -59,9 +55,7 @@ def parse_version(version: str) -> ReleaseVersion:
     try:
         parsed = Version(version)
     except InvalidVersion:
-        raise InvalidInput(
-            f"{version!r} is not a valid version. See {VERSION_SPEC}"
-        ) from None
+        raise InvalidInput(f"{version!r} is not a valid version. See {VERSION_SPEC}") from None
     return ReleaseVersion(text=str(parsed), key=release_key(parsed))
 
 

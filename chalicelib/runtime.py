@@ -66,7 +66,9 @@ def aws_clients() -> tuple[Any, Any]:
     config = Config(retries={"mode": "standard"}, max_pool_connections=50)
     dynamodb = boto3.client("dynamodb", region_name=region, config=config)
     # SigV4: boto3 would presign S3 with SigV2 otherwise.
-    s3 = boto3.client("s3", region_name=region, config=config.merge(Config(signature_version="s3v4")))
+    s3 = boto3.client(
+        "s3", region_name=region, config=config.merge(Config(signature_version="s3v4"))
+    )
     return dynamodb, s3
 
 

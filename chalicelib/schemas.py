@@ -33,7 +33,9 @@ class CreateSession(UploadRequest):
 class CreateFile(UploadRequest):
     filename: Annotated[StrictStr, Field(max_length=1024)]
     size: StrictInt
-    hashes: dict[Annotated[StrictStr, Field(max_length=64)], Annotated[StrictStr, Field(max_length=1024)]]
+    hashes: dict[
+        Annotated[StrictStr, Field(max_length=64)], Annotated[StrictStr, Field(max_length=1024)]
+    ]
     mechanism: Annotated[StrictStr, Field(max_length=128)]
 
 

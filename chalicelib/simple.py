@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import json
 
-from chalice import Response
+from chalice.app import Response
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 SIMPLE_HTML = "application/vnd.pypi.simple.v1+html"
@@ -40,7 +40,9 @@ def simple_root(accept: str, projects: list[str]) -> Response:
             "meta": {"api-version": API_VERSION},
             "projects": [{"name": name} for name in projects],
         }
-        return Response(json.dumps(body), status_code=200, headers={**headers, "Content-Type": SIMPLE_JSON})
+        return Response(
+            json.dumps(body), status_code=200, headers={**headers, "Content-Type": SIMPLE_JSON}
+        )
     links = "\n".join(
         f'    <a href="/simple/{html.escape(n)}/">{html.escape(n)}</a><br/>' for n in projects
     )

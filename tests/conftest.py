@@ -68,7 +68,9 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def services(aws: tuple[Any, Any], settings: Settings, clock: FixedClock) -> Iterator[runtime.Services]:
+def services(
+    aws: tuple[Any, Any], settings: Settings, clock: FixedClock
+) -> Iterator[runtime.Services]:
     dynamodb, s3 = aws
     built = runtime.build(
         settings, dynamodb=dynamodb, blobs=S3BlobStore(s3, settings.bucket_name), clock=clock
@@ -116,7 +118,8 @@ class Api:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
         if data and content_type:
             out.setdefault("Content-Type", content_type)
-        return self.transport(method, path, out, data)
+        reply: Reply = self.transport(method, path, out, data)
+        return reply
 
     def post(self, url: str, body: Any = None, **kw: Any) -> Reply:
         return self.request("POST", url, body, **kw)
@@ -133,9 +136,13 @@ class Api:
     # -- the round trip, step by step ------------------------------------------------------
 
     def create_session(self, name: str, version: str) -> Reply:
-        return self.post("/upload/", {"meta": {"api-version": "2.0"}, "name": name, "version": version})
+        return self.post(
+            "/upload/", {"meta": {"api-version": "2.0"}, "name": name, "version": version}
+        )
 
-    def create_file(self, session: dict[str, Any], filename: str, data: bytes, **overrides: Any) -> Reply:
+    def create_file(
+        self, session: dict[str, Any], filename: str, data: bytes, **overrides: Any
+    ) -> Reply:
         body = {
             "meta": {"api-version": "2.0"},
             "filename": filename,
@@ -147,7 +154,9 @@ class Api:
         return self.post(session["links"]["upload"], body)
 
     def upload(self, file: dict[str, Any], data: bytes) -> Reply:
-        return self.post(file["mechanism"]["file_url"], raw=data, content_type="application/octet-stream")
+        return self.post(
+            file["mechanism"]["file_url"], raw=data, content_type="application/octet-stream"
+        )
 
     def complete(self, file: dict[str, Any]) -> Reply:
         return self.post(file["links"]["complete"], {"meta": {"api-version": "2.0"}})
@@ -168,11 +177,18 @@ class Api:
 
     def new_user(self, username: str, projects: list[str] | None = None) -> str:
         admin = self.as_(ADMIN_TOKEN)
-        assert admin.post("/admin/users", {"username": username}, content_type="application/json").status == 201
+        assert (
+            admin.post(
+                "/admin/users", {"username": username}, content_type="application/json"
+            ).status
+            == 201
+        )
         body: dict[str, Any] = {"description": "test"}
         if projects is not None:
             body["projects"] = projects
-        issued = admin.post(f"/admin/users/{username}/tokens", body, content_type="application/json")
+        issued = admin.post(
+            f"/admin/users/{username}/tokens", body, content_type="application/json"
+        )
         assert issued.status == 201, issued.body
         return str(issued.json()["token"])
 

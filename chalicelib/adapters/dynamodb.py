@@ -108,12 +108,22 @@ def _project_pk(project: str) -> str:
     return f"P#{project}"
 
 
+def _response(exc: ClientError) -> dict[str, Any]:
+    return dict(exc.response)
+
+
 def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+    return str(_response(exc).get("Error", {}).get("Code", ""))
 
 
 def _cancellation_reasons(exc: ClientError) -> list[dict[str, Any]]:
-    return list(exc.response.get("CancellationReasons") or [])
+    return list(_response(exc).get("CancellationReasons") or [])
+
+
+def _old_item(exc: ClientError) -> Item | None:
+    """The item a failed conditional write found (ReturnValuesOnConditionCheckFailure)."""
+    item = _response(exc).get("Item")
+    return _decode(item) if item else None
 
 
 def _failed(reason: dict[str, Any]) -> bool:
@@ -202,9 +212,7 @@ class DynamoStore:
     # -- small helpers -------------------------------------------------------------------
 
     def _get(self, pk: str, sk: str) -> Item | None:
-        response = self._db.get_item(
-            TableName=self._table, Key=_key(pk, sk), ConsistentRead=True
-        )
+        response = self._db.get_item(TableName=self._table, Key=_key(pk, sk), ConsistentRead=True)
         item = response.get("Item")
         return _decode(item) if item else None
 
@@ -326,7 +334,9 @@ class DynamoStore:
     def put_role(self, project: str, username: str, role: Role) -> None:
         self._db.put_item(
             TableName=self._table,
-            Item=_encode({"pk": _project_pk(project), "sk": f"ROLE#{username}", "role": role.value}),
+            Item=_encode(
+                {"pk": _project_pk(project), "sk": f"ROLE#{username}", "role": role.value}
+            ),
         )
 
     def delete_role(self, project: str, username: str) -> bool:
@@ -565,9 +575,9 @@ class DynamoStore:
             )
         except ClientError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
-                item = exc.response.get("Item")
+                old = _old_item(exc)
                 raise SessionChanged(
-                    _session_record(_decode(item)) if item else self.get_session(session.id)
+                    _session_record(old) if old else self.get_session(session.id)
                 ) from None
             raise
         return _session_record(_decode(response["Attributes"]))
@@ -605,8 +615,12 @@ class DynamoStore:
         put_slot: dict[str, Any] = {
             "TableName": self._table,
             "Item": _encode(
-                {"pk": session_pk(session.id), "sk": f"N#{file.filename}", "file_id": file.id,
-                 TTL_ATTRIBUTE: ttl}
+                {
+                    "pk": session_pk(session.id),
+                    "sk": f"N#{file.filename}",
+                    "file_id": file.id,
+                    TTL_ATTRIBUTE: ttl,
+                }
             ),
             "ConditionExpression": slot_condition,
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
@@ -636,7 +650,9 @@ class DynamoStore:
                 holder = reasons[2].get("Item")
                 raise FilenameInUse(_decode(holder)["file_id"] if holder else "") from None
             if len(reasons) > 3 and _failed(reasons[3]):
-                raise FileChanged(self.get_file(session.id, replaces.id if replaces else "")) from None
+                raise FileChanged(
+                    self.get_file(session.id, replaces.id if replaces else "")
+                ) from None
             raise
 
     def _file_update(
@@ -725,9 +741,9 @@ class DynamoStore:
             )
         except ClientError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
-                item = exc.response.get("Item")
+                old = _old_item(exc)
                 raise SessionChanged(
-                    _session_record(_decode(item)) if item else self.get_session(session.id)
+                    _session_record(old) if old else self.get_session(session.id)
                 ) from None
             raise
         return _session_record(_decode(response["Attributes"]))
@@ -807,13 +823,17 @@ class DynamoStore:
             except ClientError as exc:
                 if _error_code(exc) != "ConditionalCheckFailedException":
                     raise
-                item = exc.response.get("Item")
+                old = _old_item(exc)
                 holder = (
-                    _decode(item)["session"]
-                    if item
-                    else (self._get(_project_pk(session.project),
-                                    self._published_sk(session.version_key, file.filename))
-                          or {}).get("session")
+                    old["session"]
+                    if old
+                    else (
+                        self._get(
+                            _project_pk(session.project),
+                            self._published_sk(session.version_key, file.filename),
+                        )
+                        or {}
+                    ).get("session")
                 )
                 if holder is None:
                     continue

@@ -107,7 +107,10 @@ class UploadService:
         Status Retention"): DynamoDB's TTL deletes the item later, moto never."""
         if session is None:
             return None
-        if session.ended_at is not None and session.ended_at + self._settings.session_retention <= now:
+        if (
+            session.ended_at is not None
+            and session.ended_at + self._settings.session_retention <= now
+        ):
             return None
         return session
 
@@ -185,9 +188,8 @@ class UploadService:
                 version_key=release.key,
                 status=SessionStatus.OPEN,
                 created_at=now,
-                expires_at=now + min(
-                    self._settings.session_lifetime, self._settings.session_max_lifetime
-                ),
+                expires_at=now
+                + min(self._settings.session_lifetime, self._settings.session_max_lifetime),
                 created_by=principal.username,
                 first_release=record is None,
             )
@@ -220,9 +222,7 @@ class UploadService:
 
     def _refuse_reserved(self, principal: Principal, project: str, holder_id: str | None) -> None:
         """A first release of `project` is in progress: only its session may add files."""
-        holder, files = (
-            self._store.get_session_and_files(holder_id) if holder_id else (None, [])
-        )
+        holder, files = self._store.get_session_and_files(holder_id) if holder_id else (None, [])
         if holder is None:
             raise Conflict(f"The name {project!r} is reserved.")
         holder = self._expire_if_due(holder, files)
@@ -292,7 +292,10 @@ class UploadService:
                     "Files of this session are already published in this release, or being "
                     "published by another session; delete them from this session and publish "
                     "again.",
-                    [FieldError(f"files.{name}", "already published") for name in sorted(conflicts)],
+                    [
+                        FieldError(f"files.{name}", "already published")
+                        for name in sorted(conflicts)
+                    ],
                 )
             owner = session.created_by if session.first_release else None
             published = self._store.commit_publish(session, self._clock.now(), owner=owner)
@@ -315,7 +318,10 @@ class UploadService:
             raise Conflict(
                 "Every file must be completed before the session can be published; "
                 "wait for files in progress, and delete the files that failed.",
-                [FieldError(f"files.{f.filename}", f"status is {f.status.value}") for f in unfinished],
+                [
+                    FieldError(f"files.{f.filename}", f"status is {f.status.value}")
+                    for f in unfinished
+                ],
             )
 
     def expire_due(self) -> int:
@@ -386,8 +392,7 @@ class UploadService:
             )
         if self._store.published_file(session.project, session.version_key, filename):
             raise Conflict(
-                f"{filename!r} is already published in this release; published files "
-                "never change.",
+                f"{filename!r} is already published in this release; published files never change.",
                 [FieldError("filename", "already published")],
             )
         file_id = random_id()
@@ -429,9 +434,13 @@ class UploadService:
         self._editable_file(view, "upload")
         file = view.file
         if file.mechanism != HTTP_POST_BYTES:
-            raise Conflict(f"This file upload session uses {file.mechanism}, not {HTTP_POST_BYTES}.")
+            raise Conflict(
+                f"This file upload session uses {file.mechanism}, not {HTTP_POST_BYTES}."
+            )
         if file.status is not FileStatus.PENDING:
-            raise Conflict(f"The file is {view.status.value}; bytes are accepted only while pending.")
+            raise Conflict(
+                f"The file is {view.status.value}; bytes are accepted only while pending."
+            )
         if len(data) > self._settings.post_bytes_max:
             raise ContentTooLarge(
                 f"{HTTP_POST_BYTES} carries at most {self._settings.post_bytes_max} bytes."
@@ -454,7 +463,9 @@ class UploadService:
         self._editable_file(view, "complete a file")
         file = view.file
         if file.status is not FileStatus.PENDING:
-            raise Conflict(f"The file is {view.status.value}; only a pending file can be completed.")
+            raise Conflict(
+                f"The file is {view.status.value}; only a pending file can be completed."
+            )
         problems = self._verify(file)
         event = FileEvent.COMPLETE_FAILED if problems else FileEvent.COMPLETE
         notices = [p.message for p in problems] if problems else None
@@ -514,4 +525,3 @@ class UploadService:
         one extends the other."""
         view = self._load_file(principal, session_id, file_id)
         return FileView(self._extend(view.session, extend_for), view.file)
-

@@ -1,0 +1,95 @@
+"""`make run`: the whole service on 127.0.0.1, in the foreground, until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+from types import FrameType
+
+from moto.server import ThreadedMotoServer
+
+REGION = "us-east-1"
+SWEEP_SECONDS = 30
+
+
+def main() -> int:
+    logging.basicConfig(level=os.environ.get("WHARF_LOG_LEVEL", "WARNING"))
+    host = os.environ.setdefault("WHARF_HOST", "127.0.0.1")
+    port = int(os.environ.setdefault("WHARF_PORT", "8000"))
+    os.environ.setdefault("WHARF_PUBLIC_URL", f"http://{host}:{port}")
+    generated = not os.environ.get("WHARF_ADMIN_TOKEN")
+    if generated:
+        os.environ["WHARF_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
+
+    # Embedded AWS on loopback only (moto binds 0.0.0.0 unless told otherwise).
+    moto = ThreadedMotoServer(
+        ip_address="127.0.0.1", port=int(os.environ.get("WHARF_MOTO_PORT", "0")), verbose=False
+    )
+    moto.start()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    moto_host, moto_port = moto.get_host_and_port()
+    os.environ["AWS_ENDPOINT_URL"] = f"http://{moto_host}:{moto_port}"
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "wharf-local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "wharf-local")
+    os.environ["AWS_DEFAULT_REGION"] = os.environ.get("AWS_DEFAULT_REGION", REGION)
+
+    # Imported only now: the app's AWS clients must see the endpoint above.
+    from chalice.config import Config
+    from chalice.local import LocalGateway
+
+    from app import app
+    from chalicelib.adapters.schema import create_bucket, create_table
+    from chalicelib.runtime import aws_clients, services
+
+    from .edge import Edge
+
+    settings = services().settings
+    dynamodb, s3 = aws_clients()
+    create_table(dynamodb, settings.table_name)
+    create_bucket(s3, settings.bucket_name, os.environ["AWS_DEFAULT_REGION"])
+
+    edge = Edge((host, port), LocalGateway(app, Config.create(lambda_timeout=900)))
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    def sweep() -> None:
+        # The scheduled Lambda's job in AWS: cancel expired sessions, purge their bytes.
+        while not stop.wait(SWEEP_SECONDS):
+            try:
+                services().uploads.expire_due()
+            except Exception:
+                logging.getLogger("wharf").exception("expiry sweep failed")
+
+    threads = [
+        threading.Thread(target=edge.serve_forever, name="edge", daemon=True),
+        threading.Thread(target=sweep, name="sweeper", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    base = settings.public_url
+    print(f"Wharf is running at {base}/", flush=True)
+    print(f"  upload root: {base}/upload/   index: {base}/simple/", flush=True)
+    print(
+        f"  admin token{' (generated)' if generated else ''}: {settings.admin_token}",
+        flush=True,
+    )
+    print("Press Ctrl+C to stop.", flush=True)
+    stop.wait()
+    edge.shutdown()
+    edge.server_close()
+    moto.stop()
+    print("Wharf stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
