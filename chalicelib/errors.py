@@ -34,6 +34,9 @@ class WharfError(Exception):
     title = "Internal server error"
     slug = "internal-error"
 
+    def __post_init__(self) -> None:
+        """Subclasses add the headers their status requires."""
+
     def __str__(self) -> str:
         return f"{self.status} {self.title}: {self.detail}"
 

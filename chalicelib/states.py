@@ -90,6 +90,11 @@ FILE_TRANSITIONS: dict[FileEvent, tuple[frozenset[FileStatus], FileStatus]] = {
 }
 
 
+# A file can be replaced by a new upload of the same name only once its own upload is over
+# (PEP 694 "Replacing a Partially or Fully Uploaded File"): replacing cancels it.
+REPLACEABLE_FILE_STATES = frozenset({FileStatus.COMPLETED, FileStatus.ERROR})
+
+
 def session_move(event: SessionEvent) -> tuple[frozenset[SessionStatus], SessionStatus]:
     return SESSION_TRANSITIONS[event]
 

@@ -141,7 +141,7 @@ class Api:
         )
 
     def create_file(
-        self, session: dict[str, Any], filename: str, data: bytes, **overrides: Any
+        self, session: dict[str, Any], filename: str, data: bytes, /, **overrides: Any
     ) -> Reply:
         body = {
             "meta": {"api-version": "2.0"},

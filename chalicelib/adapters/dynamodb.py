@@ -53,6 +53,7 @@ from ..records import (
 )
 from ..states import (
     EDITABLE_SESSION_STATES,
+    REPLACEABLE_FILE_STATES,
     FileEvent,
     FileStatus,
     SessionEvent,
@@ -486,7 +487,8 @@ class DynamoStore:
             sets.append("notices = :notices")
             values[":notices"] = _serializer.serialize(notices)
         if target.terminal:
-            sets += ["ended_at = :ended", f"{TTL_ATTRIBUTE} = :ttl"]
+            sets += ["ended_at = :ended", "#ttl = :ttl"]
+            names = {**names, "#ttl": TTL_ATTRIBUTE}
             values[":ended"] = {"N": str(now)}
             values[":ttl"] = {"N": str(now + self._retention)}
             removes += [LIVE_INDEX_PARTITION, "publish_lock_until"]
@@ -639,7 +641,9 @@ class DynamoStore:
             {"Put": put_slot},
         ]
         if replaces is not None:
-            items.append(self._file_update(replaces, FileEvent.CANCEL))
+            items.append(
+                self._file_update(replaces, FileEvent.CANCEL, only_from=REPLACEABLE_FILE_STATES)
+            )
         try:
             self._transact(items)
         except ClientError as exc:
@@ -656,9 +660,16 @@ class DynamoStore:
             raise
 
     def _file_update(
-        self, file: FileRecord, event: FileEvent, notices: list[str] | None = None
+        self,
+        file: FileRecord,
+        event: FileEvent,
+        notices: list[str] | None = None,
+        *,
+        only_from: frozenset[FileStatus] | None = None,
     ) -> dict[str, Any]:
         sources, target = file_move(event)
+        if only_from is not None:
+            sources = sources & only_from
         values: dict[str, Any] = {f":s{i}": {"S": s.value} for i, s in enumerate(sorted(sources))}
         values[":target"] = {"S": target.value}
         update = "SET #status = :target"

@@ -33,7 +33,13 @@ from ..ports import (
     SessionChanged,
 )
 from ..records import FileRecord, Principal, ProjectStatus, SessionRecord
-from ..states import FileEvent, FileStatus, SessionEvent, SessionStatus
+from ..states import (
+    REPLACEABLE_FILE_STATES,
+    FileEvent,
+    FileStatus,
+    SessionEvent,
+    SessionStatus,
+)
 from ..tokens import new_session_token, random_id, session_id_for
 from .access import Access
 
@@ -384,7 +390,7 @@ class UploadService:
                 [FieldError("mechanism", advice)],
             )
         replaces = next((f for f in view.files if f.filename == filename), None)
-        if replaces is not None and replaces.status in (FileStatus.PENDING, FileStatus.PROCESSING):
+        if replaces is not None and replaces.status not in REPLACEABLE_FILE_STATES:
             raise Conflict(
                 f"{filename!r} is being uploaded in this session; cancel that upload "
                 "before starting another (PEP 694 'Replacing a ... File').",
@@ -468,7 +474,7 @@ class UploadService:
             )
         problems = self._verify(file)
         event = FileEvent.COMPLETE_FAILED if problems else FileEvent.COMPLETE
-        notices = [p.message for p in problems] if problems else None
+        notices = [f"{p.source}: {p.message}" for p in problems] if problems else None
         try:
             updated = self._store.move_file(file, event, self._clock.now(), notices=notices)
         except SessionChanged as exc:

@@ -1,0 +1,256 @@
+"""File upload sessions with http-post-bytes over HTTP: PEP 694 "File Upload Session"."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from chalicelib.runtime import Services
+from tests.conftest import Api, wheel_name
+
+SDIST = "demo-1.0.tar.gz"
+
+
+@pytest.fixture
+def me(api: Api) -> Api:
+    return api.as_(api.new_user("alice"))
+
+
+@pytest.fixture
+def session(me: Api) -> dict[str, Any]:
+    return dict(me.create_session("demo", "1.0").json())
+
+
+def test_create_answers_202_with_retry_after_and_links(me: Api, session: dict[str, Any]) -> None:
+    reply = me.create_file(session, SDIST, b"abc")
+    assert reply.status == 202
+    assert int(reply.headers["Retry-After"]) >= 0
+    body = reply.json()
+    assert set(body["links"]) == {"file-upload-session", "complete", "extend"}
+    assert body["status"] == "pending"
+    assert body["expires-at"] == session["expires-at"]
+    assert body["mechanism"]["identifier"] == "http-post-bytes"
+    assert body["mechanism"]["file_url"].startswith("http://wharf.test/upload/")
+    listed = me.get(session["links"]["session"]).json()["files"]
+    assert listed == {
+        SDIST: {"status": "pending", "link": body["links"]["file-upload-session"], "notices": []}
+    }
+    status = me.get(body["links"]["file-upload-session"])
+    assert status.status == 200 and "Retry-After" in status.headers
+    assert status.json() == body
+
+
+def test_the_full_upload_completes_with_201(me: Api, session: dict[str, Any]) -> None:
+    data = b"sdist bytes"
+    file = me.create_file(session, SDIST, data).json()
+    assert me.upload(file, data).status == 204
+    done = me.complete(file)
+    assert done.status == 201
+    assert done.headers["Location"] == file["links"]["file-upload-session"]
+    assert done.json()["status"] == "completed"
+    assert me.get(session["links"]["session"]).json()["files"][SDIST]["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "source"),
+    [
+        ({"filename": "demo-1.0.zip"}, "filename"),
+        ({"filename": "other-1.0.tar.gz"}, "filename"),
+        ({"filename": "demo-2.0.tar.gz"}, "filename"),
+        ({"filename": "../demo-1.0.tar.gz"}, "filename"),
+        ({"filename": "demo-1.0\r.tar.gz"}, "filename"),
+        ({"size": 0}, "size"),
+        ({"size": -5}, "size"),
+        ({"size": 10**12}, "size"),
+        ({"size": "12"}, "size"),
+        ({"size": True}, "size"),
+        ({"size": 1.5}, "size"),
+        ({"hashes": {}}, "hashes"),
+        ({"hashes": {"md5": hashlib.md5(b"x").hexdigest()}}, "hashes"),
+        ({"hashes": {"sha256": "nothex"}}, "hashes.sha256"),
+        ({"hashes": {"bogus": "00"}}, "hashes.bogus"),
+        ({"hashes": ["sha256"]}, "hashes"),
+        ({"filename": None}, "filename"),
+    ],
+)
+def test_bad_requests_are_400_naming_the_field(
+    me: Api, session: dict[str, Any], overrides: dict[str, Any], source: str
+) -> None:
+    reply = me.create_file(session, SDIST, b"abc", **overrides)
+    assert reply.status == 400, reply.body
+    problem = reply.json()
+    assert any(e["source"] == source for e in problem["errors"]), problem
+    assert me.get(session["links"]["session"]).json()["files"] == {}
+
+
+def test_an_unknown_mechanism_is_422(me: Api, session: dict[str, Any]) -> None:
+    reply = me.create_file(session, SDIST, b"abc", mechanism="vnd-acmecorp-postal")
+    assert reply.status == 422
+    assert "http-post-bytes" in reply.json()["detail"]
+
+
+def test_too_large_for_post_bytes_names_the_limit(me: Api, session: dict[str, Any]) -> None:
+    reply = me.create_file(session, SDIST, b"abc", size=1024 * 1024 + 1)
+    assert reply.status == 413
+    assert reply.json()["errors"][0]["source"] == "mechanism"
+
+
+def test_a_pending_upload_of_the_same_name_is_409(me: Api, session: dict[str, Any]) -> None:
+    first = me.create_file(session, SDIST, b"abc").json()
+    again = me.create_file(session, SDIST, b"abc")
+    assert again.status == 409
+    assert again.headers["Location"] == first["links"]["file-upload-session"]
+
+
+def test_replace_a_completed_file(me: Api, session: dict[str, Any], services: Services) -> None:
+    old = me.add_file(session, SDIST, b"old")
+    new = me.create_file(session, SDIST, b"new!")
+    assert new.status == 202
+    assert me.get(old["links"]["file-upload-session"]).json()["status"] == "canceled"
+    files = me.get(session["links"]["session"]).json()["files"]
+    assert files[SDIST]["link"] == new.json()["links"]["file-upload-session"]
+    _, stored = services.store.get_session_and_files(session["links"]["session"].rsplit("/", 1)[1])
+    replaced = next(f for f in stored if f.status.value == "canceled")
+    assert services.blobs.head(replaced.key) is None
+
+
+def test_bytes_must_match_the_declared_size_and_are_kept_once(
+    me: Api, session: dict[str, Any]
+) -> None:
+    file = me.create_file(session, SDIST, b"abc").json()
+    short = me.upload(file, b"ab")
+    assert short.status == 400
+    assert me.get(file["links"]["file-upload-session"]).json()["status"] == "pending"
+    assert me.upload(file, b"abc").status == 204
+    assert me.upload(file, b"abc").status == 409
+    wrong_type = me.post(file["mechanism"]["file_url"], raw=b"abc", content_type="text/plain")
+    assert wrong_type.status == 415
+
+
+def test_a_hash_mismatch_sends_the_file_to_error(me: Api, session: dict[str, Any]) -> None:
+    file = me.create_file(
+        session, SDIST, b"abc", hashes={"sha256": hashlib.sha256(b"abd").hexdigest()}
+    ).json()
+    me.upload(file, b"abc")
+    failed = me.complete(file)
+    assert failed.status == 400
+    assert failed.json()["errors"][0]["source"] == "hashes.sha256"
+    status = me.get(file["links"]["file-upload-session"]).json()
+    assert status["status"] == "error" and "sha256" in status["notices"][0]
+    listed = me.get(session["links"]["session"]).json()["files"][SDIST]
+    assert listed["status"] == "error" and listed["notices"]
+    # Final for the file: completing again is refused, publishing too, deleting works.
+    assert me.complete(file).status == 409
+    assert me.publish(session).status == 409
+    assert me.delete(file["links"]["file-upload-session"]).status == 204
+    assert me.publish(session).status == 201
+
+
+def test_every_given_hash_is_checked(me: Api, session: dict[str, Any]) -> None:
+    data = b"abc"
+    hashes = {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "blake2b": hashlib.blake2b(b"other").hexdigest(),
+    }
+    file = me.create_file(session, SDIST, data, hashes=hashes).json()
+    me.upload(file, data)
+    failed = me.complete(file)
+    assert failed.status == 400
+    assert [e["source"] for e in failed.json()["errors"]] == ["hashes.blake2b"]
+
+
+def test_completing_without_bytes_is_an_error(me: Api, session: dict[str, Any]) -> None:
+    file = me.create_file(session, SDIST, b"abc").json()
+    assert me.complete(file).status == 400
+    assert me.get(file["links"]["file-upload-session"]).json()["status"] == "error"
+
+
+def test_delete_removes_the_file_from_the_session(
+    me: Api, session: dict[str, Any], services: Services
+) -> None:
+    file = me.add_file(session, SDIST, b"abc")
+    _, files = services.store.get_session_and_files(session["links"]["session"].rsplit("/", 1)[1])
+    key = files[0].key
+    assert services.blobs.head(key) is not None
+    assert me.delete(file["links"]["file-upload-session"]).status == 204
+    assert me.get(session["links"]["session"]).json()["files"] == {}
+    assert me.get(file["links"]["file-upload-session"]).json()["status"] == "canceled"
+    assert services.blobs.head(key) is None
+    assert me.delete(file["links"]["file-upload-session"]).status == 409
+
+
+def test_file_keys_are_unique_per_upload_session(
+    me: Api, session: dict[str, Any], services: Services
+) -> None:
+    me.add_file(session, SDIST, b"one")
+    me.create_file(session, SDIST, b"two")
+    _, files = services.store.get_session_and_files(session["links"]["session"].rsplit("/", 1)[1])
+    keys = {f.key for f in files}
+    assert len(keys) == 2
+    assert all(k.startswith("demo/") and k.endswith("/" + SDIST) for k in keys)
+
+
+def test_extend_file_extends_its_session(me: Api, session: dict[str, Any]) -> None:
+    file = me.create_file(session, SDIST, b"abc").json()
+    reply = me.post(file["links"]["extend"], {"meta": {"api-version": "2.0"}, "extend-for": 60})
+    assert reply.status == 200
+    assert reply.json()["expires-at"] > file["expires-at"]
+    assert me.get(session["links"]["session"]).json()["expires-at"] == reply.json()["expires-at"]
+
+
+def test_a_published_filename_is_409_at_creation(api: Api, me: Api) -> None:
+    first = me.create_session("demo", "1.0").json()
+    me.add_file(first, SDIST, b"abc")
+    assert me.publish(first).status == 201
+    second = me.create_session("demo", "1.0.0").json()
+    reply = me.create_file(second, SDIST, b"abc")
+    assert reply.status == 409
+    assert me.create_file(second, wheel_name("demo", "1.0"), b"abc").status == 202
+
+
+def test_publish_time_conflicts_are_409_and_release_the_reservation(
+    api: Api, me: Api, services: Services
+) -> None:
+    project = me.create_session("demo", "0.1").json()
+    me.publish(project)
+    one = me.create_session("demo", "1.0").json()
+    me.add_file(one, SDIST, b"first")
+    # A second session for the release cannot exist while the first is live, so the
+    # race is set up the way it happens: one publishes while the other waits.
+    assert me.publish(one).status == 201
+    two = me.create_session("demo", "1.0").json()
+    sid = two["links"]["session"].rsplit("/", 1)[1]
+    wheel = wheel_name("demo", "1.0")
+    me.add_file(two, wheel, b"wheel")
+    session, _ = services.store.get_session_and_files(sid)
+    assert session is not None
+    # Slip a file of the published name past the best-effort check.
+    from chalicelib.records import FileRecord
+    from chalicelib.states import FileStatus
+
+    sneaky = FileRecord(
+        id="f" * 32,
+        session_id=sid,
+        filename=SDIST,
+        size=6,
+        hashes={"sha256": hashlib.sha256(b"second").hexdigest()},
+        mechanism="http-post-bytes",
+        status=FileStatus.COMPLETED,
+        key=f"demo/{'f' * 32}/{SDIST}",
+        created_at=services.clock.now(),
+    )
+    services.store.add_file(session, sneaky, services.clock.now(), replaces=None)
+    refused = me.publish(two)
+    assert refused.status == 409
+    assert [e["source"] for e in refused.json()["errors"]] == [f"files.{SDIST}"]
+    assert me.get(two["links"]["session"]).json()["status"] == "open"
+    # The wheel's reservation was released: it is not published, and publishing works
+    # once the conflicting file is gone.
+    assert services.store.published_file("demo", "1", wheel) is None
+    assert me.delete(f"{two['links']['session']}/files/{'f' * 32}").status == 204
+    assert me.publish(two).status == 201
+    assert services.store.published_file("demo", "1", wheel) is not None
+    first = services.store.published_file("demo", "1", SDIST)
+    assert first is not None and first.hashes["sha256"] == hashlib.sha256(b"first").hexdigest()

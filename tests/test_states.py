@@ -1,0 +1,59 @@
+"""The state machines are exactly PEP 694's transition tables."""
+
+from chalicelib.states import (
+    FILE_TRANSITIONS,
+    SESSION_TRANSITIONS,
+    FileEvent,
+    FileStatus,
+    SessionEvent,
+    SessionStatus,
+)
+
+S = SessionStatus
+F = FileStatus
+
+
+def test_publishing_session_table_matches_the_pep() -> None:
+    # (from states, event, to) rows of "Publishing Session States".
+    expected = {
+        SessionEvent.PUBLISH: ({S.OPEN, S.ERROR}, S.PUBLISHED),
+        SessionEvent.DEFER_PUBLISH: ({S.OPEN, S.ERROR}, S.PROCESSING),
+        SessionEvent.PROCESSING_SUCCEEDED: ({S.PROCESSING}, S.PUBLISHED),
+        SessionEvent.PROCESSING_FAILED: ({S.PROCESSING}, S.ERROR),
+        SessionEvent.CANCEL: ({S.OPEN, S.ERROR}, S.CANCELED),
+        SessionEvent.EXPIRE: ({S.OPEN, S.ERROR}, S.CANCELED),
+    }
+    assert {e: (set(src), dst) for e, (src, dst) in SESSION_TRANSITIONS.items()} == expected
+
+
+def test_nothing_leaves_a_terminal_session_state() -> None:
+    for sources, _target in SESSION_TRANSITIONS.values():
+        assert not any(s.terminal for s in sources)
+    assert {s for s in S if s.terminal} == {S.PUBLISHED, S.CANCELED}
+
+
+def test_processing_cannot_be_canceled() -> None:
+    sources, _ = SESSION_TRANSITIONS[SessionEvent.CANCEL]
+    assert S.PROCESSING not in sources
+
+
+def test_open_and_error_are_the_editable_states() -> None:
+    assert {s for s in S if s.editable} == {S.OPEN, S.ERROR}
+
+
+def test_file_upload_session_table_matches_the_pep() -> None:
+    expected = {
+        FileEvent.COMPLETE: ({F.PENDING}, F.COMPLETED),
+        FileEvent.DEFER_COMPLETE: ({F.PENDING}, F.PROCESSING),
+        FileEvent.COMPLETE_FAILED: ({F.PENDING}, F.ERROR),
+        FileEvent.PROCESSING_SUCCEEDED: ({F.PROCESSING}, F.COMPLETED),
+        FileEvent.PROCESSING_FAILED: ({F.PROCESSING}, F.ERROR),
+        FileEvent.CANCEL: ({F.PENDING, F.COMPLETED, F.ERROR}, F.CANCELED),
+    }
+    assert {e: (set(src), dst) for e, (src, dst) in FILE_TRANSITIONS.items()} == expected
+
+
+def test_only_canceled_is_terminal_for_files() -> None:
+    reachable_from = {s for sources, _ in FILE_TRANSITIONS.values() for s in sources}
+    assert F.CANCELED not in reachable_from
+    assert reachable_from == {F.PENDING, F.PROCESSING, F.COMPLETED, F.ERROR}

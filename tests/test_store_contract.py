@@ -1,0 +1,271 @@
+"""The DynamoDB session store against moto: every conditional write refuses what the
+state machines and invariants forbid."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chalicelib.adapters.dynamodb import DynamoStore
+from chalicelib.config import Settings
+from chalicelib.ports import (
+    AlreadyExists,
+    FileChanged,
+    FilenameInUse,
+    LiveSessionExists,
+    ProjectTaken,
+    SessionChanged,
+)
+from chalicelib.records import (
+    FileRecord,
+    ProjectStatus,
+    Role,
+    SessionRecord,
+)
+from chalicelib.states import FileEvent, FileStatus, SessionEvent, SessionStatus
+from chalicelib.tokens import new_session_token, random_id, session_id_for
+
+NOW = 1_800_000_000
+
+
+@pytest.fixture
+def store(aws: tuple[Any, Any], settings: Settings) -> DynamoStore:
+    return DynamoStore(aws[0], settings.table_name, retention=600, max_lifetime=7200)
+
+
+def new_session(
+    project: str = "demo", version: str = "1.0", *, first: bool = True, by: str | None = "alice"
+) -> SessionRecord:
+    token = new_session_token()
+    return SessionRecord(
+        id=session_id_for(token),
+        token=token,
+        project=project,
+        version=version,
+        version_key=version.removesuffix(".0"),
+        status=SessionStatus.OPEN,
+        created_at=NOW,
+        expires_at=NOW + 3600,
+        created_by=by,
+        first_release=first,
+    )
+
+
+def new_file(session: SessionRecord, filename: str | None = None) -> FileRecord:
+    fid = random_id()
+    name = filename or f"{session.project}-{session.version}-{fid[:6]}-py3-none-any.whl"
+    return FileRecord(
+        id=fid,
+        session_id=session.id,
+        filename=name,
+        size=3,
+        hashes={"sha256": "0" * 64},
+        mechanism="http-post-bytes",
+        status=FileStatus.PENDING,
+        key=f"{session.project}/{fid}/{name}",
+        created_at=NOW,
+    )
+
+
+def completed(store: DynamoStore, file: FileRecord) -> FileRecord:
+    return store.move_file(file, FileEvent.COMPLETE, NOW)
+
+
+def published(store: DynamoStore, session: SessionRecord, files: list[FileRecord]) -> SessionRecord:
+    locked = store.lock_for_publish(session, NOW, NOW + 900)
+    assert store.reserve_filenames(locked, files, NOW) == {}
+    return store.commit_publish(locked, NOW, owner=session.created_by)
+
+
+def test_one_live_session_per_release(store: DynamoStore) -> None:
+    first = new_session()
+    store.create_session(first, reserve_project=True)
+    with pytest.raises(LiveSessionExists) as caught:
+        store.create_session(new_session(), reserve_project=True)
+    assert caught.value.session_id == first.id
+
+
+def test_a_first_release_reserves_the_name(store: DynamoStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    project = store.get_project("demo")
+    assert project is not None
+    assert project.status is ProjectStatus.RESERVED and project.reserved_by == session.id
+    with pytest.raises(ProjectTaken):
+        store.create_session(new_session(version="2.0"), reserve_project=True)
+    # A session that is not a first release needs a registered project.
+    with pytest.raises(ProjectTaken):
+        store.create_session(new_session(version="3.0", first=False), reserve_project=False)
+
+
+def test_canceling_frees_the_release_and_the_name(store: DynamoStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    canceled = store.move_session(session, SessionEvent.CANCEL, NOW)
+    assert canceled.status is SessionStatus.CANCELED and canceled.ended_at == NOW
+    assert store.get_project("demo") is None
+    assert store.live_session_id("demo", "1") is None
+    store.create_session(new_session(), reserve_project=True)
+
+
+def test_illegal_moves_report_the_current_state(store: DynamoStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    store.move_session(session, SessionEvent.CANCEL, NOW)
+    with pytest.raises(SessionChanged) as caught:
+        store.move_session(session, SessionEvent.CANCEL, NOW)
+    assert caught.value.current is not None
+    assert caught.value.current.status is SessionStatus.CANCELED
+    with pytest.raises(SessionChanged):
+        store.move_session(session, SessionEvent.PROCESSING_SUCCEEDED, NOW)
+
+
+def test_expiry_applies_only_once_expires_at_has_passed(store: DynamoStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    with pytest.raises(SessionChanged):
+        store.move_session(session, SessionEvent.EXPIRE, NOW)
+    assert store.expiring_session_ids(NOW) == []
+    assert store.expiring_session_ids(session.expires_at) == [session.id]
+    expired = store.move_session(session, SessionEvent.EXPIRE, session.expires_at)
+    assert expired.status is SessionStatus.CANCELED
+    assert store.expiring_session_ids(session.expires_at) == []
+
+
+def test_a_filename_is_held_by_one_live_file(store: DynamoStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    first = new_file(session, "demo-1.0.tar.gz")
+    store.add_file(session, first, NOW, replaces=None)
+    with pytest.raises(FilenameInUse) as caught:
+        store.add_file(session, new_file(session, "demo-1.0.tar.gz"), NOW, replaces=None)
+    assert caught.value.file_id == first.id
+    # A pending file cannot be replaced; a completed one can, and is canceled with it.
+    with pytest.raises(FileChanged):
+        store.add_file(session, new_file(session, "demo-1.0.tar.gz"), NOW, replaces=first)
+    done = completed(store, first)
+    replacement = new_file(session, "demo-1.0.tar.gz")
+    store.add_file(session, replacement, NOW, replaces=done)
+    old = store.get_file(session.id, first.id)
+    assert old is not None and old.status is FileStatus.CANCELED
+
+
+def test_file_moves_follow_the_table(store: DynamoStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    file = new_file(session)
+    store.add_file(session, file, NOW, replaces=None)
+    failed = store.move_file(file, FileEvent.COMPLETE_FAILED, NOW, notices=["bad hash"])
+    assert failed.status is FileStatus.ERROR and failed.notices == ["bad hash"]
+    with pytest.raises(FileChanged) as caught:
+        store.move_file(failed, FileEvent.COMPLETE, NOW)
+    assert caught.value.current is not None
+    assert caught.value.current.status is FileStatus.ERROR
+    assert store.move_file(failed, FileEvent.CANCEL, NOW).status is FileStatus.CANCELED
+    # The name is free again.
+    store.add_file(session, new_file(session, file.filename), NOW, replaces=None)
+
+
+def test_a_session_being_published_accepts_no_changes(store: DynamoStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    file = new_file(session)
+    store.add_file(session, file, NOW, replaces=None)
+    store.lock_for_publish(session, NOW, NOW + 900)
+    with pytest.raises(SessionChanged):
+        store.add_file(session, new_file(session), NOW, replaces=None)
+    with pytest.raises(SessionChanged):
+        store.move_file(file, FileEvent.CANCEL, NOW)
+    with pytest.raises(SessionChanged):
+        store.move_session(session, SessionEvent.CANCEL, NOW)
+    with pytest.raises(SessionChanged):
+        store.lock_for_publish(session, NOW, NOW + 900)
+    # A publisher that died holds the session only until its lock lapses.
+    store.add_file(session, new_file(session), NOW + 901, replaces=None)
+
+
+def test_publish_registers_the_name_and_makes_the_creator_owner(store: DynamoStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    file = new_file(session)
+    store.add_file(session, file, NOW, replaces=None)
+    done = published(store, session, [completed(store, file)])
+    assert done.status is SessionStatus.PUBLISHED and done.publish_lock_until is None
+    project = store.get_project("demo")
+    assert project is not None and project.status is ProjectStatus.REGISTERED
+    assert store.get_role("demo", "alice") is Role.OWNER
+    assert store.project_names() == ["demo"]
+    assert store.live_session_id("demo", "1") is None
+
+
+def test_readers_see_only_committed_files(store: DynamoStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    files = []
+    for _ in range(3):
+        file = new_file(session)
+        store.add_file(session, file, NOW, replaces=None)
+        files.append(completed(store, file))
+    locked = store.lock_for_publish(session, NOW, NOW + 900)
+    assert store.reserve_filenames(locked, files, NOW) == {}
+    assert store.published_files("demo") == []
+    assert store.published_file("demo", "1", files[0].filename) is None
+    store.commit_publish(locked, NOW, owner="alice")
+    assert sorted(f.filename for f in store.published_files("demo")) == sorted(
+        f.filename for f in files
+    )
+    assert store.published_file("demo", "1", files[0].filename) is not None
+
+
+def test_reservations_span_more_than_one_transaction(store: DynamoStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    files = [new_file(session) for _ in range(150)]
+    locked = store.lock_for_publish(session, NOW, NOW + 900)
+    assert store.reserve_filenames(locked, files, NOW) == {}
+    store.commit_publish(locked, NOW, owner="alice")
+    assert len(store.published_files("demo")) == 150
+
+
+def test_a_published_filename_is_never_reserved_again(store: DynamoStore) -> None:
+    first = new_session()
+    store.create_session(first, reserve_project=True)
+    name = "demo-1.0.tar.gz"
+    published(store, first, [new_file(first, name)])
+    second = new_session(first=False)
+    store.create_session(second, reserve_project=False)
+    locked = store.lock_for_publish(second, NOW, NOW + 900)
+    other = new_file(second, "demo-1.0-py3-none-any.whl")
+    assert store.reserve_filenames(locked, [new_file(second, name), other], NOW) == {name: first.id}
+    store.release_filenames(locked, [new_file(second, name), other])
+    assert store.published_file("demo", "1", name) is not None
+
+
+def test_a_crashed_publishers_reservation_is_taken_over(store: DynamoStore) -> None:
+    project = new_session()
+    store.create_session(project, reserve_project=True)
+    published(store, project, [])
+    crashed = new_session(version="2.0", first=False)
+    store.create_session(crashed, reserve_project=False)
+    name = "demo-2.0.tar.gz"
+    locked = store.lock_for_publish(crashed, NOW, NOW + 900)
+    store.reserve_filenames(locked, [new_file(crashed, name)], NOW)
+    # While the lock holds, the name is taken ...
+    store.move_session(crashed, SessionEvent.CANCEL, NOW + 901)
+    later = new_session(version="2.0", first=False)
+    store.create_session(later, reserve_project=False)
+    relocked = store.lock_for_publish(later, NOW + 902, NOW + 1800)
+    # ... once the publisher is gone, its reservation no longer blocks anyone.
+    assert store.reserve_filenames(relocked, [new_file(later, name)], NOW + 902) == {}
+
+
+def test_users_tokens_and_roles(store: DynamoStore) -> None:
+    store.create_user("alice", NOW)
+    with pytest.raises(AlreadyExists):
+        store.create_user("alice", NOW)
+    assert store.user_exists("alice") and not store.user_exists("bob")
+    store.put_role("demo", "alice", Role.MAINTAINER)
+    assert store.get_role("demo", "alice") is Role.MAINTAINER
+    assert store.delete_role("demo", "alice") and not store.delete_role("demo", "alice")
+    assert store.get_role("demo", "alice") is None
