@@ -217,7 +217,9 @@ class DynamoStore:
         item = response.get("Item")
         return _decode(item) if item else None
 
-    def _query(self, pk: str, prefix: str) -> Iterator[Item]:
+    def _query(self, pk: str, prefix: str = "", *, below: str = "") -> Iterator[Item]:
+        """Items of a partition whose sort key starts with `prefix`, or sorts below
+        `below`, or all of them."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk",
@@ -227,6 +229,9 @@ class DynamoStore:
         if prefix:
             kwargs["KeyConditionExpression"] += " AND begins_with(sk, :prefix)"
             kwargs["ExpressionAttributeValues"][":prefix"] = {"S": prefix}
+        elif below:
+            kwargs["KeyConditionExpression"] += " AND sk < :below"
+            kwargs["ExpressionAttributeValues"][":below"] = {"S": below}
         while True:
             page = self._db.query(**kwargs)
             for item in page.get("Items", []):
@@ -448,10 +453,10 @@ class DynamoStore:
         self, session_id: str
     ) -> tuple[SessionRecord | None, list[FileRecord]]:
         """The session and all its file upload sessions, canceled ones included, in one
-        query of the session's partition."""
+        query of the session's partition ('#SESSION' and 'F#...' sort below 'N#...')."""
         session = None
         files = []
-        for item in self._query(session_pk(session_id), ""):
+        for item in self._query(session_pk(session_id), below="N#"):
             if item["sk"] == SESSION_SK:
                 session = _session_record(item)
             elif item["sk"].startswith("F#"):
@@ -601,6 +606,11 @@ class DynamoStore:
     def get_file(self, session_id: str, file_id: str) -> FileRecord | None:
         item = self._get(session_pk(session_id), f"F#{file_id}")
         return _file_record(item) if item else None
+
+    def file_named(self, session_id: str, filename: str) -> FileRecord | None:
+        """The session's live (not canceled) file of that name."""
+        slot = self._get(session_pk(session_id), f"N#{filename}")
+        return self.get_file(session_id, slot["file_id"]) if slot else None
 
     def add_file(
         self, session: SessionRecord, file: FileRecord, now: int, *, replaces: FileRecord | None
@@ -984,7 +994,7 @@ class DynamoStore:
 
     def project_names(self) -> list[str]:
         """Registered projects, for the simple API's root."""
-        return [item["sk"] for item in self._query(PROJECT_INDEX, "")]
+        return [item["sk"] for item in self._query(PROJECT_INDEX)]
 
     def published_file(self, project: str, version_key: str, filename: str) -> PublishedFile | None:
         """The published file of that name in the release, if its publish committed."""

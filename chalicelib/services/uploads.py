@@ -120,7 +120,9 @@ class UploadService:
             return None
         return session
 
-    def _expire_if_due(self, session: SessionRecord, files: list[FileRecord]) -> SessionRecord:
+    def _expire_if_due(self, session: SessionRecord) -> SessionRecord:
+        """Cancel the session if its expires-at has passed (whether or not the sweep got
+        to it yet): expired sessions accept no changes and keep no staged bytes."""
         now = self._clock.now()
         if not session.expired(now):
             return session
@@ -136,33 +138,39 @@ class UploadService:
                 return session
             session = exc.current
         if session.status is SessionStatus.CANCELED:
-            self._purge(files)
+            self._purge(session.id)
         return session
 
-    def _purge(self, files: list[FileRecord]) -> None:
+    def _purge(self, session_id: str) -> None:
+        """Delete every staged byte of a canceled session (PEP 694 SHOULD purge)."""
+        _, files = self._store.get_session_and_files(session_id)
         for file in files:
             self._blobs.delete(file.key)
 
-    def _load(self, principal: Principal, session_id: str) -> SessionView:
-        now = self._clock.now()
-        session, files = self._store.get_session_and_files(session_id)
-        session = self._visible(session, now)
+    def _admit(self, principal: Principal, session: SessionRecord | None) -> SessionRecord:
+        """The session as this request may see it: 404 when unknown or past retention,
+        403 unless the principal may upload to its project right now."""
+        session = self._visible(session, self._clock.now())
         if session is None:
             raise NotFound("No such publishing session.")
         self._access.require_upload(principal, session.project, session)
-        session = self._expire_if_due(session, files)
-        return SessionView(session, _live(files, session))
+        return self._expire_if_due(session)
+
+    def _session(self, principal: Principal, session_id: str) -> SessionRecord:
+        return self._admit(principal, self._store.get_session(session_id))
+
+    def _load(self, principal: Principal, session_id: str) -> SessionView:
+        """The session with its files, for the responses that list them."""
+        session, files = self._store.get_session_and_files(session_id)
+        admitted = self._admit(principal, session)
+        return SessionView(admitted, _live(files, admitted))
 
     def _load_file(self, principal: Principal, session_id: str, file_id: str) -> FileView:
-        now = self._clock.now()
-        session, files = self._store.get_session_and_files(session_id)
-        session = self._visible(session, now)
-        file = next((f for f in files if f.id == file_id), None)
-        if session is None or file is None:
+        session = self._store.get_session(session_id)
+        file = self._store.get_file(session_id, file_id) if session else None
+        if file is None:
             raise NotFound("No such file upload session.")
-        self._access.require_upload(principal, session.project, session)
-        session = self._expire_if_due(session, files)
-        return FileView(session, file)
+        return FileView(self._admit(principal, session), file)
 
     # -- publishing sessions -------------------------------------------------------------
 
@@ -213,11 +221,11 @@ class UploadService:
         """409 with the live session's Location (PEP 694 "Multiple Session Creation
         Requests"); returns only when that session turned out to be expired, and has
         been canceled, so the caller retries."""
-        live, files = self._store.get_session_and_files(session_id)
+        live = self._store.get_session(session_id)
         if live is None:
             return
         self._access.require_upload(principal, live.project, live)
-        live = self._expire_if_due(live, files)
+        live = self._expire_if_due(live)
         if live.status.terminal:
             return
         raise Conflict(
@@ -228,10 +236,10 @@ class UploadService:
 
     def _refuse_reserved(self, principal: Principal, project: str, holder_id: str | None) -> None:
         """A first release of `project` is in progress: only its session may add files."""
-        holder, files = self._store.get_session_and_files(holder_id) if holder_id else (None, [])
+        holder = self._store.get_session(holder_id) if holder_id else None
         if holder is None:
             raise Conflict(f"The name {project!r} is reserved.")
-        holder = self._expire_if_due(holder, files)
+        holder = self._expire_if_due(holder)
         if holder.status.terminal:
             return
         raise Conflict(
@@ -244,13 +252,12 @@ class UploadService:
         return self._load(principal, session_id)
 
     def cancel_session(self, principal: Principal, session_id: str) -> None:
-        view = self._load(principal, session_id)
+        session = self._session(principal, session_id)
         try:
-            self._store.move_session(view.session, SessionEvent.CANCEL, self._clock.now())
+            self._store.move_session(session, SessionEvent.CANCEL, self._clock.now())
         except SessionChanged as exc:
             raise _session_state_conflict(exc.current, "cancel") from None
-        # All staged data goes (PEP 694 SHOULD purge): canceled files were purged already.
-        self._purge(view.files)
+        self._purge(session.id)
 
     def extend_session(self, principal: Principal, session_id: str, extend_for: int) -> SessionView:
         view = self._load(principal, session_id)
@@ -335,8 +342,8 @@ class UploadService:
         schedule; DynamoDB's TTL alone is late and never purges S3."""
         count = 0
         for session_id in self._store.expiring_session_ids(self._clock.now()):
-            session, files = self._store.get_session_and_files(session_id)
-            if session is not None and self._expire_if_due(session, files).status.terminal:
+            session = self._store.get_session(session_id)
+            if session is not None and self._expire_if_due(session).status.terminal:
                 count += 1
         return count
 
@@ -352,8 +359,7 @@ class UploadService:
         hashes: Mapping[str, str],
         mechanism: str,
     ) -> FileView:
-        view = self._load(principal, session_id)
-        session = view.session
+        session = self._session(principal, session_id)
         if not session.status.editable:
             raise _session_state_conflict(session, "add a file")
         if mechanism not in MECHANISMS:
@@ -389,7 +395,7 @@ class UploadService:
                 f"{advice}.",
                 [FieldError("mechanism", advice)],
             )
-        replaces = next((f for f in view.files if f.filename == filename), None)
+        replaces = self._store.file_named(session.id, filename)
         if replaces is not None and replaces.status not in REPLACEABLE_FILE_STATES:
             raise Conflict(
                 f"{filename!r} is being uploaded in this session; cancel that upload "
