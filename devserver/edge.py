@@ -26,6 +26,9 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"
 class Edge(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 resets connections when publishers upload in
+    # parallel or a CI matrix creates sessions at once.
+    request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], gateway: LocalGateway) -> None:
         super().__init__(address, EdgeHandler)
