@@ -25,6 +25,9 @@ VERSION_SPEC = "https://packaging.python.org/en/latest/specifications/version-sp
 WHEEL_SPEC = "https://packaging.python.org/en/latest/specifications/binary-distribution-format/"
 SDIST_SPEC = "https://packaging.python.org/en/latest/specifications/source-distribution-format/"
 MAX_FILENAME_LENGTH = 255
+# Far above any real project name, and keeps every key built from a name within
+# DynamoDB's key size limits.
+MAX_NAME_LENGTH = 200
 
 
 class InvalidInput(ValueError):
@@ -33,6 +36,8 @@ class InvalidInput(ValueError):
 
 def normalize_name(name: str) -> str:
     """The normalized project name (PEP 503), or InvalidInput."""
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"a project name has at most {MAX_NAME_LENGTH} characters")
     try:
         return canonicalize_name(name, validate=True)
     except InvalidName:

@@ -17,6 +17,12 @@ def random_id() -> str:
     return secrets.token_hex(16)
 
 
+def is_random_id(value: str) -> bool:
+    """Could `value` be an id we issued? Checked before it reaches a key, so that hostile
+    URLs are a 404 and never a database error."""
+    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
 def secret_hash(secret: str) -> str:
     # Secrets are 256 random bits, so a plain SHA-256 is a sufficient one-way store;
     # a slow KDF would only add latency to every request.
@@ -47,7 +53,7 @@ class ApiToken:
     def parse(cls, text: str) -> ApiToken | None:
         prefix, _, rest = text.partition("_")
         token_id, _, secret = rest.partition("_")
-        if prefix != TOKEN_PREFIX or len(token_id) != 32 or not secret:
+        if prefix != TOKEN_PREFIX or not is_random_id(token_id) or not secret:
             return None
         return cls(token_id=token_id, secret=secret)
 

@@ -128,3 +128,27 @@ def test_publish_and_complete_need_the_v2_body(me: Api) -> None:
 def test_problem_bodies_are_json(me: Api) -> None:
     reply = me.get("/upload/sessions/none")
     assert json.loads(reply.body)["type"].startswith("https://")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/upload/sessions/" + "a" * 5000,
+        "/upload/sessions/" + "a" * 32 + "/files/" + "b" * 5000,
+        "/upload/sessions/%00%ff",
+    ],
+)
+def test_hostile_ids_in_urls_are_404(me: Api, path: str) -> None:
+    assert_problem(me.get(path), 404)
+    assert_problem(me.delete(path), 404)
+
+
+def test_hostile_names_in_admin_urls_are_4xx(api: Api) -> None:
+    from tests.conftest import ADMIN_TOKEN
+
+    admin = api.as_(ADMIN_TOKEN)
+    long = "a" * 5000
+    assert admin.delete(f"/admin/tokens/{long}").status == 404
+    assert admin.post(f"/admin/users/{long}/tokens", {}).status == 404
+    assert admin.put(f"/admin/projects/{long}/roles/x", {"role": "owner"}).status == 400
+    assert admin.delete(f"/admin/projects/demo/roles/{long}").status == 404

@@ -217,3 +217,19 @@ def test_the_admin_token_may_publish_anything(api: Api) -> None:
     session = admin.create_session("demo", "1.0").json()
     admin.add_file(session, "demo-1.0.tar.gz", b"x")
     assert admin.publish(session).status == 201
+
+
+def test_an_expired_session_does_not_block_a_new_one(api: Api, clock: FixedClock) -> None:
+    # No sweep ran: the create itself finds the expired session and cancels it.
+    alice = api.as_(api.new_user("alice"))
+    bob = api.as_(api.new_user("bob"))
+    old = alice.create_session("demo", "1.0").json()
+    clock.advance(3600)
+    assert bob.create_session("demo", "2.0").status == 201
+    assert alice.get(old["links"]["session"]).status == 403  # bob holds the name now
+    alice.publish(alice.create_session("mine", "0.1").json())
+    first = alice.create_session("mine", "1.0").json()
+    clock.advance(3600)
+    again = alice.create_session("mine", "1.0")
+    assert again.status == 201
+    assert again.json()["links"]["session"] != first["links"]["session"]

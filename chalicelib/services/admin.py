@@ -10,7 +10,7 @@ from ..errors import BadRequest, Conflict, FieldError, NotFound
 from ..names import InvalidInput, normalize_name
 from ..ports import AlreadyExists, Clock
 from ..records import Role, TokenRecord
-from ..tokens import ApiToken, secret_hash
+from ..tokens import ApiToken, is_random_id, secret_hash
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -41,7 +41,7 @@ class AdminService:
             raise Conflict(f"The user {username!r} already exists.") from None
 
     def _require_user(self, username: str) -> None:
-        if not self._store.user_exists(username):
+        if not USERNAME.fullmatch(username) or not self._store.user_exists(username):
             raise NotFound(f"No user {username!r}.")
 
     def issue_token(
@@ -67,7 +67,7 @@ class AdminService:
         return IssuedToken(record=record, text=token.text)
 
     def revoke_token(self, token_id: str) -> None:
-        if not self._store.delete_token(token_id):
+        if not is_random_id(token_id) or not self._store.delete_token(token_id):
             raise NotFound("No such token.")
 
     def grant_role(self, project: str, username: str, role: str) -> tuple[str, Role]:
@@ -84,7 +84,8 @@ class AdminService:
         return name, parsed
 
     def revoke_role(self, project: str, username: str) -> None:
-        if not self._store.delete_role(self._project(project), username):
+        name = self._project(project)
+        if not USERNAME.fullmatch(username) or not self._store.delete_role(name, username):
             raise NotFound(f"{username!r} has no role on {project!r}.")
 
     @staticmethod

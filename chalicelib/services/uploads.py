@@ -40,7 +40,7 @@ from ..states import (
     SessionEvent,
     SessionStatus,
 )
-from ..tokens import new_session_token, random_id, session_id_for
+from ..tokens import is_random_id, new_session_token, random_id, session_id_for
 from .access import Access
 
 HTTP_POST_BYTES = "http-post-bytes"
@@ -157,16 +157,21 @@ class UploadService:
         return self._expire_if_due(session)
 
     def _session(self, principal: Principal, session_id: str) -> SessionRecord:
+        if not is_random_id(session_id):
+            raise NotFound("No such publishing session.")
         return self._admit(principal, self._store.get_session(session_id))
 
     def _load(self, principal: Principal, session_id: str) -> SessionView:
         """The session with its files, for the responses that list them."""
+        if not is_random_id(session_id):
+            raise NotFound("No such publishing session.")
         session, files = self._store.get_session_and_files(session_id)
         admitted = self._admit(principal, session)
         return SessionView(admitted, _live(files, admitted))
 
     def _load_file(self, principal: Principal, session_id: str, file_id: str) -> FileView:
-        session = self._store.get_session(session_id)
+        known = is_random_id(session_id) and is_random_id(file_id)
+        session = self._store.get_session(session_id) if known else None
         file = self._store.get_file(session_id, file_id) if session else None
         if file is None:
             raise NotFound("No such file upload session.")
@@ -188,10 +193,10 @@ class UploadService:
             raise BadRequest("The session's name or version is not valid.", errors)
         for _attempt in range(_CREATE_ATTEMPTS):
             record = self._store.get_project(project)
-            self._access.require_upload(principal, project)
             if record is not None and record.status is ProjectStatus.RESERVED:
                 self._refuse_reserved(principal, project, record.reserved_by)
                 continue
+            self._access.require_upload(principal, project)
             now = self._clock.now()
             token = new_session_token()
             session = SessionRecord(
@@ -235,13 +240,17 @@ class UploadService:
         )
 
     def _refuse_reserved(self, principal: Principal, project: str, holder_id: str | None) -> None:
-        """A first release of `project` is in progress: only its session may add files."""
+        """A first release of `project` is in progress: 403 for others, 409 pointing at
+        it for its creator. Returns only when the holder had expired (and has now been
+        canceled, freeing the name), so the caller retries."""
         holder = self._store.get_session(holder_id) if holder_id else None
+        if holder is not None:
+            holder = self._expire_if_due(holder)
+            if holder.status.terminal:
+                return
+        self._access.require_upload(principal, project, holder)
         if holder is None:
             raise Conflict(f"The name {project!r} is reserved.")
-        holder = self._expire_if_due(holder)
-        if holder.status.terminal:
-            return
         raise Conflict(
             f"The name {project!r} is reserved by a first-release session in progress; "
             "publish or cancel that session first.",
