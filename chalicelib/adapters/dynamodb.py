@@ -251,10 +251,14 @@ class DynamoStore:
     def _live_ttl(self, session: SessionRecord) -> int:
         return session.expires_at + self._retention
 
-    def _editable_condition(self, now: int) -> tuple[str, dict[str, Any], dict[str, str]]:
-        """The session accepts changes: open or error, not being published, not expired."""
+    def _editable_condition(
+        self, now: int, *, expired: bool = False
+    ) -> tuple[str, dict[str, Any], dict[str, str]]:
+        """The session accepts changes: open or error, not being published, and not
+        expired (or, for the expiry itself, expired)."""
+        expiry = "expires_at <= :now" if expired else "expires_at > :now"
         return (
-            "#status IN (:open, :error) AND expires_at > :now AND "
+            f"#status IN (:open, :error) AND {expiry} AND "
             "(attribute_not_exists(publish_lock_until) OR publish_lock_until < :now)",
             {
                 ":open": {"S": SessionStatus.OPEN.value},
@@ -478,9 +482,9 @@ class DynamoStore:
         """
         sources, target = session_move(event)
         if sources == EDITABLE_SESSION_STATES:
-            condition, values, names = self._editable_condition(now)
-            if event is SessionEvent.EXPIRE:
-                condition = condition.replace("expires_at > :now", "expires_at <= :now")
+            condition, values, names = self._editable_condition(
+                now, expired=event is SessionEvent.EXPIRE
+            )
         else:
             condition = "#status IN (" + ", ".join(f":s{i}" for i in range(len(sources))) + ")"
             values = {f":s{i}": {"S": s.value} for i, s in enumerate(sorted(sources))}
@@ -833,6 +837,7 @@ class DynamoStore:
         }
 
     def _reserve_one(self, session: SessionRecord, file: FileRecord, now: int) -> str | None:
+        """Reserve one filename; the holding session's id if someone live holds it."""
         stale: str | None = None
         for _attempt in range(3):
             try:
@@ -844,23 +849,17 @@ class DynamoStore:
             except ClientError as exc:
                 if _error_code(exc) != "ConditionalCheckFailedException":
                     raise
-                old = _old_item(exc)
-                holder = (
-                    old["session"]
-                    if old
-                    else (
-                        self._get(
-                            _project_pk(session.project),
-                            self._published_sk(session.version_key, file.filename),
-                        )
-                        or {}
-                    ).get("session")
+                found = _old_item(exc) or self._get(
+                    _project_pk(session.project),
+                    self._published_sk(session.version_key, file.filename),
                 )
-                if holder is None:
-                    continue
-                if not self._reservation_is_stale(session.project, holder, now):
-                    return str(holder)
-                stale = str(holder)
+            if found is None:
+                stale = None  # released meanwhile: try a plain reservation again
+                continue
+            holder = str(found["session"])
+            if not self._reservation_is_stale(session.project, holder, now):
+                return holder
+            stale = holder  # take it over, if it is still that holder's
         return stale or "unknown"
 
     def _reservation_is_stale(self, project: str, holder: str, now: int) -> bool:
