@@ -26,8 +26,36 @@ class BlobInfo:
     etag: str
 
 
+@dataclass(frozen=True)
+class StoredPart:
+    number: int
+    size: int
+    etag: str
+    sha256: str | None  # base64, as S3 reports x-amz-checksum-sha256
+
+
 class BlobStore(Protocol):
     """Where file bytes live (S3 in production)."""
+
+    def start_multipart(self, key: str) -> str:
+        """Begin a multipart upload to `key`; its upload id."""
+        ...
+
+    def stored_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        """Every part stored so far, in part-number order (all pages of ListParts)."""
+        ...
+
+    def presign_part(
+        self, key: str, upload_id: str, number: int, sha256_b64: str, expires_in: int
+    ) -> tuple[str, dict[str, str]]:
+        """A URL for PUTting one part, and the headers the client must send with it."""
+        ...
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None: ...
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Discard an unfinished multipart upload and its parts (idempotent)."""
+        ...
 
     def put_new(self, key: str, data: bytes) -> bool:
         """Store `data` at `key` unless something is there; False if it was."""

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 from chalice.test import Client
 from moto import mock_aws
@@ -55,8 +54,8 @@ def settings() -> Settings:
 @pytest.fixture
 def aws(settings: Settings) -> Iterator[tuple[Any, Any]]:
     with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        s3 = boto3.client("s3", region_name=REGION)
+        # The clients the Lambda builds (SigV4 presigning included).
+        dynamodb, s3 = runtime.aws_clients()
         create_table(dynamodb, settings.table_name)
         create_bucket(s3, settings.bucket_name, REGION)
         yield dynamodb, s3

@@ -7,12 +7,13 @@ import hashlib
 import threading
 from collections.abc import Iterator
 
-from ..ports import BlobInfo
+from ..ports import BlobInfo, StoredPart
 
 
 class MemoryBlobStore:
     def __init__(self) -> None:
         self._objects: dict[str, bytes] = {}
+        self._uploads: dict[str, tuple[str, dict[int, bytes]]] = {}
         self._lock = threading.Lock()
 
     def put_new(self, key: str, data: bytes) -> bool:
@@ -39,6 +40,35 @@ class MemoryBlobStore:
 
     def keys(self) -> list[str]:
         return sorted(self._objects)
+
+    def start_multipart(self, key: str) -> str:
+        upload_id = f"upload-{len(self._uploads) + 1}"
+        self._uploads[upload_id] = (key, {})
+        return upload_id
+
+    def stored_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        _, parts = self._uploads[upload_id]
+        return [
+            StoredPart(number=n, size=len(d), etag=hashlib.md5(d).hexdigest(), sha256=None)
+            for n, d in sorted(parts.items())
+        ]
+
+    def presign_part(
+        self, key: str, upload_id: str, number: int, sha256_b64: str, expires_in: int
+    ) -> tuple[str, dict[str, str]]:
+        return f"memory://{upload_id}/{number}", {"x-amz-checksum-sha256": sha256_b64}
+
+    def put_part(self, url: str, data: bytes) -> None:
+        """What a client's PUT to a presigned URL does."""
+        upload_id, number = url.removeprefix("memory://").split("/")
+        self._uploads[upload_id][1][int(number)] = data
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
+        _, stored = self._uploads.pop(upload_id)
+        self._objects[key] = b"".join(stored[p.number] for p in parts)
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        self._uploads.pop(upload_id, None)
 
 
 class FixedClock:
