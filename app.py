@@ -3,27 +3,40 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
 from chalice.app import Rate, Response
 
+from chalicelib.config import QUEUE_NAME
 from chalicelib.errors import WharfError
 from chalicelib.http import (
     as_problem,
     file_body,
     json_response,
+    parts_body,
     problem_response,
     read_bytes,
     read_json,
     read_upload_json,
     session_body,
+    signed_parts_body,
     upload_response,
 )
 from chalicelib.runtime import services
-from chalicelib.schemas import CreateFile, CreateSession, CreateToken, CreateUser, Extend, GrantRole
+from chalicelib.schemas import (
+    CreateFile,
+    CreateSession,
+    CreateToken,
+    CreateUser,
+    Extend,
+    GrantRole,
+    SignParts,
+)
 from chalicelib.schemas import UploadRequest as Bare
 from chalicelib.simple import simple_root
+from chalicelib.states import FileStatus, SessionStatus
 from chalicelib.wharf_chalice import ThreadSafeChalice
 
 app = ThreadSafeChalice(app_name="wharf")
@@ -69,7 +82,8 @@ def _principal() -> Any:
 
 
 def _session(status: int, view: Any, **headers: str) -> Response:
-    return upload_response(status, session_body(view, services().links), headers)
+    body = session_body(view, services().links, services().uploads.mechanisms)
+    return upload_response(status, body, headers)
 
 
 def _file(status: int, view: Any, **headers: str) -> Response:
@@ -104,7 +118,9 @@ def publish_session(session_id: str) -> Response:
     principal = _principal()
     read_upload_json(*_request(), Bare)
     view = services().uploads.publish(principal, session_id)
-    return _session(201, view, Location=services().links.session(view.session))
+    # 202 when the release is large enough to be published by the worker.
+    status = 202 if view.session.status is SessionStatus.PROCESSING else 201
+    return _session(status, view, Location=services().links.session(view.session))
 
 
 @route("/upload/sessions/{session_id}/extend", methods=["POST"])
@@ -156,7 +172,9 @@ def complete_file(session_id: str, file_id: str) -> Response:
     principal = _principal()
     read_upload_json(*_request(), Bare)
     view = services().uploads.complete_file(principal, session_id, file_id)
-    return _file(201, view, Location=services().links.file(view.file))
+    # 202 when the file is large enough to be verified by the worker.
+    status = 202 if view.status is FileStatus.PROCESSING else 201
+    return _file(status, view, Location=services().links.file(view.file))
 
 
 @route("/upload/sessions/{session_id}/files/{file_id}/extend", methods=["POST"])
@@ -166,6 +184,25 @@ def extend_file(session_id: str, file_id: str) -> Response:
     return _file(
         200, services().uploads.extend_file(principal, session_id, file_id, body.extend_for)
     )
+
+
+# -- the vendor mechanism: S3 multipart through presigned URLs (DESIGN.md) ----------------
+
+
+@route("/upload/sessions/{session_id}/files/{file_id}/parts", methods=["GET"])
+def list_parts(session_id: str, file_id: str) -> Response:
+    parts = services().uploads.list_parts(_principal(), session_id, file_id)
+    return upload_response(200, parts_body(parts))
+
+
+@route("/upload/sessions/{session_id}/files/{file_id}/parts", methods=["POST"])
+def sign_parts(session_id: str, file_id: str) -> Response:
+    principal = _principal()
+    body = read_upload_json(*_request(), SignParts)
+    signed = services().uploads.sign_parts(
+        principal, session_id, file_id, [(p.number, p.sha256) for p in body.parts]
+    )
+    return upload_response(200, signed_parts_body(signed))
 
 
 # -- operator API ----------------------------------------------------------------------------
@@ -232,6 +269,16 @@ def admin_revoke_role(name: str, username: str) -> Response:
 def simple_index() -> Response:
     headers, _ = _request()
     return simple_root(headers.get("accept", ""), services().store.project_names())
+
+
+# -- deferred processing -------------------------------------------------------------------
+
+
+@app.on_sqs_message(queue=QUEUE_NAME, batch_size=1)
+def process_jobs(event: Any) -> None:
+    """The worker: verifies large files and publishes large releases (at least once)."""
+    for record in event:
+        services().worker.handle(json.loads(record.body))
 
 
 # -- scheduled work --------------------------------------------------------------------------

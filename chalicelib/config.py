@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 DAY = 86_400
 MIB = 1024 * 1024
+# The queue the worker Lambda is subscribed to (chalice needs its name when packaging).
+QUEUE_NAME = os.environ.get("WHARF_QUEUE_NAME", "wharf-jobs")
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -44,6 +46,12 @@ class Settings:
     post_bytes_max: int = 4 * MIB
     operator: str = "wharf"
     retry_after: int = 1
+    # The deferred-processing queue (SQS); completion of a file larger than
+    # `inline_max` bytes, and publishing more than `inline_publish_max_files` files,
+    # answer 202 and finish in the worker.
+    queue_url: str = ""
+    inline_max: int = 8 * MIB
+    inline_publish_max_files: int = 100
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -62,4 +70,7 @@ class Settings:
             max_file_size=_int(env, "WHARF_MAX_FILE_SIZE", 1024 * MIB),
             post_bytes_max=_int(env, "WHARF_POST_BYTES_MAX", 4 * MIB),
             operator=env.get("WHARF_OPERATOR", "wharf"),
+            queue_url=env.get("WHARF_QUEUE_URL", ""),
+            inline_max=_int(env, "WHARF_INLINE_MAX", 8 * MIB),
+            inline_publish_max_files=_int(env, "WHARF_INLINE_PUBLISH_MAX_FILES", 100),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -21,16 +21,21 @@ from .errors import (
     error_for_status,
 )
 from .links import Links
+from .mechanisms import HTTP_POST_BYTES, PartPlan
 from .schemas import (
     FileBody,
     FileLinks,
+    PartsBody,
+    PartStatus,
     SessionBody,
     SessionFile,
     SessionLinks,
+    SignedPartBody,
+    SignedPartsBody,
     UploadRequest,
     dump,
 )
-from .services.uploads import HTTP_POST_BYTES, MECHANISMS, FileView, SessionView
+from .services.uploads import FileView, PartState, SessionView, SignedPart
 
 UPLOAD_JSON = "application/vnd.pypi.upload.v2+json"
 PROBLEM_JSON = "application/problem+json"
@@ -187,7 +192,7 @@ def unexpected(exc: BaseException) -> Response:
     return problem_response(WharfError("The server failed unexpectedly; retry later."))
 
 
-def session_body(view: SessionView, links: Links) -> SessionBody:
+def session_body(view: SessionView, links: Links, mechanisms: Sequence[str]) -> SessionBody:
     session = view.session
     base = links.session(session)
     return SessionBody(
@@ -198,7 +203,7 @@ def session_body(view: SessionView, links: Links) -> SessionBody:
             publish=f"{base}/publish",
             extend=f"{base}/extend",
         ),
-        mechanisms=list(MECHANISMS),
+        mechanisms=list(mechanisms),
         session_token=session.token,
         expires_at=rfc3339(session.expires_at),
         status=session.status.value,
@@ -215,6 +220,9 @@ def file_body(view: FileView, links: Links) -> FileBody:
     mechanism: dict[str, Any] = {"identifier": view.file.mechanism}
     if view.file.mechanism == HTTP_POST_BYTES:
         mechanism["file_url"] = f"{base}/content"
+    else:  # the vendor mechanism: DESIGN.md "vnd-wharf-s3multipart-presigned-v1"
+        plan = PartPlan.for_size(view.file.size)
+        mechanism.update(part_size=plan.part_size, part_count=plan.count, parts_url=f"{base}/parts")
     return FileBody(
         links=FileLinks(
             file_upload_session=base, complete=f"{base}/complete", extend=f"{base}/extend"
@@ -223,4 +231,21 @@ def file_body(view: FileView, links: Links) -> FileBody:
         expires_at=rfc3339(view.session.expires_at),
         mechanism=mechanism,
         notices=view.file.notices,
+    )
+
+
+def signed_parts_body(parts: list[SignedPart]) -> SignedPartsBody:
+    return SignedPartsBody(
+        parts=[
+            SignedPartBody(
+                number=p.number, url=p.url, headers=p.headers, expires_at=rfc3339(p.expires_at)
+            )
+            for p in parts
+        ]
+    )
+
+
+def parts_body(parts: list[PartState]) -> PartsBody:
+    return PartsBody(
+        parts=[PartStatus(number=p.number, size=p.size, uploaded=p.uploaded) for p in parts]
     )

@@ -68,6 +68,12 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> None: ...
 
 
+class JobQueue(Protocol):
+    """Deferred work (SQS in production); delivery is at least once."""
+
+    def send(self, job: dict[str, str]) -> None: ...
+
+
 class StoreConflict(Exception):
     """A conditional write found the data in another state than it required."""
 

@@ -55,6 +55,20 @@ class FileRecord:
     key: str
     created_at: int
     notices: list[str] = field(default_factory=list)
+    upload_id: str | None = None  # the S3 multipart upload of the vendor mechanism
+    # Known once the file is verified, and published with it (simple API, PEP 658/700).
+    metadata_sha256: str | None = None
+    requires_python: str | None = None
+    uploaded_at: int | None = None
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What verification learned about a file's content."""
+
+    metadata_sha256: str
+    requires_python: str | None
+    uploaded_at: int
 
 
 @dataclass(frozen=True)
@@ -105,3 +119,6 @@ class PublishedFile:
     size: int
     hashes: dict[str, str]
     published_at: int
+    metadata_sha256: str | None = None
+    requires_python: str | None = None
+    uploaded_at: int | None = None

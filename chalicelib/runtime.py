@@ -13,12 +13,16 @@ from botocore.config import Config
 
 from .adapters.dynamodb import DynamoStore
 from .adapters.s3 import S3BlobStore
+from .adapters.sqs import SqsJobQueue
 from .config import Settings
 from .links import Links
-from .ports import BlobStore, Clock, SystemClock
+from .ports import BlobStore, Clock, JobQueue, SystemClock
 from .services.access import Access
 from .services.admin import AdminService
+from .services.publishing import Publisher
 from .services.uploads import UploadService
+from .services.verification import Verifier
+from .services.worker import Worker
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class Services:
     uploads: UploadService
     admin: AdminService
     links: Links
+    worker: Worker
 
 
 def build(
@@ -38,6 +43,7 @@ def build(
     *,
     dynamodb: Any,
     blobs: BlobStore,
+    queue: JobQueue,
     clock: Clock | None = None,
 ) -> Services:
     clock = clock or SystemClock()
@@ -48,19 +54,22 @@ def build(
         max_lifetime=settings.session_max_lifetime,
     )
     access = Access(store, settings.admin_token)
+    verifier = Verifier(blobs, clock)
+    publisher = Publisher(store, clock)
     return Services(
         settings=settings,
         store=store,
         blobs=blobs,
         clock=clock,
         access=access,
-        uploads=UploadService(store, blobs, clock, settings, access),
+        uploads=UploadService(store, blobs, clock, settings, access, queue, verifier, publisher),
         admin=AdminService(store, clock),
         links=Links(settings.public_url),
+        worker=Worker(store, verifier, publisher, clock),
     )
 
 
-def aws_clients() -> tuple[Any, Any]:
+def aws_clients() -> tuple[Any, Any, Any]:
     """boto3 clients; AWS_ENDPOINT_URL (the local stack's moto) is honoured by boto3."""
     region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
     config = Config(retries={"mode": "standard"}, max_pool_connections=50)
@@ -69,7 +78,8 @@ def aws_clients() -> tuple[Any, Any]:
     s3 = boto3.client(
         "s3", region_name=region, config=config.merge(Config(signature_version="s3v4"))
     )
-    return dynamodb, s3
+    sqs = boto3.client("sqs", region_name=region, config=config)
+    return dynamodb, s3, sqs
 
 
 _services: Services | None = None
@@ -79,8 +89,13 @@ def services() -> Services:
     global _services
     if _services is None:
         settings = Settings.from_env()
-        dynamodb, s3 = aws_clients()
-        _services = build(settings, dynamodb=dynamodb, blobs=S3BlobStore(s3, settings.bucket_name))
+        dynamodb, s3, sqs = aws_clients()
+        _services = build(
+            settings,
+            dynamodb=dynamodb,
+            blobs=S3BlobStore(s3, settings.bucket_name),
+            queue=SqsJobQueue(sqs, settings.queue_url),
+        )
     return _services
 
 

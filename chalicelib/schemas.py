@@ -43,6 +43,15 @@ class Extend(UploadRequest):
     extend_for: Annotated[StrictInt, Field(alias="extend-for", gt=0)]
 
 
+class PartRequest(BaseModel):
+    number: StrictInt
+    sha256: Annotated[StrictStr, Field(max_length=64)]
+
+
+class SignParts(UploadRequest):
+    parts: Annotated[list[PartRequest], Field(max_length=1000)]
+
+
 class CreateUser(BaseModel):
     username: StrictStr
 
@@ -101,6 +110,29 @@ class FileBody(BaseModel):
     expires_at: str = Field(serialization_alias="expires-at")
     mechanism: dict[str, Any]
     notices: list[str]
+
+
+class PartStatus(BaseModel):
+    number: int
+    size: int
+    uploaded: bool
+
+
+class PartsBody(BaseModel):
+    meta: ResponseMeta = ResponseMeta()
+    parts: list[PartStatus]
+
+
+class SignedPartBody(BaseModel):
+    number: int
+    url: str
+    headers: dict[str, str]
+    expires_at: str = Field(serialization_alias="expires-at")
+
+
+class SignedPartsBody(BaseModel):
+    meta: ResponseMeta = ResponseMeta()
+    parts: list[SignedPartBody]
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

@@ -42,15 +42,20 @@ def main() -> int:
     from chalice.local import LocalGateway
 
     from app import app
-    from chalicelib.adapters.schema import create_bucket, create_table
+    from chalicelib.adapters.schema import create_bucket, create_queue, create_table
+    from chalicelib.adapters.sqs import SqsJobQueue
+    from chalicelib.config import QUEUE_NAME, Settings
     from chalicelib.runtime import aws_clients, services
 
     from .edge import Edge
 
-    settings = services().settings
-    dynamodb, s3 = aws_clients()
+    dynamodb, s3, sqs = aws_clients()
+    settings = Settings.from_env()
     create_table(dynamodb, settings.table_name)
     create_bucket(s3, settings.bucket_name, os.environ["AWS_DEFAULT_REGION"])
+    os.environ["WHARF_QUEUE_URL"] = create_queue(sqs, QUEUE_NAME)
+    settings = services().settings
+    jobs = SqsJobQueue(sqs, settings.queue_url)
 
     edge = Edge((host, port), LocalGateway(app, Config.create(lambda_timeout=900)))
     stop = threading.Event()
@@ -69,9 +74,22 @@ def main() -> int:
             except Exception:
                 logging.getLogger("wharf").exception("expiry sweep failed")
 
+    def work() -> None:
+        # The SQS-subscribed worker Lambda's job in AWS, calling the same handler.
+        while not stop.is_set():
+            try:
+                for job, receipt in jobs.receive(wait_seconds=1):
+                    services().worker.handle(job)
+                    jobs.done(receipt)
+            except Exception:
+                # Left on the queue: delivered again after its visibility timeout.
+                logging.getLogger("wharf").exception("job failed")
+                stop.wait(1)
+
     threads = [
         threading.Thread(target=edge.serve_forever, name="edge", daemon=True),
         threading.Thread(target=sweep, name="sweeper", daemon=True),
+        threading.Thread(target=work, name="worker", daemon=True),
     ]
     for thread in threads:
         thread.start()

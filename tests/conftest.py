@@ -18,8 +18,10 @@ from moto import mock_aws
 from chalicelib import runtime
 from chalicelib.adapters.memory import FixedClock
 from chalicelib.adapters.s3 import S3BlobStore
-from chalicelib.adapters.schema import create_bucket, create_table
-from chalicelib.config import Settings
+from chalicelib.adapters.schema import create_bucket, create_queue, create_table
+from chalicelib.adapters.sqs import SqsJobQueue
+from chalicelib.config import QUEUE_NAME, Settings
+from tests.dists import dist
 
 REGION = "us-east-1"
 ADMIN_TOKEN = "test-admin-token"
@@ -52,13 +54,13 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def aws(settings: Settings) -> Iterator[tuple[Any, Any]]:
+def aws(settings: Settings) -> Iterator[tuple[Any, Any, Any]]:
     with mock_aws():
         # The clients the Lambda builds (SigV4 presigning included).
-        dynamodb, s3 = runtime.aws_clients()
+        dynamodb, s3, sqs = runtime.aws_clients()
         create_table(dynamodb, settings.table_name)
         create_bucket(s3, settings.bucket_name, REGION)
-        yield dynamodb, s3
+        yield dynamodb, s3, sqs
 
 
 @pytest.fixture
@@ -68,11 +70,15 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def services(
-    aws: tuple[Any, Any], settings: Settings, clock: FixedClock
+    aws: tuple[Any, Any, Any], settings: Settings, clock: FixedClock
 ) -> Iterator[runtime.Services]:
-    dynamodb, s3 = aws
+    dynamodb, s3, sqs = aws
     built = runtime.build(
-        settings, dynamodb=dynamodb, blobs=S3BlobStore(s3, settings.bucket_name), clock=clock
+        settings,
+        dynamodb=dynamodb,
+        blobs=S3BlobStore(s3, settings.bucket_name),
+        queue=SqsJobQueue(sqs, create_queue(sqs, QUEUE_NAME)),
+        clock=clock,
     )
     runtime.install(built)
     yield built
@@ -160,7 +166,11 @@ class Api:
     def complete(self, file: dict[str, Any]) -> Reply:
         return self.post(file["links"]["complete"], {"meta": {"api-version": "2.0"}})
 
-    def add_file(self, session: dict[str, Any], filename: str, data: bytes) -> dict[str, Any]:
+    def add_file(
+        self, session: dict[str, Any], filename: str, data: bytes | None = None
+    ) -> dict[str, Any]:
+        """Create, upload and complete a file: by default a valid distribution."""
+        data = dist(filename) if data is None else data
         created = self.create_file(session, filename, data)
         assert created.status == 202, created.body
         file = created.json()
@@ -217,3 +227,17 @@ def wheel_name(name: str, version: str, tag: str = "py3-none-any") -> str:
 
 
 os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+
+
+def run_worker(services: runtime.Services) -> int:
+    """Deliver every queued job to the worker, as the SQS-triggered Lambda would; the
+    number of jobs run."""
+    queue = services.uploads._queue
+    assert isinstance(queue, SqsJobQueue)
+    count = 0
+    while jobs := queue.receive(wait_seconds=0):
+        for job, receipt in jobs:
+            services.worker.handle(job)
+            queue.done(receipt)
+            count += 1
+    return count

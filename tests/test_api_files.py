@@ -9,6 +9,7 @@ import pytest
 
 from chalicelib.runtime import Services
 from tests.conftest import Api, wheel_name
+from tests.dists import dist
 
 SDIST = "demo-1.0.tar.gz"
 
@@ -43,7 +44,7 @@ def test_create_answers_202_with_retry_after_and_links(me: Api, session: dict[st
 
 
 def test_the_full_upload_completes_with_201(me: Api, session: dict[str, Any]) -> None:
-    data = b"sdist bytes"
+    data = dist(SDIST)
     file = me.create_file(session, SDIST, data).json()
     assert me.upload(file, data).status == 204
     done = me.complete(file)
@@ -105,7 +106,7 @@ def test_a_pending_upload_of_the_same_name_is_409(me: Api, session: dict[str, An
 
 
 def test_replace_a_completed_file(me: Api, session: dict[str, Any], services: Services) -> None:
-    old = me.add_file(session, SDIST, b"old")
+    old = me.add_file(session, SDIST, dist(SDIST, "old"))
     new = me.create_file(session, SDIST, b"new!")
     assert new.status == 202
     assert me.get(old["links"]["file-upload-session"]).json()["status"] == "canceled"
@@ -170,7 +171,7 @@ def test_completing_without_bytes_is_an_error(me: Api, session: dict[str, Any]) 
 def test_delete_removes_the_file_from_the_session(
     me: Api, session: dict[str, Any], services: Services
 ) -> None:
-    file = me.add_file(session, SDIST, b"abc")
+    file = me.add_file(session, SDIST)
     _, files = services.store.get_session_and_files(session["links"]["session"].rsplit("/", 1)[1])
     key = files[0].key
     assert services.blobs.head(key) is not None
@@ -184,7 +185,7 @@ def test_delete_removes_the_file_from_the_session(
 def test_file_keys_are_unique_per_upload_session(
     me: Api, session: dict[str, Any], services: Services
 ) -> None:
-    me.add_file(session, SDIST, b"one")
+    me.add_file(session, SDIST, dist(SDIST, "one"))
     me.create_file(session, SDIST, b"two")
     _, files = services.store.get_session_and_files(session["links"]["session"].rsplit("/", 1)[1])
     keys = {f.key for f in files}
@@ -202,7 +203,7 @@ def test_extend_file_extends_its_session(me: Api, session: dict[str, Any]) -> No
 
 def test_a_published_filename_is_409_at_creation(api: Api, me: Api) -> None:
     first = me.create_session("demo", "1.0").json()
-    me.add_file(first, SDIST, b"abc")
+    me.add_file(first, SDIST)
     assert me.publish(first).status == 201
     second = me.create_session("demo", "1.0.0").json()
     reply = me.create_file(second, SDIST, b"abc")
@@ -216,14 +217,14 @@ def test_publish_time_conflicts_are_409_and_release_the_reservation(
     project = me.create_session("demo", "0.1").json()
     me.publish(project)
     one = me.create_session("demo", "1.0").json()
-    me.add_file(one, SDIST, b"first")
+    me.add_file(one, SDIST, dist(SDIST, "first"))
     # A second session for the release cannot exist while the first is live, so the
     # race is set up the way it happens: one publishes while the other waits.
     assert me.publish(one).status == 201
     two = me.create_session("demo", "1.0").json()
     sid = two["links"]["session"].rsplit("/", 1)[1]
     wheel = wheel_name("demo", "1.0")
-    me.add_file(two, wheel, b"wheel")
+    me.add_file(two, wheel)
     session, _ = services.store.get_session_and_files(sid)
     assert session is not None
     # Slip a file of the published name past the best-effort check.
@@ -253,4 +254,7 @@ def test_publish_time_conflicts_are_409_and_release_the_reservation(
     assert me.publish(two).status == 201
     assert services.store.published_file("demo", "1", wheel) is not None
     first = services.store.published_file("demo", "1", SDIST)
-    assert first is not None and first.hashes["sha256"] == hashlib.sha256(b"first").hexdigest()
+    assert (
+        first is not None
+        and first.hashes["sha256"] == hashlib.sha256(dist(SDIST, "first")).hexdigest()
+    )

@@ -113,7 +113,7 @@ def test_reserved_names_are_not_in_the_index(api: Api) -> None:
 def test_publish_is_refused_while_a_file_is_not_completed(api: Api) -> None:
     me = api.as_(api.new_user("alice"))
     session = me.create_session("demo", "1.0").json()
-    me.add_file(session, "demo-1.0.tar.gz", b"sdist")
+    me.add_file(session, "demo-1.0.tar.gz")
     pending = me.create_file(session, wheel_name("demo", "1.0"), b"wheel").json()
     refused = me.publish(session)
     assert refused.status == 409
@@ -163,7 +163,7 @@ def test_extend_moves_expiry_later_up_to_the_maximum(api: Api, clock: FixedClock
 def test_expired_sessions_are_canceled_and_purged(api: Api, clock: FixedClock, services) -> None:  # type: ignore[no-untyped-def]
     me = api.as_(api.new_user("alice"))
     session = me.create_session("demo", "1.0").json()
-    file = me.add_file(session, "demo-1.0.tar.gz", b"bytes")
+    file = me.add_file(session, "demo-1.0.tar.gz")
     key = services.store.get_session_and_files(session["links"]["session"].rsplit("/", 1)[1])[1][
         0
     ].key
@@ -215,7 +215,7 @@ def test_unknown_session_ids_are_404(api: Api) -> None:
 def test_the_admin_token_may_publish_anything(api: Api) -> None:
     admin = api.as_(ADMIN_TOKEN)
     session = admin.create_session("demo", "1.0").json()
-    admin.add_file(session, "demo-1.0.tar.gz", b"x")
+    admin.add_file(session, "demo-1.0.tar.gz")
     assert admin.publish(session).status == 201
 
 

@@ -16,7 +16,7 @@ def blobs(request: pytest.FixtureRequest, settings: Settings) -> Iterator[BlobSt
     if request.param == "memory":
         yield MemoryBlobStore()
     else:
-        aws: tuple[Any, Any] = request.getfixturevalue("aws")
+        aws: tuple[Any, Any, Any] = request.getfixturevalue("aws")
         yield S3BlobStore(aws[1], settings.bucket_name)
 
 

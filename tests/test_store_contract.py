@@ -30,7 +30,7 @@ NOW = 1_800_000_000
 
 
 @pytest.fixture
-def store(aws: tuple[Any, Any], settings: Settings) -> DynamoStore:
+def store(aws: tuple[Any, Any, Any], settings: Settings) -> DynamoStore:
     return DynamoStore(aws[0], settings.table_name, retention=600, max_lifetime=7200)
 
 

@@ -50,6 +50,7 @@ from ..records import (
     Role,
     SessionRecord,
     TokenRecord,
+    Verified,
 )
 from ..states import (
     EDITABLE_SESSION_STATES,
@@ -184,6 +185,10 @@ def _file_item(f: FileRecord, ttl: int) -> Item:
         "key": f.key,
         "created_at": f.created_at,
         "notices": f.notices,
+        "upload_id": f.upload_id,
+        "metadata_sha256": f.metadata_sha256,
+        "requires_python": f.requires_python,
+        "uploaded_at": f.uploaded_at,
         TTL_ATTRIBUTE: ttl,
     }
 
@@ -200,6 +205,10 @@ def _file_record(item: Item) -> FileRecord:
         key=item["key"],
         created_at=item["created_at"],
         notices=list(item.get("notices", [])),
+        upload_id=item.get("upload_id"),
+        metadata_sha256=item.get("metadata_sha256"),
+        requires_python=item.get("requires_python"),
+        uploaded_at=item.get("uploaded_at"),
     )
 
 
@@ -680,6 +689,7 @@ class DynamoStore:
         notices: list[str] | None = None,
         *,
         only_from: frozenset[FileStatus] | None = None,
+        verified: Verified | None = None,
     ) -> dict[str, Any]:
         sources, target = file_move(event)
         if only_from is not None:
@@ -690,6 +700,11 @@ class DynamoStore:
         if notices is not None:
             update += ", notices = :notices"
             values[":notices"] = _serializer.serialize(notices)
+        if verified is not None:
+            update += ", metadata_sha256 = :msha, requires_python = :rp, uploaded_at = :at"
+            values[":msha"] = {"S": verified.metadata_sha256}
+            values[":rp"] = _serializer.serialize(verified.requires_python)
+            values[":at"] = {"N": str(verified.uploaded_at)}
         return {
             "Update": {
                 "TableName": self._table,
@@ -711,12 +726,13 @@ class DynamoStore:
         now: int,
         *,
         notices: list[str] | None = None,
+        verified: Verified | None = None,
     ) -> FileRecord:
         """Apply a file transition while its session is editable. Canceling also frees the
         filename slot."""
         items: list[dict[str, Any]] = [
             self._session_check(file.session_id, now),
-            self._file_update(file, event, notices),
+            self._file_update(file, event, notices, verified=verified),
         ]
         if event is FileEvent.CANCEL:
             items.append(
@@ -746,6 +762,20 @@ class DynamoStore:
         updated = self.get_file(file.session_id, file.id)
         assert updated is not None
         return updated
+
+    def add_file_notices(self, file: FileRecord, notices: list[str]) -> None:
+        """Tell a file's own status why a deferred publish failed (PEP 694: the reason
+        goes in the file's notices too, where it is attributable to the file)."""
+        self._db.update_item(
+            TableName=self._table,
+            Key=_key(session_pk(file.session_id), f"F#{file.id}"),
+            UpdateExpression="SET notices = list_append(if_not_exists(notices, :empty), :new)",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={
+                ":empty": {"L": []},
+                ":new": _serializer.serialize(notices),
+            },
+        )
 
     # -- publishing ----------------------------------------------------------------------
 
@@ -826,6 +856,9 @@ class DynamoStore:
             "size": file.size,
             "hashes": file.hashes,
             "published_at": now,
+            "metadata_sha256": file.metadata_sha256,
+            "requires_python": file.requires_python,
+            "uploaded_at": file.uploaded_at,
         }
         holder = stale_holder or session.id
         return {
@@ -890,13 +923,25 @@ class DynamoStore:
                     raise
 
     def commit_publish(
-        self, session: SessionRecord, now: int, *, owner: str | None
+        self,
+        session: SessionRecord,
+        now: int,
+        *,
+        owner: str | None,
+        event: SessionEvent = SessionEvent.PUBLISH,
     ) -> SessionRecord:
         """The single write that makes a publish visible: the session becomes published,
         its commit marker appears, the release is freed, and a first release's reserved
-        name becomes registered (with the creator as owner)."""
-        sources, target = session_move(SessionEvent.PUBLISH)
+        name becomes registered (with the creator as owner).
+
+        A publish within the request (PUBLISH) must still hold its lock; a deferred one
+        (PROCESSING_SUCCEEDED) is protected by the processing state itself."""
+        sources, target = session_move(event)
         status_values = {f":s{i}": {"S": s.value} for i, s in enumerate(sorted(sources))}
+        lock_condition, lock_values = "", {}
+        if event is SessionEvent.PUBLISH:
+            lock_condition = " AND publish_lock_until = :lock"
+            lock_values = {":lock": {"N": str(session.publish_lock_until)}}
         items: list[dict[str, Any]] = [
             {
                 "Update": {
@@ -908,14 +953,15 @@ class DynamoStore:
                     ),
                     "ConditionExpression": "#status IN ("
                     + ", ".join(status_values)
-                    + ") AND publish_lock_until = :lock",
+                    + ")"
+                    + lock_condition,
                     "ExpressionAttributeNames": {"#status": "status", "#ttl": TTL_ATTRIBUTE},
                     "ExpressionAttributeValues": {
                         **status_values,
                         ":target": {"S": target.value},
                         ":now": {"N": str(now)},
                         ":ttl": {"N": str(now + self._retention)},
-                        ":lock": {"N": str(session.publish_lock_until)},
+                        **lock_values,
                     },
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
@@ -1027,4 +1073,7 @@ def _published_record(project: str, item: Item) -> PublishedFile:
         size=item["size"],
         hashes=dict(item["hashes"]),
         published_at=item["published_at"],
+        metadata_sha256=item.get("metadata_sha256"),
+        requires_python=item.get("requires_python"),
+        uploaded_at=item.get("uploaded_at"),
     )

@@ -80,3 +80,11 @@ class FixedClock:
 
     def advance(self, seconds: int) -> None:
         self.value += seconds
+
+
+class MemoryJobQueue:
+    def __init__(self) -> None:
+        self.jobs: list[dict[str, str]] = []
+
+    def send(self, job: dict[str, str]) -> None:
+        self.jobs.append(dict(job))

@@ -58,3 +58,10 @@ def create_bucket(s3: Any, name: str, region: str) -> None:
         s3.create_bucket(Bucket=name)
     else:
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+
+
+def create_queue(sqs: Any, name: str) -> str:
+    """The deferred-processing queue; its URL. Five minutes of visibility: a job whose
+    worker died is delivered again after that."""
+    response = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "300"})
+    return str(response["QueueUrl"])

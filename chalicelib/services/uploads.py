@@ -7,6 +7,8 @@ change with a conditional write.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -20,19 +22,27 @@ from ..errors import (
     NotFound,
     UnprocessableContent,
 )
-from ..hashes import InvalidHashes, MultiHasher, normalize_hashes
+from ..hashes import InvalidHashes, normalize_hashes
 from ..links import Links
+from ..mechanisms import (
+    HTTP_POST_BYTES,
+    MAX_PARTS_PER_REQUEST,
+    PART_URL_SECONDS,
+    PartPlan,
+    multipart_identifier,
+)
 from ..names import InvalidInput, check_distribution_filename, normalize_name, parse_version
 from ..ports import (
     BlobStore,
     Clock,
     FileChanged,
     FilenameInUse,
+    JobQueue,
     LiveSessionExists,
     ProjectTaken,
     SessionChanged,
 )
-from ..records import FileRecord, Principal, ProjectStatus, SessionRecord
+from ..records import FileRecord, Principal, ProjectStatus, SessionRecord, Verified
 from ..states import (
     REPLACEABLE_FILE_STATES,
     FileEvent,
@@ -42,10 +52,10 @@ from ..states import (
 )
 from ..tokens import is_random_id, new_session_token, random_id, session_id_for
 from .access import Access
+from .publishing import Publisher, unfinished
+from .verification import Unverified, Verifier
+from .worker import PUBLISH, VERIFY_FILE
 
-HTTP_POST_BYTES = "http-post-bytes"
-# Server-preferred order (PEP 694 "mechanisms").
-MECHANISMS = (HTTP_POST_BYTES,)
 # A synchronous publish holds its session still for at most this long, so a publisher
 # that dies mid-publish cannot wedge the session (Lambda's own ceiling is 900 s).
 PUBLISH_LOCK_SECONDS = 900
@@ -72,12 +82,34 @@ class FileView:
         return self.file.status
 
 
+@dataclass(frozen=True)
+class PartState:
+    number: int
+    size: int
+    uploaded: bool
+
+
+@dataclass(frozen=True)
+class SignedPart:
+    number: int
+    url: str
+    headers: dict[str, str]
+    expires_at: int
+
+
 def _live(files: list[FileRecord], session: SessionRecord) -> list[FileRecord]:
     if session.status is SessionStatus.CANCELED:
         return []
     return sorted(
         (f for f in files if f.status is not FileStatus.CANCELED), key=lambda f: f.filename
     )
+
+
+def _is_sha256_b64(value: str) -> bool:
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except (ValueError, binascii.Error):
+        return False
 
 
 def _session_state_conflict(session: SessionRecord | None, action: str) -> Conflict:
@@ -98,13 +130,22 @@ class UploadService:
         clock: Clock,
         settings: Settings,
         access: Access,
+        queue: JobQueue,
+        verifier: Verifier,
+        publisher: Publisher,
     ) -> None:
         self._store = store
         self._blobs = blobs
         self._clock = clock
         self._settings = settings
         self._access = access
+        self._queue = queue
+        self._verifier = verifier
+        self._publisher = publisher
         self._links = Links(settings.public_url)
+        self.multipart = multipart_identifier(settings.operator)
+        # Server-preferred order (PEP 694 "mechanisms"): bytes straight to S3 first.
+        self.mechanisms = (self.multipart, HTTP_POST_BYTES)
 
     # -- loading, with authorization and lazy expiry -------------------------------------
 
@@ -145,7 +186,7 @@ class UploadService:
         """Delete every staged byte of a canceled session (PEP 694 SHOULD purge)."""
         _, files = self._store.get_session_and_files(session_id)
         for file in files:
-            self._blobs.delete(file.key)
+            self._verifier.discard(file)
 
     def _admit(self, principal: Principal, session: SessionRecord | None) -> SessionRecord:
         """The session as this request may see it: 404 when unknown or past retention,
@@ -291,38 +332,27 @@ class UploadService:
             raise _session_state_conflict(current, "extend") from None
 
     def publish(self, principal: Principal, session_id: str) -> SessionView:
+        """Publish within the request (201), or, for a release larger than
+        WHARF_INLINE_PUBLISH_MAX_FILES, hand it to the worker (202, `processing`)."""
         view = self._load(principal, session_id)
         session = view.session
         if not session.status.editable:
             raise _session_state_conflict(session, "publish")
         self._require_all_completed(view.files)
+        if len(view.files) > self._settings.inline_publish_max_files:
+            return self._defer_publish(session)
         now = self._clock.now()
         try:
             session = self._store.lock_for_publish(session, now, now + PUBLISH_LOCK_SECONDS)
         except SessionChanged as exc:
             raise _session_state_conflict(exc.current, "publish") from None
-        reserved: list[FileRecord] = []
         try:
             # Authoritative now that the session is locked against changes.
             _, files = self._store.get_session_and_files(session.id)
             files = _live(files, session)
             self._require_all_completed(files)
-            reserved = files
-            conflicts = self._store.reserve_filenames(session, files, now)
-            if conflicts:
-                raise Conflict(
-                    "Files of this session are already published in this release, or being "
-                    "published by another session; delete them from this session and publish "
-                    "again.",
-                    [
-                        FieldError(f"files.{name}", "already published")
-                        for name in sorted(conflicts)
-                    ],
-                )
-            owner = session.created_by if session.first_release else None
-            published = self._store.commit_publish(session, self._clock.now(), owner=owner)
+            published = self._publisher.publish(session, files, SessionEvent.PUBLISH)
         except BaseException as exc:
-            self._store.release_filenames(session, reserved)
             self._store.unlock_publish(session)
             if isinstance(exc, SessionChanged):
                 raise _session_state_conflict(exc.current, "publish") from None
@@ -331,19 +361,25 @@ class UploadService:
             raise
         return SessionView(published, files)
 
+    def _defer_publish(self, session: SessionRecord) -> SessionView:
+        try:
+            processing = self._store.move_session(
+                session, SessionEvent.DEFER_PUBLISH, self._clock.now()
+            )
+        except SessionChanged as exc:
+            raise _session_state_conflict(exc.current, "publish") from None
+        self._queue.send({"job": PUBLISH, "session": session.id})
+        _, files = self._store.get_session_and_files(session.id)
+        return SessionView(processing, _live(files, processing))
+
     @staticmethod
     def _require_all_completed(files: list[FileRecord]) -> None:
-        """Only completed files may be published (PEP 694 "Complete a Publishing
-        Session", an allow-list)."""
-        unfinished = [f for f in files if f.status is not FileStatus.COMPLETED]
-        if unfinished:
+        problems = unfinished(files)
+        if problems:
             raise Conflict(
                 "Every file must be completed before the session can be published; "
                 "wait for files in progress, and delete the files that failed.",
-                [
-                    FieldError(f"files.{f.filename}", f"status is {f.status.value}")
-                    for f in unfinished
-                ],
+                problems,
             )
 
     def expire_due(self) -> int:
@@ -371,11 +407,11 @@ class UploadService:
         session = self._session(principal, session_id)
         if not session.status.editable:
             raise _session_state_conflict(session, "add a file")
-        if mechanism not in MECHANISMS:
+        if mechanism not in self.mechanisms:
+            supported = ", ".join(self.mechanisms)
             raise UnprocessableContent(
-                f"The upload mechanism {mechanism!r} is not supported; "
-                f"use one of: {', '.join(MECHANISMS)}.",
-                [FieldError("mechanism", f"supported: {', '.join(MECHANISMS)}")],
+                f"The upload mechanism {mechanism!r} is not supported; use one of: {supported}.",
+                [FieldError("mechanism", f"supported: {supported}")],
             )
         errors: list[FieldError] = []
         try:
@@ -393,12 +429,7 @@ class UploadService:
         if errors:
             raise BadRequest("The file upload session request is not valid.", errors)
         if mechanism == HTTP_POST_BYTES and size > self._settings.post_bytes_max:
-            others = [m for m in MECHANISMS if m != HTTP_POST_BYTES]
-            advice = (
-                f"use the {others[0]} mechanism instead"
-                if others
-                else "this index accepts no larger files through the API"
-            )
+            advice = f"use the {self.multipart} mechanism instead"
             raise ContentTooLarge(
                 f"{HTTP_POST_BYTES} carries at most {self._settings.post_bytes_max} bytes; "
                 f"{advice}.",
@@ -417,6 +448,7 @@ class UploadService:
                 [FieldError("filename", "already published")],
             )
         file_id = random_id()
+        key = f"{session.project}/{file_id}/{filename}"
         file = FileRecord(
             id=file_id,
             session_id=session.id,
@@ -427,17 +459,20 @@ class UploadService:
             status=FileStatus.PENDING,
             # Unique per file upload session and never rewritten (invariant 5); it ends
             # in the filename because installers take it from the URL's last segment.
-            key=f"{session.project}/{file_id}/{filename}",
+            key=key,
             created_at=self._clock.now(),
+            upload_id=self._blobs.start_multipart(key) if mechanism == self.multipart else None,
         )
         try:
             self._store.add_file(session, file, self._clock.now(), replaces=replaces)
         except SessionChanged as exc:
+            self._verifier.discard(file)
             raise _session_state_conflict(exc.current, "add a file") from None
         except (FilenameInUse, FileChanged):
+            self._verifier.discard(file)
             raise Conflict(f"{filename!r} changed in this session meanwhile; retry.") from None
         if replaces is not None:
-            self._blobs.delete(replaces.key)
+            self._verifier.discard(replaces)
         return FileView(session, file)
 
     def file_status(self, principal: Principal, session_id: str, file_id: str) -> FileView:
@@ -480,6 +515,8 @@ class UploadService:
         return view
 
     def complete_file(self, principal: Principal, session_id: str, file_id: str) -> FileView:
+        """Verify the file within the request (201 `completed`), or, above
+        WHARF_INLINE_MAX bytes, hand it to the worker (202 `processing`)."""
         view = self._load_file(principal, session_id, file_id)
         self._editable_file(view, "complete a file")
         file = view.file
@@ -487,41 +524,97 @@ class UploadService:
             raise Conflict(
                 f"The file is {view.status.value}; only a pending file can be completed."
             )
-        problems = self._verify(file)
-        event = FileEvent.COMPLETE_FAILED if problems else FileEvent.COMPLETE
-        notices = [f"{p.source}: {p.message}" for p in problems] if problems else None
+        if file.size > self._settings.inline_max:
+            processing = self._move_file(file, FileEvent.DEFER_COMPLETE)
+            self._queue.send({"job": VERIFY_FILE, "session": file.session_id, "file": file.id})
+            return FileView(view.session, processing)
         try:
-            updated = self._store.move_file(file, event, self._clock.now(), notices=notices)
-        except SessionChanged as exc:
-            raise _session_state_conflict(exc.current, "complete a file") from None
-        except FileChanged as exc:
-            state = exc.current.status.value if exc.current else "gone"
-            raise Conflict(f"The file changed meanwhile; it is {state}.") from None
-        if problems:
+            verified = self._verifier.verify(view.session, file)
+        except Unverified as exc:
+            notices = [f"{p.source}: {p.message}" for p in exc.problems]
+            self._move_file(file, FileEvent.COMPLETE_FAILED, notices=notices)
             # Any completion failure is final for the file (PEP 694 "File Upload Session
             # States"): the client deletes it and starts a new file upload session.
             raise BadRequest(
-                "The uploaded file does not match its file upload session; the file is now "
-                "in error: delete it and upload it again.",
-                problems,
-            )
-        return FileView(view.session, updated)
+                "The uploaded file was not accepted; the file is now in error: delete it "
+                "and upload it again.",
+                exc.problems,
+            ) from None
+        return FileView(view.session, self._move_file(file, FileEvent.COMPLETE, verified=verified))
 
-    def _verify(self, file: FileRecord) -> list[FieldError]:
-        info = self._blobs.head(file.key)
-        if info is None:
-            return [FieldError("file", "no bytes were uploaded for this file")]
-        if info.size != file.size:
-            return [FieldError("size", f"declared {file.size} bytes, stored {info.size}")]
-        hasher = MultiHasher(file.hashes)
-        for chunk in self._blobs.stream(file.key):
-            hasher.update(chunk)
-        actual = hasher.hexdigests()
+    def _move_file(
+        self,
+        file: FileRecord,
+        event: FileEvent,
+        *,
+        notices: list[str] | None = None,
+        verified: Verified | None = None,
+    ) -> FileRecord:
+        try:
+            return self._store.move_file(
+                file, event, self._clock.now(), notices=notices, verified=verified
+            )
+        except SessionChanged as exc:
+            raise _session_state_conflict(exc.current, "change a file") from None
+        except FileChanged as exc:
+            state = exc.current.status.value if exc.current else "gone"
+            raise Conflict(f"The file changed meanwhile; it is {state}.") from None
+
+    def _multipart_file(self, view: FileView) -> tuple[FileRecord, str, PartPlan]:
+        self._editable_file(view, "upload parts")
+        file = view.file
+        if file.upload_id is None:
+            raise NotFound(f"This file upload session uses {file.mechanism}; it has no parts.")
+        if file.status is not FileStatus.PENDING:
+            raise Conflict(
+                f"The file is {view.status.value}; parts are accepted only while pending."
+            )
+        return file, file.upload_id, PartPlan.for_size(file.size)
+
+    def list_parts(self, principal: Principal, session_id: str, file_id: str) -> list[PartState]:
+        """Every part of the plan and whether S3 holds it, so a client that lost its
+        state uploads only what is missing."""
+        file, upload_id, plan = self._multipart_file(
+            self._load_file(principal, session_id, file_id)
+        )
+        stored = {p.number: p.size for p in self._blobs.stored_parts(file.key, upload_id)}
         return [
-            FieldError(f"hashes.{name}", f"declared {expected}, uploaded file has {actual[name]}")
-            for name, expected in sorted(file.hashes.items())
-            if actual[name] != expected
+            PartState(n, stored.get(n, plan.size_of(n)), n in stored)
+            for n in range(1, plan.count + 1)
         ]
+
+    def sign_parts(
+        self, principal: Principal, session_id: str, file_id: str, parts: list[tuple[int, str]]
+    ) -> list[SignedPart]:
+        """Presigned PUT URLs, one part of one upload each, with the part's SHA-256
+        signed in so that S3 refuses bytes that do not match it."""
+        file, upload_id, plan = self._multipart_file(
+            self._load_file(principal, session_id, file_id)
+        )
+        if not parts or len(parts) > MAX_PARTS_PER_REQUEST:
+            raise BadRequest(
+                f"Ask for 1 to {MAX_PARTS_PER_REQUEST} parts at a time.",
+                [FieldError("parts", f"{len(parts)} given")],
+            )
+        errors = [
+            FieldError(f"parts[{i}].number", f"part numbers run from 1 to {plan.count}")
+            for i, (number, _) in enumerate(parts)
+            if not 1 <= number <= plan.count
+        ] + [
+            FieldError(f"parts[{i}].sha256", "the base64 of a 32-byte SHA-256 digest")
+            for i, (_, digest) in enumerate(parts)
+            if not _is_sha256_b64(digest)
+        ]
+        if errors:
+            raise BadRequest("Some requested parts are not valid.", errors)
+        expires_at = self._clock.now() + PART_URL_SECONDS
+        signed = []
+        for number, digest in parts:
+            url, headers = self._blobs.presign_part(
+                file.key, upload_id, number, digest, PART_URL_SECONDS
+            )
+            signed.append(SignedPart(number, url, headers, expires_at))
+        return signed
 
     def cancel_file(self, principal: Principal, session_id: str, file_id: str) -> None:
         view = self._load_file(principal, session_id, file_id)
@@ -530,14 +623,8 @@ class UploadService:
             raise Conflict("The file is being processed; wait for it to resolve, then delete it.")
         if view.file.status is FileStatus.CANCELED:
             raise Conflict("The file upload session is already canceled.")
-        try:
-            self._store.move_file(view.file, FileEvent.CANCEL, self._clock.now())
-        except SessionChanged as exc:
-            raise _session_state_conflict(exc.current, "delete a file") from None
-        except FileChanged as exc:
-            state = exc.current.status.value if exc.current else "gone"
-            raise Conflict(f"The file changed meanwhile; it is {state}.") from None
-        self._blobs.delete(view.file.key)
+        self._move_file(view.file, FileEvent.CANCEL)
+        self._verifier.discard(view.file)
 
     def extend_file(
         self, principal: Principal, session_id: str, file_id: str, extend_for: int

@@ -1,0 +1,121 @@
+"""Turning uploaded bytes into a verified file: assemble a multipart upload from what S3
+holds, hash every byte once, inspect the archive, store its core metadata (PEP 658).
+
+The same code runs inline in a `complete` request and in the worker; running it twice on
+the same file gives the same result (a redelivered job finds the object assembled and the
+metadata stored)."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from typing import IO
+
+from ..distributions import Refused, inspect_distribution
+from ..errors import FieldError
+from ..hashes import MultiHasher
+from ..mechanisms import PartPlan
+from ..ports import BlobStore, Clock
+from ..records import FileRecord, SessionRecord, Verified
+
+# Bytes kept in memory while spooling a file for inspection; the rest goes to disk, so
+# memory stays flat whatever the file's size.
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
+CHUNK = 1024 * 1024
+
+
+class Unverified(Exception):
+    """The file fails verification; `problems` say why, field by field."""
+
+    def __init__(self, problems: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{p.source}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+def metadata_key(key: str) -> str:
+    """Where a file's core metadata is stored: next to it (PEP 658)."""
+    return f"{key}.metadata"
+
+
+class Verifier:
+    def __init__(self, blobs: BlobStore, clock: Clock) -> None:
+        self._blobs = blobs
+        self._clock = clock
+
+    def verify(self, session: SessionRecord, file: FileRecord) -> Verified:
+        if file.upload_id is not None:
+            self._assemble(file, file.upload_id)
+        info = self._blobs.head(file.key)
+        if info is None:
+            raise Unverified([FieldError("file", "no bytes were uploaded for this file")])
+        if info.size != file.size:
+            raise Unverified(
+                [FieldError("size", f"declared {file.size} bytes, stored {info.size}")]
+            )
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+            self._check_hashes(file, spool)
+            spool.seek(0)
+            try:
+                found = inspect_distribution(
+                    file.filename, spool, session.project, session.version_key
+                )
+            except Refused as exc:
+                raise Unverified([FieldError("file", str(exc))]) from None
+        self._blobs.put_new(metadata_key(file.key), found.metadata)
+        return Verified(
+            metadata_sha256=hashlib.sha256(found.metadata).hexdigest(),
+            requires_python=found.requires_python,
+            uploaded_at=self._clock.now(),
+        )
+
+    def _assemble(self, file: FileRecord, upload_id: str) -> None:
+        """Complete the multipart upload from S3's own list of parts, refusing a missing
+        or wrongly sized part (the mechanism's `complete`)."""
+        info = self._blobs.head(file.key)
+        if info is not None and info.size == file.size:
+            return  # assembled by an earlier delivery of the same job
+        plan = PartPlan.for_size(file.size)
+        parts = {p.number: p for p in self._blobs.stored_parts(file.key, upload_id)}
+        problems: list[FieldError] = []
+        missing = [n for n in range(1, plan.count + 1) if n not in parts]
+        if missing:
+            problems.append(
+                FieldError("parts", "missing part(s) " + ", ".join(str(n) for n in missing[:50]))
+            )
+        extra = sorted(n for n in parts if n > plan.count)
+        if extra:
+            problems.append(FieldError("parts", f"unexpected part(s) {extra[:50]}"))
+        for number, part in sorted(parts.items()):
+            if number <= plan.count and part.size != plan.size_of(number):
+                problems.append(
+                    FieldError(
+                        f"parts.{number}",
+                        f"has {part.size} bytes, expected {plan.size_of(number)}",
+                    )
+                )
+        if problems:
+            raise Unverified(problems)
+        self._blobs.complete_multipart(file.key, upload_id, [parts[n] for n in sorted(parts)])
+
+    def _check_hashes(self, file: FileRecord, spool: IO[bytes]) -> None:
+        hasher = MultiHasher(file.hashes)
+        for chunk in self._blobs.stream(file.key, CHUNK):
+            hasher.update(chunk)
+            spool.write(chunk)
+        actual = hasher.hexdigests()
+        problems = [
+            FieldError(f"hashes.{name}", f"declared {expected}, uploaded file has {actual[name]}")
+            for name, expected in sorted(file.hashes.items())
+            if actual[name] != expected
+        ]
+        if hasher.size != file.size:
+            problems.append(FieldError("size", f"declared {file.size}, read {hasher.size}"))
+        if problems:
+            raise Unverified(problems)
+
+    def discard(self, file: FileRecord) -> None:
+        """Remove everything stored for a file that will never be published."""
+        if file.upload_id is not None:
+            self._blobs.abort_multipart(file.key, file.upload_id)
+        self._blobs.delete(file.key)
+        self._blobs.delete(metadata_key(file.key))

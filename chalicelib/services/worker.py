@@ -1,0 +1,111 @@
+"""The deferred-processing worker: the handler the SQS-subscribed Lambda calls in AWS and
+the local stack's worker thread calls locally.
+
+Jobs are delivered at least once; each one checks the state it is meant to move from and
+does nothing when it finds that state gone, so a second delivery changes nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from ..adapters.dynamodb import DynamoStore
+from ..errors import WharfError
+from ..ports import Clock, FileChanged, SessionChanged
+from ..records import Verified
+from ..states import FileEvent, FileStatus, SessionEvent, SessionStatus
+from .publishing import Publisher, unfinished
+from .verification import Unverified, Verifier
+
+VERIFY_FILE = "verify-file"
+PUBLISH = "publish"
+_log = logging.getLogger("wharf.worker")
+
+
+class Worker:
+    def __init__(
+        self, store: DynamoStore, verifier: Verifier, publisher: Publisher, clock: Clock
+    ) -> None:
+        self._store = store
+        self._verifier = verifier
+        self._publisher = publisher
+        self._clock = clock
+
+    def handle(self, job: dict[str, str]) -> None:
+        kind = job.get("job")
+        if kind == VERIFY_FILE:
+            self.verify_file(job["session"], job["file"])
+        elif kind == PUBLISH:
+            self.publish(job["session"])
+        else:
+            _log.error("dropping unknown job %r", job)
+
+    def verify_file(self, session_id: str, file_id: str) -> None:
+        session = self._store.get_session(session_id)
+        file = self._store.get_file(session_id, file_id)
+        if session is None or file is None or file.status is not FileStatus.PROCESSING:
+            return  # done already, or gone
+        if session.status is SessionStatus.CANCELED:
+            self._verifier.discard(file)  # the session's cancel discards the outcome
+            return
+        try:
+            verified = self._verifier.verify(session, file)
+        except Unverified as exc:
+            notices = [f"{p.source}: {p.message}" for p in exc.problems]
+            self._settle(file_id, session_id, FileEvent.PROCESSING_FAILED, notices=notices)
+            return
+        self._settle(file_id, session_id, FileEvent.PROCESSING_SUCCEEDED, verified=verified)
+
+    def _settle(
+        self,
+        file_id: str,
+        session_id: str,
+        event: FileEvent,
+        *,
+        notices: list[str] | None = None,
+        verified: Verified | None = None,
+    ) -> None:
+        file = self._store.get_file(session_id, file_id)
+        if file is None:
+            return
+        try:
+            self._store.move_file(
+                file, event, self._clock.now(), notices=notices, verified=verified
+            )
+        except (SessionChanged, FileChanged):
+            # Canceled meanwhile, or settled by another delivery: discard if canceled.
+            session = self._store.get_session(session_id)
+            if session is None or session.status is SessionStatus.CANCELED:
+                self._verifier.discard(file)
+
+    def publish(self, session_id: str) -> None:
+        session, files = self._store.get_session_and_files(session_id)
+        if session is None or session.status is not SessionStatus.PROCESSING:
+            return
+        live = [f for f in files if f.status is not FileStatus.CANCELED]
+        problems = unfinished(live)
+        if not problems:
+            try:
+                self._publisher.publish(session, live, SessionEvent.PROCESSING_SUCCEEDED)
+                return
+            except WharfError as exc:
+                problems = exc.errors or []
+                reason = exc.detail
+            except SessionChanged:
+                return  # settled by another delivery
+        else:
+            reason = "Every file must be completed before the session can be published."
+        by_file = {p.source.removeprefix("files."): p.message for p in problems}
+        for file in live:
+            if file.filename in by_file:
+                self._store.add_file_notices(
+                    file, [f"Publishing failed: {file.filename} {by_file[file.filename]}."]
+                )
+        detail = "; ".join(f"{name}: {why}" for name, why in sorted(by_file.items()))
+        with contextlib.suppress(SessionChanged):  # settled by another delivery
+            self._store.move_session(
+                session,
+                SessionEvent.PROCESSING_FAILED,
+                self._clock.now(),
+                notices=[*session.notices, f"Publishing failed: {reason} {detail}".strip()],
+            )

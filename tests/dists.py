@@ -1,0 +1,73 @@
+"""Real (small) wheels and sdists for tests, and the crafted bad ones."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+
+from packaging.utils import parse_sdist_filename, parse_wheel_filename
+
+
+def metadata(name: str, version: str, *, metadata_version: str = "2.1", extra: str = "") -> bytes:
+    return (
+        f"Metadata-Version: {metadata_version}\nName: {name}\nVersion: {version}\n"
+        f"Requires-Python: >=3.9\n{extra}\n"
+    ).encode()
+
+
+def wheel(
+    filename: str,
+    *,
+    salt: str = "",
+    members: dict[str, bytes] | None = None,
+    meta: bytes | None = None,
+    dist_info: str | None = None,
+    compression: int = zipfile.ZIP_DEFLATED,
+) -> bytes:
+    name, version, _, _ = parse_wheel_filename(filename)
+    stem = filename.split("-")[0]
+    info = dist_info if dist_info is not None else f"{stem}-{version}.dist-info"
+    files = {
+        f"{stem}/__init__.py": f"# {salt}\n".encode(),
+        f"{info}/METADATA": meta if meta is not None else metadata(str(name), str(version)),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/RECORD": b"",
+    }
+    if members is not None:
+        files = {**files, **members}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+        for member, data in files.items():
+            if data is not None:
+                archive.writestr(member, data)
+    return buffer.getvalue()
+
+
+def sdist(
+    filename: str,
+    *,
+    salt: str = "",
+    top: str | None = None,
+    meta: bytes | None = None,
+    extra: list[tarfile.TarInfo] | None = None,
+) -> bytes:
+    name, version = parse_sdist_filename(filename)
+    root = top if top is not None else filename.removesuffix(".tar.gz")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for member, data in (
+            (f"{root}/PKG-INFO", meta if meta is not None else metadata(str(name), str(version))),
+            (f"{root}/setup.py", f"# {salt}\n".encode()),
+        ):
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        for info in extra or []:
+            archive.addfile(info, io.BytesIO(b"x" * info.size) if info.isfile() else None)
+    return buffer.getvalue()
+
+
+def dist(filename: str, salt: str = "") -> bytes:
+    """A valid distribution for `filename`."""
+    return wheel(filename, salt=salt) if filename.endswith(".whl") else sdist(filename, salt=salt)
