@@ -1,0 +1,120 @@
+"""Deferred publishing (202, `processing`) and content validation through the API."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from chalicelib.config import Settings
+from chalicelib.records import FileRecord
+from chalicelib.runtime import Services
+from chalicelib.states import FileStatus
+from tests.conftest import Api, run_worker, wheel_name
+from tests.dists import dist, metadata, wheel
+
+SDIST = "demo-1.0.tar.gz"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, inline_publish_max_files=2)
+
+
+@pytest.fixture
+def me(api: Api) -> Api:
+    return api.as_(api.new_user("alice"))
+
+
+def three_files(me: Api, session: dict[str, Any]) -> list[str]:
+    names = [SDIST, wheel_name("demo", "1.0"), wheel_name("demo", "1.0", "py2-none-any")]
+    for name in names:
+        me.add_file(session, name)
+    return names
+
+
+def test_a_large_release_is_published_by_the_worker(me: Api, services: Services) -> None:
+    session = me.create_session("demo", "1.0").json()
+    names = three_files(me, session)
+    reply = me.publish(session)
+    assert reply.status == 202
+    assert reply.headers["Location"] == session["links"]["session"]
+    assert reply.json()["status"] == "processing"
+    # While processing: no changes, no cancel (PEP 694).
+    assert me.delete(session["links"]["session"]).status == 409
+    assert me.create_file(session, "demo-1.0-py3-none-any.whl", b"x").status == 409
+    assert services.store.published_files("demo") == []
+    run_worker(services)
+    assert me.get(session["links"]["session"]).json()["status"] == "published"
+    assert sorted(f.filename for f in services.store.published_files("demo")) == sorted(names)
+    assert services.store.project_names() == ["demo"]
+
+
+def test_a_deferred_publish_conflict_is_an_error_with_notices(me: Api, services: Services) -> None:
+    first = me.create_session("demo", "1.0").json()
+    me.add_file(first, SDIST)
+    assert me.publish(first).status == 201
+    session = me.create_session("demo", "1.0").json()
+    wheels = [wheel_name("demo", "1.0"), wheel_name("demo", "1.0", "py2-none-any")]
+    for name in wheels:
+        me.add_file(session, name)
+    # Slip the published sdist's name past the best-effort check at creation.
+    sid = session["links"]["session"].rsplit("/", 1)[1]
+    record, _ = services.store.get_session_and_files(sid)
+    assert record is not None
+    data = dist(SDIST, "again")
+    services.store.add_file(
+        record,
+        FileRecord(
+            id="e" * 32,
+            session_id=sid,
+            filename=SDIST,
+            size=len(data),
+            hashes={"sha256": "0" * 64},
+            mechanism="http-post-bytes",
+            status=FileStatus.COMPLETED,
+            key=f"demo/{'e' * 32}/{SDIST}",
+            created_at=services.clock.now(),
+        ),
+        services.clock.now(),
+        replaces=None,
+    )
+    assert me.publish(session).status == 202
+    run_worker(services)
+    status = me.get(session["links"]["session"]).json()
+    assert status["status"] == "error"
+    assert any(SDIST in n for n in status["notices"])
+    assert any("Publishing failed" in n for n in status["files"][SDIST]["notices"])
+    # The reservation was released and the session is editable again.
+    for name in wheels:
+        assert services.store.published_file("demo", "1", name) is None
+    assert me.delete(f"{session['links']['session']}/files/{'e' * 32}").status == 204
+    assert me.publish(session).status == 201
+    assert me.get(session["links"]["session"]).json()["status"] == "published"
+
+
+@pytest.mark.parametrize(
+    ("filename", "data", "why"),
+    [
+        (wheel_name("demo", "1.0"), b"not a zip", "not a valid zip"),
+        (
+            wheel_name("demo", "1.0"),
+            wheel(wheel_name("demo", "1.0"), meta=metadata("other", "1.0")),
+            "other 1.0",
+        ),
+        (SDIST, b"\x1f\x8bnot gzip", "gzip"),
+    ],
+)
+def test_content_refusals_are_final_and_cite_the_spec(
+    me: Api, filename: str, data: bytes, why: str
+) -> None:
+    session = me.create_session("demo", "1.0").json()
+    file = me.create_file(session, filename, data).json()
+    assert me.upload(file, data).status == 204
+    refused = me.complete(file)
+    assert refused.status == 400
+    assert why in refused.json()["errors"][0]["message"]
+    status = me.get(file["links"]["file-upload-session"]).json()
+    assert status["status"] == "error"
+    assert "https://packaging.python.org/" in status["notices"][0]

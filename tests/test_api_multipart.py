@@ -1,0 +1,313 @@
+"""The vendor mechanism over HTTP, with real PUTs of the presigned part URLs (moto
+intercepts them in-process), and deferred processing by the worker."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import os
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+
+from chalicelib.config import Settings
+from chalicelib.mechanisms import MIB
+from chalicelib.runtime import Services
+from tests.conftest import Api, run_worker, wheel_name
+from tests.dists import wheel
+
+MECHANISM = "vnd-wharf-s3multipart-presigned-v1"
+FILENAME = wheel_name("demo", "1.0")
+META = {"api-version": "2.0"}
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # Files above 12 MiB are verified by the worker; releases above 2 files too.
+    return dataclasses.replace(settings, inline_max=12 * MIB, inline_publish_max_files=2)
+
+
+@pytest.fixture(scope="module")
+def big_wheel() -> bytes:
+    """A valid wheel of three parts: 8 MiB, 8 MiB and the rest."""
+    payload = {"demo/blob.bin": os.urandom(18 * MIB)}
+    return wheel(FILENAME, members=payload, compression=zipfile.ZIP_STORED)
+
+
+@pytest.fixture
+def me(api: Api) -> Api:
+    return api.as_(api.new_user("alice"))
+
+
+@pytest.fixture
+def session(me: Api) -> dict[str, Any]:
+    return dict(me.create_session("demo", "1.0").json())
+
+
+def b64sha256(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def start(me: Api, session: dict[str, Any], data: bytes, **overrides: Any) -> dict[str, Any]:
+    reply = me.create_file(session, FILENAME, data, mechanism=MECHANISM, **overrides)
+    assert reply.status == 202, reply.body
+    return dict(reply.json())
+
+
+def chunks(file: dict[str, Any], data: bytes) -> dict[int, bytes]:
+    size = file["mechanism"]["part_size"]
+    return {n + 1: data[n * size : (n + 1) * size] for n in range(file["mechanism"]["part_count"])}
+
+
+def put_parts(me: Api, file: dict[str, Any], parts: dict[int, bytes]) -> None:
+    """Sign, then PUT each part straight to S3 (in parallel), sending exactly the
+    headers the API returned."""
+    asked = [{"number": n, "sha256": b64sha256(d)} for n, d in parts.items()]
+    signed = me.post(file["mechanism"]["parts_url"], {"meta": META, "parts": asked})
+    assert signed.status == 200, signed.body
+    urls = {p["number"]: p for p in signed.json()["parts"]}
+
+    def put(number: int) -> int:
+        part = urls[number]
+        return requests.put(
+            part["url"], data=parts[number], headers=part["headers"], timeout=60
+        ).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(put, parts)) == {200}
+
+
+def test_the_vendor_mechanism_is_advertised_first(session: dict[str, Any]) -> None:
+    assert session["mechanisms"] == [MECHANISM, "http-post-bytes"]
+
+
+def test_the_mechanism_plan(me: Api, session: dict[str, Any], big_wheel: bytes) -> None:
+    file = start(me, session, big_wheel)
+    mechanism = file["mechanism"]
+    assert mechanism["identifier"] == MECHANISM
+    assert mechanism["part_size"] == 8 * MIB
+    assert mechanism["part_count"] == 3
+    assert mechanism["parts_url"].endswith("/parts")
+    assert "file_url" not in mechanism
+
+
+def test_signed_urls_are_short_lived_sigv4_with_the_checksum(
+    me: Api, session: dict[str, Any], big_wheel: bytes
+) -> None:
+    file = start(me, session, big_wheel)
+    digest = b64sha256(b"part")
+    signed = me.post(
+        file["mechanism"]["parts_url"], {"meta": META, "parts": [{"number": 2, "sha256": digest}]}
+    )
+    part = signed.json()["parts"][0]
+    assert part["number"] == 2 and part["headers"] == {"x-amz-checksum-sha256": digest}
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in part["url"] and "partNumber=2" in part["url"]
+    assert part["expires-at"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [{"number": 0, "sha256": b64sha256(b"x")}],
+        [{"number": 4, "sha256": b64sha256(b"x")}],
+        [{"number": 1, "sha256": "not base64!"}],
+        [{"number": 1, "sha256": base64.b64encode(b"short").decode()}],
+        [{"number": "1", "sha256": b64sha256(b"x")}],
+        [],
+    ],
+)
+def test_bad_part_requests_are_400(
+    me: Api, session: dict[str, Any], big_wheel: bytes, parts: list[dict[str, Any]]
+) -> None:
+    file = start(me, session, big_wheel)
+    reply = me.post(file["mechanism"]["parts_url"], {"meta": META, "parts": parts})
+    assert reply.status == 400, reply.body
+
+
+def test_upload_in_parallel_then_deferred_verification(
+    me: Api, session: dict[str, Any], big_wheel: bytes, services: Services
+) -> None:
+    file = start(me, session, big_wheel)
+    put_parts(me, file, chunks(file, big_wheel))
+    listed = me.get(file["mechanism"]["parts_url"]).json()["parts"]
+    assert listed == [
+        {"number": 1, "size": 8 * MIB, "uploaded": True},
+        {"number": 2, "size": 8 * MIB, "uploaded": True},
+        {"number": 3, "size": len(big_wheel) - 16 * MIB, "uploaded": True},
+    ]
+    done = me.complete(file)
+    assert done.status == 202
+    assert done.headers["Location"] == file["links"]["file-upload-session"]
+    assert done.json()["status"] == "processing"
+    status = me.get(file["links"]["file-upload-session"])
+    assert status.json()["status"] == "processing" and "Retry-After" in status.headers
+    # PEP 694: a file being processed cannot be deleted.
+    assert me.delete(file["links"]["file-upload-session"]).status == 409
+    assert run_worker(services) == 1
+    assert me.get(file["links"]["file-upload-session"]).json()["status"] == "completed"
+    assert me.publish(session).status == 201
+    published = services.store.published_file("demo", "1", FILENAME)
+    assert published is not None and published.size == len(big_wheel)
+    assert published.requires_python == ">=3.9"
+    stored = b"".join(services.blobs.stream(published.key + ".metadata"))
+    assert hashlib.sha256(stored).hexdigest() == published.metadata_sha256
+    assert b"Name: demo" in stored
+
+
+def test_a_client_that_crashed_resumes_with_the_missing_parts(
+    me: Api, session: dict[str, Any], big_wheel: bytes, services: Services
+) -> None:
+    file = start(me, session, big_wheel)
+    parts = chunks(file, big_wheel)
+    put_parts(me, file, {1: parts[1], 3: parts[3]})
+    # A new client knows only the file upload session's URL.
+    status = me.get(file["links"]["file-upload-session"]).json()
+    listed = me.get(status["mechanism"]["parts_url"]).json()["parts"]
+    missing = [p["number"] for p in listed if not p["uploaded"]]
+    assert missing == [2]
+    put_parts(me, status, {n: parts[n] for n in missing})
+    assert me.complete(status).status == 202
+    run_worker(services)
+    assert me.get(file["links"]["file-upload-session"]).json()["status"] == "completed"
+
+
+def settle(me: Api, file: dict[str, Any], services: Services) -> dict[str, Any]:
+    assert me.complete(file).status == 202
+    run_worker(services)
+    return dict(me.get(file["links"]["file-upload-session"]).json())
+
+
+def test_a_missing_part_sends_the_file_to_error(
+    me: Api, session: dict[str, Any], big_wheel: bytes, services: Services
+) -> None:
+    file = start(me, session, big_wheel)
+    parts = chunks(file, big_wheel)
+    put_parts(me, file, {1: parts[1], 3: parts[3]})
+    status = settle(me, file, services)
+    assert status["status"] == "error"
+    assert status["notices"] == ["parts: missing part(s) 2"]
+    assert me.delete(file["links"]["file-upload-session"]).status == 204
+
+
+def test_a_wrongly_sized_part_is_named(
+    me: Api, session: dict[str, Any], big_wheel: bytes, services: Services
+) -> None:
+    file = start(me, session, big_wheel)
+    parts = chunks(file, big_wheel)
+    parts[2] = parts[2][:-1]
+    put_parts(me, file, parts)
+    status = settle(me, file, services)
+    assert status["status"] == "error"
+    assert any(n.startswith("parts.2: has") for n in status["notices"])
+
+
+def test_a_corrupt_part_is_caught_by_the_whole_file_hash(
+    me: Api, session: dict[str, Any], big_wheel: bytes, services: Services
+) -> None:
+    file = start(me, session, big_wheel)
+    parts = chunks(file, big_wheel)
+    honest = b64sha256(parts[2])
+    signed = me.post(
+        file["mechanism"]["parts_url"], {"meta": META, "parts": [{"number": 2, "sha256": honest}]}
+    ).json()["parts"][0]
+    put_parts(me, file, {1: parts[1], 3: parts[3]})
+    # The embedded S3 does not check the signed checksum; real S3 would refuse this PUT.
+    corrupt = bytes([parts[2][0] ^ 1]) + parts[2][1:]
+    assert requests.put(signed["url"], data=corrupt, headers=signed["headers"], timeout=60).ok
+    status = settle(me, file, services)
+    assert status["status"] == "error"
+    assert any(n.startswith("hashes.sha256") for n in status["notices"])
+
+
+def test_an_oversize_declared_size_is_refused(me: Api, session: dict[str, Any]) -> None:
+    reply = me.create_file(session, FILENAME, b"x", mechanism=MECHANISM, size=10**12)
+    assert reply.status == 400
+    assert reply.json()["errors"][0]["source"] == "size"
+
+
+def test_post_bytes_too_large_names_the_vendor_mechanism(me: Api, session: dict[str, Any]) -> None:
+    reply = me.create_file(session, FILENAME, b"x", size=2 * MIB)
+    assert reply.status == 413
+    assert MECHANISM in reply.json()["detail"]
+
+
+def test_a_job_delivered_twice_gives_the_same_result(
+    me: Api, session: dict[str, Any], big_wheel: bytes, services: Services
+) -> None:
+    file = start(me, session, big_wheel)
+    put_parts(me, file, chunks(file, big_wheel))
+    assert me.complete(file).status == 202
+    queue = services.uploads._queue
+    job = {
+        "job": "verify-file",
+        "session": session["links"]["session"].rsplit("/", 1)[1],
+        "file": file["links"]["file-upload-session"].rsplit("/", 1)[1],
+    }
+    queue.send(job)  # a duplicate delivery
+    assert run_worker(services) == 2
+    first = me.get(file["links"]["file-upload-session"]).json()
+    services.worker.handle(job)
+    assert me.get(file["links"]["file-upload-session"]).json() == first
+    assert first["status"] == "completed"
+
+
+def test_a_job_redelivered_after_a_crash_finishes_the_work(
+    me: Api, session: dict[str, Any], big_wheel: bytes, services: Services
+) -> None:
+    # The worker assembled the upload and then died before recording the outcome.
+    file = start(me, session, big_wheel)
+    put_parts(me, file, chunks(file, big_wheel))
+    assert me.complete(file).status == 202
+    sid = session["links"]["session"].rsplit("/", 1)[1]
+    fid = file["links"]["file-upload-session"].rsplit("/", 1)[1]
+    record = services.store.get_file(sid, fid)
+    assert record is not None and record.upload_id is not None
+    services.blobs.complete_multipart(
+        record.key, record.upload_id, services.blobs.stored_parts(record.key, record.upload_id)
+    )
+    run_worker(services)
+    assert me.get(file["links"]["file-upload-session"]).json()["status"] == "completed"
+
+
+def test_canceling_the_session_during_processing_discards_the_result(
+    me: Api, session: dict[str, Any], big_wheel: bytes, services: Services, aws: Any
+) -> None:
+    file = start(me, session, big_wheel)
+    put_parts(me, file, chunks(file, big_wheel))
+    assert me.complete(file).status == 202
+    # PEP 694: a session may be canceled whatever its files' states.
+    assert me.delete(session["links"]["session"]).status == 204
+    run_worker(services)
+    assert me.get(file["links"]["file-upload-session"]).json()["status"] == "canceled"
+    bucket = services.settings.bucket_name
+    assert aws[1].list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+    assert not aws[1].list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_deleting_a_pending_file_aborts_its_upload(
+    me: Api, session: dict[str, Any], big_wheel: bytes, services: Services, aws: Any
+) -> None:
+    file = start(me, session, big_wheel)
+    parts = chunks(file, big_wheel)
+    put_parts(me, file, {1: parts[1]})
+    assert me.delete(file["links"]["file-upload-session"]).status == 204
+    assert not aws[1].list_multipart_uploads(Bucket=services.settings.bucket_name).get("Uploads")
+    assert me.get(file["mechanism"]["parts_url"]).status == 409
+
+
+def test_expiry_aborts_unfinished_uploads(
+    me: Api, session: dict[str, Any], big_wheel: bytes, services: Services, aws: Any, clock: Any
+) -> None:
+    start(me, session, big_wheel)
+    clock.advance(3600)
+    assert services.uploads.expire_due() == 1
+    assert not aws[1].list_multipart_uploads(Bucket=services.settings.bucket_name).get("Uploads")
+
+
+def test_parts_of_an_http_post_bytes_file_are_404(me: Api, session: dict[str, Any]) -> None:
+    file = me.create_file(session, "demo-1.0.tar.gz", b"abc").json()
+    assert me.get(file["links"]["file-upload-session"] + "/parts").status == 404
