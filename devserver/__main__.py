@@ -89,8 +89,11 @@ def main() -> int:
     threads = [
         threading.Thread(target=edge.serve_forever, name="edge", daemon=True),
         threading.Thread(target=sweep, name="sweeper", daemon=True),
-        threading.Thread(target=work, name="worker", daemon=True),
     ]
+    # WHARF_LOCAL_WORKER=0 leaves the queue to an outside worker (the upload benchmark
+    # runs it in a process of its own to measure its memory).
+    if os.environ.get("WHARF_LOCAL_WORKER", "1") != "0":
+        threads.append(threading.Thread(target=work, name="worker", daemon=True))
     for thread in threads:
         thread.start()
     base = settings.public_url

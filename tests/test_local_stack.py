@@ -2,97 +2,45 @@
 
 from __future__ import annotations
 
-import http.client
+import hashlib
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import boto3
 import pytest
 
 from chalicelib.adapters.dynamodb import DynamoStore
+from devserver.harness import LocalStack, request
 from tests.conftest import ADMIN_TOKEN, Api, Reply, wheel_name
 from tests.dists import dist
 
-ROOT = Path(__file__).resolve().parent.parent
 ADMIN = ADMIN_TOKEN
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Stack:
-    base: str
-    moto: str
-    process: subprocess.Popen[str]
-
+class Stack(LocalStack):
     def transport(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
-        url = urlsplit(path if path.startswith("http") else self.base + path)
-        connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=60)
-        try:
-            target = url.path + (f"?{url.query}" if url.query else "")
-            connection.request(method, target, body=body or None, headers=headers)
-            response = connection.getresponse()
-            return Reply(response.status, dict(response.getheaders()), response.read())
-        finally:
-            connection.close()
+        url = path if path.startswith("http") else self.base + path
+        response = request(url, method, body, headers)
+        return Reply(response.status, response.headers, response.body)
 
     def api(self, token: str | None = None) -> Api:
         return Api(self.transport, token)
 
 
 def start_stack() -> Stack:
-    port, moto_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WHARF_"))}
-    env.update(
-        WHARF_PORT=str(port),
-        WHARF_MOTO_PORT=str(moto_port),
-        WHARF_ADMIN_TOKEN=ADMIN,
-        PYTHONUNBUFFERED="1",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devserver"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    stack = Stack(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}", process)
-    deadline = time.monotonic() + 120  # a bound on start-up, not an assertion on speed
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"the stack exited: {process.stdout.read() if process.stdout else ''}"
-            )
-        try:
-            if stack.transport("GET", "/simple/", {}, b"").status == 200:
-                return stack
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the stack did not become ready")
+    started = Stack.start(ADMIN)
+    assert isinstance(started, Stack)
+    return started
 
 
 def stop(stack: Stack, sig: int) -> str:
-    stack.process.send_signal(sig)
-    output, _ = stack.process.communicate(timeout=60)
-    assert stack.process.returncode == 0, output
-    return output
+    assert stack.stop(sig) == 0, stack.output
+    return stack.output
 
 
 def wait_for(api: Api, url: str, leaving: str) -> dict[str, Any]:
@@ -226,3 +174,41 @@ def test_authorization_is_checked_per_request_over_http(
     anonymous: Any = stack.api()
     reply = anonymous.get(session["links"]["session"])
     assert reply.status == 401 and "WWW-Authenticate" in reply.headers
+
+
+def test_a_multipart_upload_goes_straight_to_the_embedded_s3(
+    stack: Stack, users: dict[str, str]
+) -> None:
+    import base64
+    import zipfile
+
+    from tests.dists import wheel
+
+    me = stack.api(users["alice"])
+    session = me.create_session("straight-to-s3", "1.0").json()
+    name = wheel_name("straight-to-s3", "1.0")
+    data = wheel(
+        name, members={"x/blob": os.urandom(9 * 1024 * 1024)}, compression=zipfile.ZIP_STORED
+    )
+    file = me.create_file(
+        session, name, data, mechanism="vnd-wharf-s3multipart-presigned-v1"
+    ).json()
+    size = file["mechanism"]["part_size"]
+    parts = {n + 1: data[n * size : (n + 1) * size] for n in range(file["mechanism"]["part_count"])}
+    asked = [
+        {"number": n, "sha256": base64.b64encode(hashlib.sha256(d).digest()).decode()}
+        for n, d in parts.items()
+    ]
+    signed = me.post(
+        file["mechanism"]["parts_url"], {"meta": {"api-version": "2.0"}, "parts": asked}
+    )
+    for part in signed.json()["parts"]:
+        # The URL is the embedded S3's, not the API's: the API never sees the bytes.
+        assert part["url"].startswith(stack.moto + "/")
+        put = request(part["url"], "PUT", parts[part["number"]], part["headers"])
+        assert put.status == 200, put.body
+    # Above WHARF_INLINE_MAX: the stack's worker verifies it from the queue.
+    assert me.complete(file).status == 202
+    status = wait_for(me, file["links"]["file-upload-session"], "processing")
+    assert status["status"] == "completed", status
+    assert me.publish(session).status == 201
