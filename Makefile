@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit venv clean
+.PHONY: run test lint unit bench venv clean
 
 # (Re)installs only when the requirements changed: a no-op when up to date.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -25,6 +25,10 @@ unit: $(STAMP)
 	$(PY) -m pytest -q
 
 test: lint unit
+
+# Figures, not pass/fail: run by hand, never by `make test`.
+bench: $(STAMP)
+	$(PY) -m bench.upload
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
