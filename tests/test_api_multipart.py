@@ -311,3 +311,18 @@ def test_expiry_aborts_unfinished_uploads(
 def test_parts_of_an_http_post_bytes_file_are_404(me: Api, session: dict[str, Any]) -> None:
     file = me.create_file(session, "demo-1.0.tar.gz", b"abc").json()
     assert me.get(file["links"]["file-upload-session"] + "/parts").status == 404
+
+
+def test_a_small_multipart_file_completes_within_the_request(
+    me: Api, session: dict[str, Any], services: Services
+) -> None:
+    data = wheel(
+        FILENAME, members={"demo/blob.bin": os.urandom(10 * MIB)}, compression=zipfile.ZIP_STORED
+    )
+    file = start(me, session, data)
+    assert file["mechanism"]["part_count"] == 2
+    put_parts(me, file, chunks(file, data))
+    done = me.complete(file)
+    assert done.status == 201, done.body
+    assert done.json()["status"] == "completed"
+    assert run_worker(services) == 0

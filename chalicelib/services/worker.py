@@ -11,7 +11,7 @@ import logging
 
 from ..adapters.dynamodb import DynamoStore
 from ..errors import WharfError
-from ..ports import Clock, FileChanged, SessionChanged
+from ..ports import Clock, FileChanged, ProjectTaken, SessionChanged
 from ..records import Verified
 from ..states import FileEvent, FileStatus, SessionEvent, SessionStatus
 from .publishing import Publisher, unfinished
@@ -91,6 +91,8 @@ class Worker:
             except WharfError as exc:
                 problems = exc.errors or []
                 reason = exc.detail
+            except ProjectTaken:
+                reason = f"The name {session.project!r} is no longer reserved for this session."
             except SessionChanged:
                 return  # settled by another delivery
         else:
