@@ -35,7 +35,15 @@ from chalicelib.schemas import (
     SignParts,
 )
 from chalicelib.schemas import UploadRequest as Bare
-from chalicelib.simple import simple_root
+from chalicelib.services.index import Redirect
+from chalicelib.simple import (
+    STAGE_CACHE,
+    negotiate,
+    page_response,
+    project_body,
+    redirect,
+    root_body,
+)
 from chalicelib.states import FileStatus, SessionStatus
 from chalicelib.wharf_chalice import ThreadSafeChalice
 
@@ -262,13 +270,56 @@ def admin_revoke_role(name: str, username: str) -> Response:
     return json_response(204, None)
 
 
-# -- index ---------------------------------------------------------------------------------
+# -- the simple repository API, and stages (PEP 694 "Staged Previews") ----------------------
+
+
+def _accept() -> tuple[dict[str, str], str]:
+    headers, _ = _request()
+    return headers, negotiate(headers.get("accept"))
 
 
 @route("/simple", methods=["GET"])
 def simple_index() -> Response:
-    headers, _ = _request()
-    return simple_root(headers.get("accept", ""), services().store.project_names())
+    headers, kind = _accept()
+    base = f"{services().settings.public_url}/simple/"
+    return page_response(kind, root_body(kind, base, services().index.projects()), headers)
+
+
+@route("/simple/{name}", methods=["GET"])
+def simple_project(name: str) -> Response:
+    headers, kind = _accept()
+    try:
+        page = services().index.project(name)
+    except Redirect as moved:
+        return redirect(f"{services().settings.public_url}/simple/{moved.name}/")
+    return page_response(kind, project_body(kind, page), headers)
+
+
+@route("/stage/{token}", methods=["GET"])
+def stage_index(token: str) -> Response:
+    headers, kind = _accept()
+    base = f"{services().settings.public_url}/stage/{token}/"
+    projects = services().index.stage_projects(token)
+    return page_response(kind, root_body(kind, base, projects), headers, cache=STAGE_CACHE)
+
+
+@route("/stage/{token}/{name}", methods=["GET"])
+def stage_project(token: str, name: str) -> Response:
+    headers, kind = _accept()
+    try:
+        page = services().index.stage_project(token, name)
+    except Redirect as moved:
+        return redirect(f"{services().settings.public_url}/stage/{token}/{moved.name}/")
+    return page_response(kind, project_body(kind, page), headers, cache=STAGE_CACHE)
+
+
+@route("/stage/{token}/files/{file_id}/{filename}", methods=["GET"])
+def stage_download(token: str, file_id: str, filename: str) -> Response:
+    """Staged bytes go through the stage capability only: a short-lived presigned URL."""
+    url = services().index.staged_download(token, file_id, filename)
+    return Response(
+        body="", status_code=302, headers={"Location": url, "Cache-Control": "no-store"}
+    )
 
 
 # -- deferred processing -------------------------------------------------------------------

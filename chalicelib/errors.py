@@ -85,6 +85,12 @@ class MethodNotAllowed(WharfError):
     slug = "method-not-allowed"
 
 
+class NotAcceptable(WharfError):
+    status = 406
+    title = "Not acceptable"
+    slug = "not-acceptable"
+
+
 class Conflict(WharfError):
     status = 409
     title = "Conflict"
@@ -124,6 +130,7 @@ def error_for_status(status: int, detail: str) -> WharfError:
         Forbidden,
         NotFound,
         MethodNotAllowed,
+        NotAcceptable,
         Conflict,
         ContentTooLarge,
         UnsupportedMediaType,

@@ -53,6 +53,16 @@ class BlobStore(Protocol):
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None: ...
 
+    def presign_get(self, key: str, expires_in: int) -> str:
+        """A URL that downloads `key` for `expires_in` seconds (staged files)."""
+        ...
+
+    def mark_public(self, key: str) -> None:
+        """Let the edge serve `key` (an object tag: it keeps the ETag)."""
+        ...
+
+    def is_public(self, key: str) -> bool: ...
+
     def abort_multipart(self, key: str, upload_id: str) -> None:
         """Discard an unfinished multipart upload and its parts (idempotent)."""
         ...

@@ -122,3 +122,5 @@ class PublishedFile:
     metadata_sha256: str | None = None
     requires_python: str | None = None
     uploaded_at: int | None = None
+    # PEP 592: no API sets it yet; the index renders it when a file carries it.
+    yanked: str | None = None

@@ -19,6 +19,7 @@ from .links import Links
 from .ports import BlobStore, Clock, JobQueue, SystemClock
 from .services.access import Access
 from .services.admin import AdminService
+from .services.index import IndexService
 from .services.publishing import Publisher
 from .services.uploads import UploadService
 from .services.verification import Verifier
@@ -36,6 +37,7 @@ class Services:
     admin: AdminService
     links: Links
     worker: Worker
+    index: IndexService
 
 
 def build(
@@ -55,7 +57,7 @@ def build(
     )
     access = Access(store, settings.admin_token)
     verifier = Verifier(blobs, clock)
-    publisher = Publisher(store, clock)
+    publisher = Publisher(store, blobs, clock)
     return Services(
         settings=settings,
         store=store,
@@ -66,6 +68,7 @@ def build(
         admin=AdminService(store, clock),
         links=Links(settings.public_url),
         worker=Worker(store, verifier, publisher, clock),
+        index=IndexService(store, blobs, settings.public_url),
     )
 
 

@@ -1,55 +1,172 @@
-"""The simple repository API (PEP 503 HTML, PEP 691 JSON): the root page.
+"""The simple repository API's representations (simple-repository-api.rst): PEP 503
+HTML and PEP 691 JSON, chosen by server-driven negotiation on `Accept`, at API version
+1.4 (hashes, requires-python, PEP 658/714 core-metadata, PEP 700 size, upload-time and
+versions, PEP 592 yanked).
 
-Project pages, stage roots and file serving come with the download-side issue."""
+Pages carry a strong ETag over their bytes and answer If-None-Match with 304."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from chalice.app import Response
 
+from .errors import NotAcceptable
+from .services.index import IndexFile, ProjectPage
+
+API_VERSION = "1.4"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 SIMPLE_HTML = "application/vnd.pypi.simple.v1+html"
-API_VERSION = "1.4"
+TEXT_HTML = "text/html"
+# What an Accept entry may name, and what is served for it.
+_OFFERS = {
+    SIMPLE_JSON: SIMPLE_JSON,
+    "application/vnd.pypi.simple.latest+json": SIMPLE_JSON,
+    SIMPLE_HTML: SIMPLE_HTML,
+    "application/vnd.pypi.simple.latest+html": SIMPLE_HTML,
+    TEXT_HTML: TEXT_HTML,
+    "text/*": TEXT_HTML,
+    "application/*": SIMPLE_HTML,
+    "*/*": SIMPLE_HTML,
+}
+# On equal quality: an explicit type beats a wildcard, JSON beats HTML.
+_PREFERENCE = {SIMPLE_JSON: 3, SIMPLE_HTML: 2, TEXT_HTML: 1}
+INDEX_CACHE = "public, max-age=60"
+STAGE_CACHE = "private, no-cache"
 
 
-def _wants_json(accept: str) -> bool:
-    """PEP 691 server-driven negotiation, reduced to the two formats served here."""
-    best_json = best_html = -1.0
-    for part in accept.split(","):
-        media, *params = (p.strip() for p in part.split(";"))
-        q = 1.0
+def negotiate(accept: str | None) -> str:
+    """The content type to answer with; NotAcceptable when nothing offered is wanted.
+    No Accept header means `*/*`, which gets the HTML default."""
+    if not accept or not accept.strip():
+        return SIMPLE_HTML
+    best: tuple[float, int, int] | None = None
+    chosen = None
+    for entry in accept.split(","):
+        media, *params = (p.strip() for p in entry.split(";"))
+        media = media.lower()
+        quality = 1.0
         for param in params:
-            if param.startswith("q="):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
                 try:
-                    q = float(param[2:])
+                    quality = float(value)
                 except ValueError:
-                    q = 0.0
-        if media == SIMPLE_JSON:
-            best_json = max(best_json, q)
-        elif media in (SIMPLE_HTML, "text/html", "*/*"):
-            best_html = max(best_html, q)
-    return best_json > 0 and best_json > best_html
-
-
-def simple_root(accept: str, projects: list[str]) -> Response:
-    headers = {"Vary": "Accept", "Cache-Control": "max-age=60, public"}
-    if _wants_json(accept):
-        body = {
-            "meta": {"api-version": API_VERSION},
-            "projects": [{"name": name} for name in projects],
-        }
-        return Response(
-            json.dumps(body), status_code=200, headers={**headers, "Content-Type": SIMPLE_JSON}
+                    quality = 0.0
+        offer = _OFFERS.get(media)
+        if offer is None or quality <= 0:
+            continue
+        rank = (quality, 0 if "*" in media else 1, _PREFERENCE[offer])
+        if best is None or rank > best:
+            best, chosen = rank, offer
+    if chosen is None:
+        raise NotAcceptable(
+            f"This index serves {SIMPLE_JSON}, {SIMPLE_HTML} and {TEXT_HTML} (API "
+            f"version {API_VERSION})."
         )
-    links = "\n".join(
-        f'    <a href="/simple/{html.escape(n)}/">{html.escape(n)}</a><br/>' for n in projects
-    )
-    page = (
+    return chosen
+
+
+def _upload_time(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _file_json(f: IndexFile) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "filename": f.filename,
+        "url": f.url,
+        "hashes": dict(sorted(f.hashes.items())),
+        "size": f.size,
+    }
+    if f.requires_python:
+        entry["requires-python"] = f.requires_python
+    if f.metadata_sha256:
+        metadata = {"sha256": f.metadata_sha256}
+        entry["core-metadata"] = metadata
+        entry["dist-info-metadata"] = metadata  # PEP 658's name, for older installers
+    if f.uploaded_at is not None:
+        entry["upload-time"] = _upload_time(f.uploaded_at)
+    if f.yanked is not None:
+        entry["yanked"] = f.yanked or True
+    return entry
+
+
+def _file_anchor(f: IndexFile) -> str:
+    attrs = [f'href="{html.escape(f.url)}#sha256={f.hashes["sha256"]}"']
+    if f.requires_python:
+        attrs.append(f'data-requires-python="{html.escape(f.requires_python)}"')
+    if f.metadata_sha256:
+        attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
+        attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
+    if f.yanked is not None:
+        attrs.append(f'data-yanked="{html.escape(f.yanked)}"')
+    return f"    <a {' '.join(attrs)}>{html.escape(f.filename)}</a><br/>"
+
+
+def _page(title: str, anchors: list[str]) -> str:
+    return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
         f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
-        "    <title>Simple index</title>\n  </head>\n  <body>\n"
-        f"{links}\n  </body>\n</html>\n"
+        f"    <title>{html.escape(title)}</title>\n  </head>\n  <body>\n"
+        + "".join(a + "\n" for a in anchors)
+        + "  </body>\n</html>\n"
     )
-    return Response(page, status_code=200, headers={**headers, "Content-Type": SIMPLE_HTML})
+
+
+def root_body(kind: str, base: str, projects: list[str]) -> str:
+    if kind == SIMPLE_JSON:
+        return json.dumps(
+            {"meta": {"api-version": API_VERSION}, "projects": [{"name": n} for n in projects]}
+        )
+    anchors = [f'    <a href="{base}{html.escape(n)}/">{html.escape(n)}</a><br/>' for n in projects]
+    return _page("Simple index", anchors)
+
+
+def project_body(kind: str, page: ProjectPage) -> str:
+    files = sorted(page.files, key=lambda f: f.filename)
+    if kind == SIMPLE_JSON:
+        return json.dumps(
+            {
+                "meta": {"api-version": API_VERSION},
+                "name": page.name,
+                "files": [_file_json(f) for f in files],
+                "versions": page.versions,
+            }
+        )
+    return _page(f"Links for {page.name}", [_file_anchor(f) for f in files])
+
+
+def _etag(kind: str, body: str) -> str:
+    return '"' + hashlib.sha256(f"{kind}\n{body}".encode()).hexdigest()[:40] + '"'
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = [c.strip().removeprefix("W/") for c in if_none_match.split(",")]
+    return "*" in candidates or etag in candidates
+
+
+def page_response(
+    kind: str, body: str, request_headers: Mapping[str, str], *, cache: str = INDEX_CACHE
+) -> Response:
+    etag = _etag(kind, body)
+    headers: dict[str, str | list[str]] = {
+        "Vary": "Accept",
+        "Cache-Control": cache,
+        "ETag": etag,
+    }
+    if _matches(request_headers.get("if-none-match"), etag):
+        return Response(body="", status_code=304, headers=headers)
+    return Response(body=body, status_code=200, headers={**headers, "Content-Type": kind})
+
+
+def redirect(location: str) -> Response:
+    return Response(
+        body="", status_code=301, headers={"Location": location, "Cache-Control": INDEX_CACHE}
+    )

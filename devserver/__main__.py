@@ -48,6 +48,7 @@ def main() -> int:
     from chalicelib.runtime import aws_clients, services
 
     from .edge import Edge
+    from .files import FileOrigin
 
     dynamodb, s3, sqs = aws_clients()
     settings = Settings.from_env()
@@ -57,7 +58,11 @@ def main() -> int:
     settings = services().settings
     jobs = SqsJobQueue(sqs, settings.queue_url)
 
-    edge = Edge((host, port), LocalGateway(app, Config.create(lambda_timeout=900)))
+    edge = Edge(
+        (host, port),
+        LocalGateway(app, Config.create(lambda_timeout=900)),
+        FileOrigin(s3, settings.bucket_name),
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

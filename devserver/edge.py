@@ -13,8 +13,10 @@ from typing import Any
 
 from chalice.local import LocalGateway, LocalGatewayException
 
-from chalicelib.errors import ContentTooLarge, NotFound, WharfError
+from chalicelib.errors import ContentTooLarge, MethodNotAllowed, NotFound, WharfError
 from chalicelib.http import PROBLEM_JSON
+
+from .files import FileOrigin, NotServed
 
 _log = logging.getLogger("wharf.edge")
 # Far above anything the API accepts (http-post-bytes is capped lower), so a hostile
@@ -30,9 +32,10 @@ class Edge(ThreadingHTTPServer):
     # parallel or a CI matrix creates sessions at once.
     request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], gateway: LocalGateway) -> None:
+    def __init__(self, address: tuple[str, int], gateway: LocalGateway, files: FileOrigin) -> None:
         super().__init__(address, EdgeHandler)
         self.gateway = gateway
+        self.files = files
 
 
 class EdgeHandler(BaseHTTPRequestHandler):
@@ -95,9 +98,33 @@ class EdgeHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self._problem(exc)
                 return
-            self._to_app(body)
+            if self.path.startswith("/files/"):
+                self._to_files()
+            else:
+                self._to_app(body)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
+
+    def _to_files(self) -> None:
+        """What CloudFront does for /files/* in AWS (from S3, Range at the edge)."""
+        if self.command not in ("GET", "HEAD"):
+            self._problem(
+                MethodNotAllowed("Files are read with GET or HEAD.", headers={"Allow": "GET, HEAD"})
+            )
+            return
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            reply = self.server.files.reply(self.command, self.path, headers)
+        except NotServed:
+            self._problem(NotFound("No published file at this URL."))
+            return
+        self.send_response(reply.status)
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if reply.body is not None:
+            for chunk in reply.body:
+                self.wfile.write(chunk)
 
     def _to_app(self, body: bytes) -> None:
         method = "GET" if self.command == "HEAD" else self.command

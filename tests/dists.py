@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 import zipfile
@@ -40,7 +41,9 @@ def wheel(
     with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
         for member, data in files.items():
             if data is not None:
-                archive.writestr(member, data)
+                # A fixed timestamp: the same arguments give the same bytes.
+                entry = zipfile.ZipInfo(member, date_time=(2020, 1, 1, 0, 0, 0))
+                archive.writestr(entry, data, compress_type=compression)
     return buffer.getvalue()
 
 
@@ -55,7 +58,10 @@ def sdist(
     name, version = parse_sdist_filename(filename)
     root = top if top is not None else filename.removesuffix(".tar.gz")
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w") as archive,
+    ):
         for member, data in (
             (f"{root}/PKG-INFO", meta if meta is not None else metadata(str(name), str(version))),
             (f"{root}/setup.py", f"# {salt}\n".encode()),

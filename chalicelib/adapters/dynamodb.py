@@ -1076,4 +1076,5 @@ def _published_record(project: str, item: Item) -> PublishedFile:
         metadata_sha256=item.get("metadata_sha256"),
         requires_python=item.get("requires_python"),
         uploaded_at=item.get("uploaded_at"),
+        yanked=item.get("yanked"),
     )

@@ -14,6 +14,7 @@ class MemoryBlobStore:
     def __init__(self) -> None:
         self._objects: dict[str, bytes] = {}
         self._uploads: dict[str, tuple[str, dict[int, bytes]]] = {}
+        self._public: set[str] = set()
         self._lock = threading.Lock()
 
     def put_new(self, key: str, data: bytes) -> bool:
@@ -69,6 +70,16 @@ class MemoryBlobStore:
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._uploads.pop(upload_id, None)
+
+    def presign_get(self, key: str, expires_in: int) -> str:
+        return f"memory://get/{key}"
+
+    def mark_public(self, key: str) -> None:
+        if key in self._objects:
+            self._public.add(key)
+
+    def is_public(self, key: str) -> bool:
+        return key in self._public and key in self._objects
 
 
 class FixedClock:

@@ -10,6 +10,8 @@ from botocore.exceptions import ClientError
 
 from ..ports import BlobInfo, StoredPart
 
+PUBLIC_TAG = "wharf-public"
+
 
 class S3BlobStore:
     def __init__(self, client: Any, bucket: str) -> None:
@@ -114,6 +116,29 @@ class S3BlobStore:
                 ]
             },
         )
+
+    def presign_get(self, key: str, expires_in: int) -> str:
+        return str(
+            self._s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
+            )
+        )
+
+    def mark_public(self, key: str) -> None:
+        # CloudFront's bucket policy serves only objects with this tag (infra/); tagging,
+        # unlike a copy, keeps the object's bytes and ETag.
+        self._s3.put_object_tagging(
+            Bucket=self._bucket,
+            Key=key,
+            Tagging={"TagSet": [{"Key": PUBLIC_TAG, "Value": "true"}]},
+        )
+
+    def is_public(self, key: str) -> bool:
+        try:
+            tags = self._s3.get_object_tagging(Bucket=self._bucket, Key=key)["TagSet"]
+        except ClientError:
+            return False
+        return any(t["Key"] == PUBLIC_TAG and t["Value"] == "true" for t in tags)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         try:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from ..adapters.dynamodb import DynamoStore
 from ..errors import Conflict, FieldError
-from ..ports import Clock
+from ..ports import BlobStore, Clock
 from ..records import FileRecord, SessionRecord
 from ..states import FileStatus, SessionEvent
+from .verification import metadata_key
 
 
 def unfinished(files: list[FileRecord]) -> list[FieldError]:
@@ -21,9 +22,17 @@ def unfinished(files: list[FileRecord]) -> list[FieldError]:
 
 
 class Publisher:
-    def __init__(self, store: DynamoStore, clock: Clock) -> None:
+    def __init__(self, store: DynamoStore, blobs: BlobStore, clock: Clock) -> None:
         self._store = store
+        self._blobs = blobs
         self._clock = clock
+
+    def expose(self, files: list[FileRecord]) -> None:
+        """Let the edge serve the published files and their metadata. Idempotent: a
+        redelivered publish job runs it again."""
+        for file in files:
+            self._blobs.mark_public(file.key)
+            self._blobs.mark_public(metadata_key(file.key))
 
     def publish(
         self, session: SessionRecord, files: list[FileRecord], event: SessionEvent
@@ -43,7 +52,12 @@ class Publisher:
                     ],
                 )
             owner = session.created_by if session.first_release else None
-            return self._store.commit_publish(session, self._clock.now(), owner=owner, event=event)
+            published = self._store.commit_publish(
+                session, self._clock.now(), owner=owner, event=event
+            )
         except BaseException:
             self._store.release_filenames(session, files)
             raise
+        # After the commit: staged bytes never become public for a publish that fails.
+        self.expose(files)
+        return published

@@ -1,0 +1,154 @@
+"""What installers read: the simple repository API's content for published projects, and
+for a stage (PEP 694 "Staged Previews"), which adds one session's completed files."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from ..adapters.dynamodb import DynamoStore
+from ..errors import NotFound
+from ..names import InvalidInput, normalize_name
+from ..ports import BlobStore
+from ..records import FileRecord, ProjectStatus, PublishedFile, SessionRecord
+from ..states import FileStatus
+from ..tokens import session_id_for
+from .verification import metadata_key
+
+# Staged bytes are handed out through short-lived presigned URLs (DESIGN.md).
+STAGE_URL_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    filename: str
+    version: str
+    url: str
+    hashes: dict[str, str]
+    size: int
+    requires_python: str | None
+    metadata_sha256: str | None
+    uploaded_at: int | None
+    yanked: str | None = None
+
+
+@dataclass(frozen=True)
+class ProjectPage:
+    name: str
+    files: list[IndexFile]
+
+    @property
+    def versions(self) -> list[str]:
+        return sorted({f.version for f in self.files})
+
+
+class Redirect(Exception):
+    """The name in the URL is not normalized: go to the normalized URL instead."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class IndexService:
+    def __init__(self, store: DynamoStore, blobs: BlobStore, public_url: str) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._public = public_url
+
+    def file_url(self, key: str) -> str:
+        return f"{self._public}/files/{quote(key)}"
+
+    def _published(self, f: PublishedFile) -> IndexFile:
+        return IndexFile(
+            filename=f.filename,
+            version=f.version,
+            url=self.file_url(f.key),
+            hashes=f.hashes,
+            size=f.size,
+            requires_python=f.requires_python,
+            metadata_sha256=f.metadata_sha256,
+            uploaded_at=f.uploaded_at,
+            yanked=f.yanked,
+        )
+
+    @staticmethod
+    def _normalized(name: str) -> str:
+        try:
+            normalized = normalize_name(name)
+        except InvalidInput:
+            raise NotFound("No such project.") from None
+        if normalized != name:
+            raise Redirect(normalized)
+        return normalized
+
+    def projects(self) -> list[str]:
+        return self._store.project_names()
+
+    def project(self, name: str) -> ProjectPage:
+        """A registered project's published files; a reserved name is not visible until
+        its first release is published (PEP 694)."""
+        project = self._normalized(name)
+        record = self._store.get_project(project)
+        if record is None or record.status is not ProjectStatus.REGISTERED:
+            raise NotFound("No such project.")
+        return ProjectPage(
+            project, [self._published(f) for f in self._store.published_files(project)]
+        )
+
+    # -- stages -------------------------------------------------------------------------
+
+    def stage(self, token: str) -> SessionRecord:
+        """The live session whose token this is; 404 for anything else, revealing
+        nothing (not whether the token ever existed)."""
+        session = self._store.get_session(session_id_for(token)) if token else None
+        if (
+            session is None
+            or not hmac.compare_digest(session.token, token)
+            or session.status.terminal
+        ):
+            raise NotFound("No such stage.")
+        return session
+
+    def stage_projects(self, token: str) -> list[str]:
+        session = self.stage(token)
+        return sorted(set(self.projects()) | {session.project})
+
+    def stage_project(self, token: str, name: str) -> ProjectPage:
+        """The project as it will be once the session is published: its published files
+        plus the session's completed ones. Other projects are served as published, so
+        the stage works as an installer's only index."""
+        session = self.stage(token)
+        project = self._normalized(name)
+        if project != session.project:
+            return self.project(project)
+        published = [self._published(f) for f in self._store.published_files(project)]
+        _, files = self._store.get_session_and_files(session.id)
+        staged = [
+            self._staged(token, session, f) for f in files if f.status is FileStatus.COMPLETED
+        ]
+        return ProjectPage(project, published + staged)
+
+    def _staged(self, token: str, session: SessionRecord, f: FileRecord) -> IndexFile:
+        return IndexFile(
+            filename=f.filename,
+            version=session.version,
+            url=f"{self._public}/stage/{token}/files/{f.id}/{quote(f.filename)}",
+            hashes=f.hashes,
+            size=f.size,
+            requires_python=f.requires_python,
+            metadata_sha256=f.metadata_sha256,
+            uploaded_at=f.uploaded_at,
+        )
+
+    def staged_download(self, token: str, file_id: str, filename: str) -> str:
+        """A short-lived presigned URL for a staged file (or its `.metadata`)."""
+        session = self.stage(token)
+        want_metadata = filename.endswith(".metadata")
+        base = filename.removesuffix(".metadata") if want_metadata else filename
+        file = self._store.get_file(session.id, file_id) if len(file_id) == 32 else None
+        if file is None or file.status is not FileStatus.COMPLETED or file.filename != base:
+            raise NotFound("No such staged file.")
+        key = metadata_key(file.key) if want_metadata else file.key
+        return self._blobs.presign_get(key, STAGE_URL_SECONDS)

@@ -1,0 +1,120 @@
+"""`/files/<key>` as CloudFront serves it from S3 in AWS: only objects tagged public at
+publish, with their S3 ETag (strong, never changing), Last-Modified, byte ranges
+(RFC 9110 section 14), If-Range, If-None-Match, and the body streamed in bounded chunks.
+
+pip resumes an interrupted download with `Range: bytes=N-` and `If-Range: <ETag>` and
+accepts nothing but an exact 206; this is what it talks to locally."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import unquote
+
+from botocore.exceptions import ClientError
+
+from chalicelib.adapters.s3 import S3BlobStore
+
+CHUNK = 256 * 1024
+IMMUTABLE = "public, max-age=31536000, immutable"
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: list[tuple[str, str]]
+    body: Iterator[bytes] | None = None
+
+
+class NotServed(Exception):
+    """Nothing public at that key: CloudFront answers 403/404 the same way."""
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
+    """(first, last) for one satisfiable range; None to ignore the header (absent,
+    malformed or several ranges: the whole file is sent); "unsatisfiable" for 416."""
+    match = _RANGE.fullmatch(header.strip().replace(" ", ""))
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # suffix: the last N bytes
+        length = int(last)
+        if length == 0:
+            return "unsatisfiable"
+        return max(size - length, 0), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if end < start:
+        return None
+    if start >= size:
+        return "unsatisfiable"
+    return start, min(end, size - 1)
+
+
+class FileOrigin:
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+        self._blobs = S3BlobStore(s3, bucket)
+
+    def reply(self, method: str, path: str, headers: dict[str, str]) -> Reply:
+        key = unquote(path.split("?", 1)[0].removeprefix("/files/"))
+        if not key or not self._blobs.is_public(key):
+            raise NotServed(key)
+        try:
+            head = self._s3.head_object(Bucket=self._bucket, Key=key)
+        except ClientError:
+            raise NotServed(key) from None
+        size = int(head["ContentLength"])
+        etag = str(head["ETag"])
+        modified = format_datetime(head["LastModified"], usegmt=True)
+        common = [
+            ("ETag", etag),
+            ("Last-Modified", modified),
+            ("Accept-Ranges", "bytes"),
+            ("Cache-Control", IMMUTABLE),
+        ]
+        if _etag_listed(headers.get("if-none-match"), etag):
+            return Reply(304, common)
+        wanted = parse_range(headers.get("range", ""), size) if "range" in headers else None
+        if_range = headers.get("if-range")
+        if wanted is not None and if_range is not None and if_range not in (etag, modified):
+            wanted = None  # the file changed since the client's copy: send it whole
+        if wanted == "unsatisfiable":
+            return Reply(
+                416, [*common, ("Content-Range", f"bytes */{size}"), ("Content-Length", "0")]
+            )
+        content = [*common, ("Content-Type", "application/octet-stream")]
+        if isinstance(wanted, tuple):
+            first, last = wanted
+            content += [
+                ("Content-Range", f"bytes {first}-{last}/{size}"),
+                ("Content-Length", str(last - first + 1)),
+            ]
+            body = None if method == "HEAD" else self._stream(key, f"bytes={first}-{last}")
+            return Reply(206, content, body)
+        content.append(("Content-Length", str(size)))
+        return Reply(200, content, None if method == "HEAD" else self._stream(key, None))
+
+    def _stream(self, key: str, byte_range: str | None) -> Iterator[bytes]:
+        kwargs: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
+        if byte_range:
+            kwargs["Range"] = byte_range
+        body = self._s3.get_object(**kwargs)["Body"]
+        try:
+            yield from body.iter_chunks(CHUNK)
+        finally:
+            body.close()
+
+
+def _etag_listed(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    listed = [tag.strip().removeprefix("W/") for tag in header.split(",")]
+    return "*" in listed or etag in listed
