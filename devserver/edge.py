@@ -104,6 +104,11 @@ class EdgeHandler(BaseHTTPRequestHandler):
                 self._to_app(body)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
+        except Exception:
+            # The edge's own failure: a 500 problem, never a dropped connection.
+            _log.exception("edge failed on %s %s", self.command, self.path)
+            self.close_connection = True
+            self._problem(WharfError("The local edge failed; see its log."))
 
     def _to_files(self) -> None:
         """What CloudFront does for /files/* in AWS (from S3, Range at the edge)."""

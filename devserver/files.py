@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import unquote
@@ -49,11 +50,11 @@ def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
             return "unsatisfiable"
         return max(size - length, 0), size - 1
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
-        return None
+    if last and int(last) < start:
+        return None  # malformed: ignored, as RFC 9110 allows
     if start >= size:
         return "unsatisfiable"
+    end = int(last) if last else size - 1
     return start, min(end, size - 1)
 
 
@@ -73,7 +74,7 @@ class FileOrigin:
             raise NotServed(key) from None
         size = int(head["ContentLength"])
         etag = str(head["ETag"])
-        modified = format_datetime(head["LastModified"], usegmt=True)
+        modified = format_datetime(head["LastModified"].astimezone(UTC), usegmt=True)
         common = [
             ("ETag", etag),
             ("Last-Modified", modified),

@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,10 +51,12 @@ class LocalStack:
     moto: str
     process: subprocess.Popen[str]
     output: str = field(default="")
+    public_url: str = field(default="")
 
     @classmethod
-    def start(cls, admin_token: str, **settings: str) -> LocalStack:
-        port, moto_port = free_port(), free_port()
+    def start(cls, admin_token: str, **settings: str) -> Self:
+        port = int(settings.pop("WHARF_PORT", 0)) or free_port()
+        moto_port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WHARF_"))}
         env.update(
             WHARF_PORT=str(port),
@@ -70,7 +73,12 @@ class LocalStack:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        stack = cls(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}", process)
+        stack = cls(
+            f"http://127.0.0.1:{port}",
+            f"http://127.0.0.1:{moto_port}",
+            process,
+            public_url=settings.get("WHARF_PUBLIC_URL", ""),
+        )
         deadline = time.monotonic() + 120  # a bound on start-up, not a measure of it
         while time.monotonic() < deadline:
             if process.poll() is not None:

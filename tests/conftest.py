@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from chalicelib.adapters.s3 import S3BlobStore
 from chalicelib.adapters.schema import create_bucket, create_queue, create_table
 from chalicelib.adapters.sqs import SqsJobQueue
 from chalicelib.config import QUEUE_NAME, Settings
+from devserver.harness import LocalStack, request
 from tests.dists import dist
 
 REGION = "us-east-1"
@@ -241,3 +243,47 @@ def run_worker(services: runtime.Services) -> int:
             queue.done(receipt)
             count += 1
     return count
+
+
+# -- the local stack, for end-to-end tests over real HTTP ------------------------------------
+
+
+class Stack(LocalStack):
+    @property
+    def public(self) -> str:
+        """The base of the links the stack hands out (WHARF_PUBLIC_URL)."""
+        return self.public_url or self.base
+
+    def transport(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        url = path if path.startswith("http") else self.base + path
+        response = request(url, method, body, headers)
+        return Reply(response.status, response.headers, response.body)
+
+    def api(self, token: str | None = None) -> Api:
+        return Api(self.transport, token)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """One local stack, started as `make run` starts it, for every end-to-end test."""
+    running = Stack.start(ADMIN_TOKEN)
+    assert isinstance(running, Stack)
+    yield running
+    assert running.stop() == 0, running.output
+    assert "Wharf stopped." in running.output
+
+
+@pytest.fixture(scope="session")
+def users(stack: Stack) -> dict[str, str]:
+    admin = stack.api(ADMIN_TOKEN)
+    return {name: admin.new_user(name) for name in ("alice", "bob")}
+
+
+def wait_for(api: Api, url: str, leaving: str) -> dict[str, Any]:
+    """Poll a status URL, as PEP 694 clients do, until it is no longer `leaving`."""
+    for _ in range(600):  # a bound on waiting, not an assertion on speed
+        body: dict[str, Any] = api.get(url).json()
+        if body["status"] != leaving:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"{url} stayed {leaving}")

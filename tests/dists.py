@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import io
 import tarfile
 import zipfile
@@ -15,6 +17,18 @@ def metadata(name: str, version: str, *, metadata_version: str = "2.1", extra: s
         f"Metadata-Version: {metadata_version}\nName: {name}\nVersion: {version}\n"
         f"Requires-Python: >=3.9\n{extra}\n"
     ).encode()
+
+
+def _record(files: dict[str, bytes], record: str) -> bytes:
+    """A RECORD listing every member with its hash and size, as installers check it."""
+    lines = []
+    for member, data in files.items():
+        if data is None or member == record:
+            continue
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        lines.append(f"{member},sha256={digest},{len(data)}")
+    lines.append(f"{record},,")
+    return ("\n".join(lines) + "\n").encode()
 
 
 def wheel(
@@ -30,13 +44,15 @@ def wheel(
     stem = filename.split("-")[0]
     info = dist_info if dist_info is not None else f"{stem}-{version}.dist-info"
     files = {
-        f"{stem}/__init__.py": f"# {salt}\n".encode(),
+        f"{stem}/__init__.py": f"# {salt}\nVERSION = {str(version)!r}\n".encode(),
         f"{info}/METADATA": meta if meta is not None else metadata(str(name), str(version)),
         f"{info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
         f"{info}/RECORD": b"",
     }
     if members is not None:
         files = {**files, **members}
+    if files.get(f"{info}/RECORD") == b"":
+        files[f"{info}/RECORD"] = _record(files, f"{info}/RECORD")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
         for member, data in files.items():

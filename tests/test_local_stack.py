@@ -6,8 +6,6 @@ import hashlib
 import os
 import signal
 import threading
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,27 +13,9 @@ import boto3
 import pytest
 
 from chalicelib.adapters.dynamodb import DynamoStore
-from devserver.harness import LocalStack, request
-from tests.conftest import ADMIN_TOKEN, Api, Reply, wheel_name
+from devserver.harness import request
+from tests.conftest import ADMIN_TOKEN, Reply, Stack, wait_for, wheel_name
 from tests.dists import dist
-
-ADMIN = ADMIN_TOKEN
-
-
-class Stack(LocalStack):
-    def transport(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
-        url = path if path.startswith("http") else self.base + path
-        response = request(url, method, body, headers)
-        return Reply(response.status, response.headers, response.body)
-
-    def api(self, token: str | None = None) -> Api:
-        return Api(self.transport, token)
-
-
-def start_stack() -> Stack:
-    started = Stack.start(ADMIN)
-    assert isinstance(started, Stack)
-    return started
 
 
 def stop(stack: Stack, sig: int) -> str:
@@ -43,35 +23,11 @@ def stop(stack: Stack, sig: int) -> str:
     return stack.output
 
 
-def wait_for(api: Api, url: str, leaving: str) -> dict[str, Any]:
-    """Poll a status URL, as PEP 694 clients do, until it is no longer `leaving`."""
-    for _ in range(600):  # a bound on waiting, not an assertion on speed
-        body: dict[str, Any] = api.get(url).json()
-        if body["status"] != leaving:
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"{url} stayed {leaving}")
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    running = start_stack()
-    yield running
-    output = stop(running, signal.SIGTERM)
-    assert "Wharf stopped." in output
-
-
-@pytest.fixture(scope="module")
-def users(stack: Stack) -> dict[str, str]:
-    admin = stack.api(ADMIN)
-    return {name: admin.new_user(name) for name in ("alice", "bob")}
-
-
 def test_start_prints_the_url_and_admin_token() -> None:
-    running = start_stack()
+    running = Stack.start(ADMIN_TOKEN)
     output = stop(running, signal.SIGINT)
     assert f"{running.base}/" in output
-    assert ADMIN in output
+    assert ADMIN_TOKEN in output
     # Nothing is left listening.
     with pytest.raises(OSError):
         running.transport("GET", "/simple/", {}, b"")

@@ -1,0 +1,257 @@
+"""The simple repository API and stage previews, through chalice.test.Client."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import pytest
+
+from chalicelib.errors import NotAcceptable
+from chalicelib.runtime import Services
+from chalicelib.services.index import IndexFile, ProjectPage
+from chalicelib.simple import SIMPLE_HTML, SIMPLE_JSON, TEXT_HTML, negotiate, project_body
+from tests.conftest import Api, wheel_name
+from tests.dists import dist
+
+JSON = {"Accept": SIMPLE_JSON}
+PIP_ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
+    "text/html; q=0.01"
+)
+SDIST = "demo-1.0.tar.gz"
+WHEEL = wheel_name("demo", "1.0")
+
+
+@pytest.mark.parametrize(
+    ("accept", "chosen"),
+    [
+        (None, SIMPLE_HTML),
+        ("", SIMPLE_HTML),
+        ("*/*", SIMPLE_HTML),
+        ("text/html", TEXT_HTML),
+        (SIMPLE_JSON, SIMPLE_JSON),
+        (PIP_ACCEPT, SIMPLE_JSON),
+        ("application/vnd.pypi.simple.v1+json;q=0.2, text/html", TEXT_HTML),
+        ("application/vnd.pypi.simple.latest+json", SIMPLE_JSON),
+        ("application/vnd.pypi.simple.v2+json, */*;q=0.1", SIMPLE_HTML),
+        ("application/json, text/html;q=0.5", TEXT_HTML),
+    ],
+)
+def test_negotiation_follows_accept(accept: str | None, chosen: str) -> None:
+    assert negotiate(accept) == chosen
+
+
+@pytest.mark.parametrize(
+    "accept", ["application/vnd.pypi.simple.v2+json", "application/json", f"{SIMPLE_JSON};q=0"]
+)
+def test_unsupported_versions_are_406(accept: str) -> None:
+    with pytest.raises(NotAcceptable):
+        negotiate(accept)
+
+
+@pytest.fixture
+def me(api: Api) -> Api:
+    return api.as_(api.new_user("alice"))
+
+
+@pytest.fixture
+def published(me: Api) -> dict[str, Any]:
+    session = me.create_session("demo", "1.0").json()
+    me.add_file(session, SDIST)
+    me.add_file(session, WHEEL)
+    assert me.publish(session).status == 201
+    return dict(session)
+
+
+def test_the_project_page_in_json(api: Api, published: dict[str, Any]) -> None:
+    reply = api.get("/simple/demo/", headers={"Accept": PIP_ACCEPT})
+    assert reply.status == 200
+    assert reply.headers["Content-Type"] == SIMPLE_JSON
+    assert reply.headers["Vary"] == "Accept"
+    page = reply.json()
+    assert page["meta"] == {"api-version": "1.4"}
+    assert page["name"] == "demo" and page["versions"] == ["1.0"]
+    files = {f["filename"]: f for f in page["files"]}
+    assert set(files) == {SDIST, WHEEL}
+    wheel = files[WHEEL]
+    data = dist(WHEEL)
+    assert wheel["hashes"] == {"sha256": hashlib.sha256(data).hexdigest()}
+    assert wheel["size"] == len(data)
+    assert wheel["requires-python"] == ">=3.9"
+    assert wheel["url"].startswith("http://wharf.test/files/demo/") and wheel["url"].endswith(
+        "/" + WHEEL
+    )
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", wheel["upload-time"])
+    assert set(wheel["core-metadata"]) == {"sha256"}
+    assert wheel["dist-info-metadata"] == wheel["core-metadata"]
+    assert "yanked" not in wheel
+
+
+def test_the_project_page_in_html(api: Api, published: dict[str, Any]) -> None:
+    reply = api.get("/simple/demo/")
+    assert reply.status == 200 and reply.headers["Content-Type"] == SIMPLE_HTML
+    page = reply.body.decode()
+    assert page.startswith("<!DOCTYPE html>")
+    assert '<meta name="pypi:repository-version" content="1.4">' in page
+    sha = hashlib.sha256(dist(WHEEL)).hexdigest()
+    anchor = re.search(rf'<a href="([^"]+)"([^>]*)>{re.escape(WHEEL)}</a>', page)
+    assert anchor is not None
+    assert anchor.group(1).endswith(f"/{WHEEL}#sha256={sha}")
+    assert 'data-requires-python="&gt;=3.9"' in anchor.group(2)
+    assert 'data-core-metadata="sha256=' in anchor.group(2)
+    assert (
+        api.get("/simple/demo/", headers={"Accept": "text/html"}).headers["Content-Type"]
+        == TEXT_HTML
+    )
+
+
+def test_yanked_files_are_marked() -> None:
+    files = [
+        IndexFile("demo-1.0.tar.gz", "1.0", "u", {"sha256": "0" * 64}, 1, None, None, None, "bad")
+    ]
+    assert '"yanked": "bad"' in project_body(SIMPLE_JSON, ProjectPage("demo", files))
+    assert 'data-yanked="bad"' in project_body(SIMPLE_HTML, ProjectPage("demo", files))
+
+
+def test_pages_have_a_strong_etag_and_answer_304(api: Api, published: dict[str, Any]) -> None:
+    first = api.get("/simple/demo/", headers=JSON)
+    etag = first.headers["ETag"]
+    assert etag.startswith('"') and not etag.startswith("W/")
+    max_age = int(re.search(r"max-age=(\d+)", first.headers["Cache-Control"]).group(1))  # type: ignore[union-attr]
+    assert 0 < max_age <= 600
+    again = api.get("/simple/demo/", headers={**JSON, "If-None-Match": etag})
+    assert again.status == 304 and again.body == b""
+    html = api.get("/simple/demo/", headers={"If-None-Match": etag})
+    assert html.status == 200 and html.headers["ETag"] != etag
+
+
+def test_a_new_release_is_visible_on_the_next_get(
+    api: Api, me: Api, published: dict[str, Any]
+) -> None:
+    before = api.get("/simple/demo/", headers=JSON)
+    session = me.create_session("demo", "2.0").json()
+    me.add_file(session, "demo-2.0.tar.gz")
+    assert api.get("/simple/demo/", headers=JSON).json() == before.json()
+    me.publish(session)
+    after = api.get("/simple/demo/", headers={**JSON, "If-None-Match": before.headers["ETag"]})
+    assert after.status == 200
+    assert after.json()["versions"] == ["1.0", "2.0"]
+
+
+def test_names_are_normalized_by_redirect(api: Api, published: dict[str, Any]) -> None:
+    reply = api.get("/simple/Demo/")
+    assert reply.status == 301
+    assert reply.headers["Location"] == "http://wharf.test/simple/demo/"
+
+
+def test_unknown_and_reserved_projects_are_404(api: Api, me: Api) -> None:
+    me.create_session("reserved", "1.0")
+    for name in ("nothing", "reserved", "-bad-"):
+        reply = api.get(f"/simple/{name}/", headers=JSON)
+        assert reply.status == 404, name
+        assert reply.headers["Content-Type"] == "application/problem+json"
+
+
+def test_406_is_a_problem(api: Api) -> None:
+    reply = api.get("/simple/", headers={"Accept": "application/vnd.pypi.simple.v2+json"})
+    assert reply.status == 406
+    assert reply.headers["Content-Type"] == "application/problem+json"
+
+
+def test_the_root_lists_registered_projects(api: Api, published: dict[str, Any]) -> None:
+    assert api.get("/simple/", headers=JSON).json()["projects"] == [{"name": "demo"}]
+    assert 'href="http://wharf.test/simple/demo/"' in api.get("/simple/").body.decode()
+
+
+# -- stages ----------------------------------------------------------------------------------
+
+
+def stage_path(session: dict[str, Any]) -> str:
+    return str(session["links"]["stage"]).removeprefix("http://wharf.test")
+
+
+def test_a_stage_shows_published_and_staged_files(
+    api: Api, me: Api, published: dict[str, Any]
+) -> None:
+    session = me.create_session("demo", "2.0").json()
+    me.add_file(session, "demo-2.0.tar.gz")
+    pending = me.create_file(session, wheel_name("demo", "2.0"), dist(wheel_name("demo", "2.0")))
+    assert pending.status == 202
+    stage = stage_path(session)
+    root = api.get(stage, headers=JSON)
+    assert root.status == 200 and root.json()["projects"] == [{"name": "demo"}]
+    page = api.get(f"{stage}demo/", headers=JSON)
+    assert page.status == 200
+    assert "no-cache" in page.headers["Cache-Control"]
+    files = {f["filename"]: f for f in page.json()["files"]}
+    # Published files plus completed staged ones; the pending wheel is not there yet.
+    assert set(files) == {SDIST, WHEEL, "demo-2.0.tar.gz"}
+    assert page.json()["versions"] == ["1.0", "2.0"]
+    staged = files["demo-2.0.tar.gz"]["url"]
+    assert staged.startswith(session["links"]["stage"] + "files/")
+    assert "/files/" not in staged.removeprefix(session["links"]["stage"]).replace("files/", "", 1)
+    # Not public before publish.
+    assert api.get("/simple/demo/", headers=JSON).json()["versions"] == ["1.0"]
+
+
+def test_staged_files_download_through_a_short_lived_url(
+    api: Api, me: Api, services: Services
+) -> None:
+    session = me.create_session("demo", "1.0").json()
+    me.add_file(session, SDIST)
+    page = api.get(f"{stage_path(session)}demo/", headers=JSON).json()
+    url = page["files"][0]["url"].removeprefix("http://wharf.test")
+    download = api.get(url)
+    assert download.status == 302
+    assert "X-Amz-Expires=300" in download.headers["Location"]
+    metadata = api.get(url + ".metadata")
+    assert metadata.status == 302 and ".metadata" in metadata.headers["Location"]
+    assert api.get(url.replace(SDIST, "demo-9.9.tar.gz")).status == 404
+    # Staged objects are not public: the edge (CloudFront) will not serve them.
+    sid = session["links"]["session"].rsplit("/", 1)[1]
+    _, files = services.store.get_session_and_files(sid)
+    assert not services.blobs.is_public(files[0].key)
+
+
+def test_other_projects_are_served_by_a_stage_as_published(
+    api: Api, me: Api, published: dict[str, Any]
+) -> None:
+    session = me.create_session("other", "1.0").json()
+    stage = stage_path(session)
+    names = [p["name"] for p in api.get(stage, headers=JSON).json()["projects"]]
+    assert names == ["demo", "other"]
+    assert len(api.get(f"{stage}demo/", headers=JSON).json()["files"]) == 2
+
+
+def test_wrong_or_finished_stages_are_404(api: Api, me: Api) -> None:
+    session = me.create_session("demo", "1.0").json()
+    me.add_file(session, SDIST)
+    stage = stage_path(session)
+    url = api.get(f"{stage}demo/", headers=JSON).json()["files"][0]["url"]
+    token = session["session-token"]
+    wrong = stage.replace(token, token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
+    for path in (wrong, f"{wrong}demo/", "/stage/x/", "/stage/x/demo/"):
+        assert api.get(path).status == 404, path
+    me.delete(session["links"]["session"])
+    assert api.get(stage).status == 404
+    assert api.get(f"{stage}demo/").status == 404
+    assert api.get(url.removeprefix("http://wharf.test")).status == 404
+
+
+def test_a_stage_stops_serving_canceled_files(api: Api, me: Api) -> None:
+    session = me.create_session("demo", "1.0").json()
+    file = me.add_file(session, SDIST)
+    stage = stage_path(session)
+    assert len(api.get(f"{stage}demo/", headers=JSON).json()["files"]) == 1
+    me.delete(file["links"]["file-upload-session"])
+    assert api.get(f"{stage}demo/", headers=JSON).json()["files"] == []
+
+
+def test_published_objects_are_tagged_public(
+    me: Api, published: dict[str, Any], services: Services
+) -> None:
+    for f in services.store.published_files("demo"):
+        assert services.blobs.is_public(f.key)
+        assert services.blobs.is_public(f.key + ".metadata")
