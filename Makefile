@@ -29,6 +29,7 @@ test: lint unit
 # Figures, not pass/fail: run by hand, never by `make test`.
 bench: $(STAMP)
 	$(PY) -m bench.upload
+	$(PY) -m bench.download
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
