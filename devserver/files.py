@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters.s3 import S3BlobStore
 
-CHUNK = 1024 * 1024
+CHUNK = 4 * 1024 * 1024
 IMMUTABLE = "public, max-age=31536000, immutable"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
