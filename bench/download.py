@@ -105,7 +105,7 @@ def seed(store: DynamoStore, s3: object, project: str, files: int, blob_key: str
                 hashes={"sha256": hashlib.sha256(name.encode()).hexdigest()},
                 mechanism="http-post-bytes",
                 status=FileStatus.COMPLETED,
-                key=blob_key if (n == 0 and blob_key) else f"{project}/{fid}/{name}",
+                key=blob_key if (n == 0 and blob_key) else f"files/{project}/{fid}/{name}",
                 created_at=now,
                 metadata_sha256="0" * 64,
                 requires_python=">=3.9",
@@ -131,7 +131,7 @@ def main() -> int:
         store = DynamoStore(
             boto3.client("dynamodb", **clients), "wharf", retention=60, max_lifetime=3600
         )
-        key = "big/0123/big-1.0-py3-none-any.whl"
+        key = "files/big/0123/big-1.0-py3-none-any.whl"
         chunk = os.urandom(MIB)
         upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
         parts = []
@@ -149,7 +149,7 @@ def main() -> int:
         seed(store, s3, "big", 1, key)
 
         direct = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": key})
-        edge = f"{stack.base}/files/{key}"
+        edge = f"{stack.base}/{key}"
         drain(edge)  # warm both paths once
         drain(direct)
         # moto runs in the stack's process and holds each object it serves in memory, so

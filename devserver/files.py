@@ -65,8 +65,8 @@ class FileOrigin:
         self._blobs = S3BlobStore(s3, bucket)
 
     def reply(self, method: str, path: str, headers: dict[str, str]) -> Reply:
-        key = unquote(path.split("?", 1)[0].removeprefix("/files/"))
-        if not key or not self._blobs.is_public(key):
+        key = unquote(path.split("?", 1)[0].removeprefix("/"))  # the path is the key
+        if not key.startswith("files/") or not self._blobs.is_public(key):
             raise NotServed(key)
         try:
             head = self._s3.head_object(Bucket=self._bucket, Key=key)

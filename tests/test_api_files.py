@@ -190,7 +190,7 @@ def test_file_keys_are_unique_per_upload_session(
     _, files = services.store.get_session_and_files(session["links"]["session"].rsplit("/", 1)[1])
     keys = {f.key for f in files}
     assert len(keys) == 2
-    assert all(k.startswith("demo/") and k.endswith("/" + SDIST) for k in keys)
+    assert all(k.startswith("files/demo/") and k.endswith("/" + SDIST) for k in keys)
 
 
 def test_extend_file_extends_its_session(me: Api, session: dict[str, Any]) -> None:

@@ -58,7 +58,8 @@ class IndexService:
         self._public = public_url
 
     def file_url(self, key: str) -> str:
-        return f"{self._public}/files/{quote(key)}"
+        """Keys start with files/: the URL path is the key (CloudFront's /files/*)."""
+        return f"{self._public}/{quote(key)}"
 
     def _published(self, f: PublishedFile) -> IndexFile:
         return IndexFile(

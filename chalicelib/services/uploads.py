@@ -59,6 +59,7 @@ from .worker import PUBLISH, VERIFY_FILE
 # A synchronous publish holds its session still for at most this long, so a publisher
 # that dies mid-publish cannot wedge the session (Lambda's own ceiling is 900 s).
 PUBLISH_LOCK_SECONDS = 900
+FILES_PREFIX = "files/"
 _CREATE_ATTEMPTS = 3
 
 
@@ -448,7 +449,8 @@ class UploadService:
                 [FieldError("filename", "already published")],
             )
         file_id = random_id()
-        key = f"{session.project}/{file_id}/{filename}"
+        # Under files/ so that CloudFront's /files/* maps onto the bucket as it is.
+        key = f"{FILES_PREFIX}{session.project}/{file_id}/{filename}"
         file = FileRecord(
             id=file_id,
             session_id=session.id,
