@@ -50,6 +50,7 @@ class Settings:
     # `inline_max` bytes, and publishing more than `inline_publish_max_files` files,
     # answer 202 and finish in the worker.
     queue_url: str = ""
+    distribution_id: str = ""  # CloudFront, for invalidations; empty locally
     inline_max: int = 8 * MIB
     inline_publish_max_files: int = 100
 
@@ -71,6 +72,7 @@ class Settings:
             post_bytes_max=_int(env, "WHARF_POST_BYTES_MAX", 4 * MIB),
             operator=env.get("WHARF_OPERATOR", "wharf"),
             queue_url=env.get("WHARF_QUEUE_URL", ""),
+            distribution_id=env.get("WHARF_DISTRIBUTION_ID", ""),
             inline_max=_int(env, "WHARF_INLINE_MAX", 8 * MIB),
             inline_publish_max_files=_int(env, "WHARF_INLINE_PUBLISH_MAX_FILES", 100),
         )

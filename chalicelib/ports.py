@@ -78,6 +78,12 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> None: ...
 
 
+class EdgeCache(Protocol):
+    """The CDN in front of the index (CloudFront in AWS; nothing caches locally)."""
+
+    def invalidate(self, paths: list[str]) -> None: ...
+
+
 class JobQueue(Protocol):
     """Deferred work (SQS in production); delivery is at least once."""
 

@@ -4,6 +4,8 @@ Tests and the local stack install their own (`install`)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -11,12 +13,13 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from .adapters.cloudfront import CloudFrontCache, NoEdgeCache
 from .adapters.dynamodb import DynamoStore
 from .adapters.s3 import S3BlobStore
 from .adapters.sqs import SqsJobQueue
 from .config import Settings
 from .links import Links
-from .ports import BlobStore, Clock, JobQueue, SystemClock
+from .ports import BlobStore, Clock, EdgeCache, JobQueue, SystemClock
 from .services.access import Access
 from .services.admin import AdminService
 from .services.index import IndexService
@@ -38,6 +41,7 @@ class Services:
     links: Links
     worker: Worker
     index: IndexService
+    edge: EdgeCache
 
 
 def build(
@@ -46,9 +50,11 @@ def build(
     dynamodb: Any,
     blobs: BlobStore,
     queue: JobQueue,
+    edge: EdgeCache | None = None,
     clock: Clock | None = None,
 ) -> Services:
     clock = clock or SystemClock()
+    edge = edge or NoEdgeCache()
     store = DynamoStore(
         dynamodb,
         settings.table_name,
@@ -57,7 +63,7 @@ def build(
     )
     access = Access(store, settings.admin_token)
     verifier = Verifier(blobs, clock)
-    publisher = Publisher(store, blobs, clock)
+    publisher = Publisher(store, blobs, edge, clock)
     return Services(
         settings=settings,
         store=store,
@@ -69,6 +75,7 @@ def build(
         links=Links(settings.public_url),
         worker=Worker(store, verifier, publisher, clock),
         index=IndexService(store, blobs, settings.public_url),
+        edge=edge,
     )
 
 
@@ -85,19 +92,41 @@ def aws_clients() -> tuple[Any, Any, Any]:
     return dynamodb, s3, sqs
 
 
+def with_edge_parameter(settings: Settings) -> Settings:
+    """In AWS the CloudFront domain and id come from an SSM parameter the template
+    writes (WHARF_EDGE_PARAMETER): as environment variables they would make the template
+    circular (function -> distribution -> API -> function)."""
+    name = os.environ.get("WHARF_EDGE_PARAMETER")
+    if not name:
+        return settings
+    ssm = boto3.client("ssm")
+    edge = json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+    return dataclasses.replace(
+        settings,
+        public_url=os.environ.get("WHARF_PUBLIC_URL") or str(edge["public_url"]).rstrip("/"),
+        distribution_id=str(edge["distribution_id"]),
+    )
+
+
 _services: Services | None = None
 
 
 def services() -> Services:
     global _services
     if _services is None:
-        settings = Settings.from_env()
+        settings = with_edge_parameter(Settings.from_env())
         dynamodb, s3, sqs = aws_clients()
+        edge = (
+            CloudFrontCache(boto3.client("cloudfront"), settings.distribution_id)
+            if settings.distribution_id
+            else None
+        )
         _services = build(
             settings,
             dynamodb=dynamodb,
             blobs=S3BlobStore(s3, settings.bucket_name),
             queue=SqsJobQueue(sqs, settings.queue_url),
+            edge=edge,
         )
     return _services
 

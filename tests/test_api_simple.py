@@ -254,3 +254,12 @@ def test_published_objects_are_tagged_public(
     for f in services.store.published_files("demo"):
         assert services.blobs.is_public(f.key)
         assert services.blobs.is_public(f.key + ".metadata")
+
+
+def test_publishing_invalidates_the_index_pages_at_the_edge(
+    published: dict[str, Any], services: Services
+) -> None:
+    from chalicelib.adapters.cloudfront import NoEdgeCache
+
+    assert isinstance(services.edge, NoEdgeCache)
+    assert {"/simple/", "/simple/demo/"} <= set(services.edge.invalidated)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..adapters.dynamodb import DynamoStore
 from ..errors import Conflict, FieldError
-from ..ports import BlobStore, Clock
+from ..ports import BlobStore, Clock, EdgeCache
 from ..records import FileRecord, SessionRecord
 from ..states import FileStatus, SessionEvent
 from .verification import metadata_key
@@ -22,17 +22,20 @@ def unfinished(files: list[FileRecord]) -> list[FieldError]:
 
 
 class Publisher:
-    def __init__(self, store: DynamoStore, blobs: BlobStore, clock: Clock) -> None:
+    def __init__(self, store: DynamoStore, blobs: BlobStore, edge: EdgeCache, clock: Clock) -> None:
         self._store = store
         self._blobs = blobs
+        self._edge = edge
         self._clock = clock
 
-    def expose(self, files: list[FileRecord]) -> None:
-        """Let the edge serve the published files and their metadata. Idempotent: a
-        redelivered publish job runs it again."""
+    def expose(self, session: SessionRecord, files: list[FileRecord]) -> None:
+        """Let the edge serve the published files and their metadata, and drop its cached
+        copies of the pages that list them. Idempotent: a redelivered publish job runs it
+        again."""
         for file in files:
             self._blobs.mark_public(file.key)
             self._blobs.mark_public(metadata_key(file.key))
+        self._edge.invalidate(["/simple/", f"/simple/{session.project}/"])
 
     def publish(
         self, session: SessionRecord, files: list[FileRecord], event: SessionEvent
@@ -59,5 +62,5 @@ class Publisher:
             self._store.release_filenames(session, files)
             raise
         # After the commit: staged bytes never become public for a publish that fails.
-        self.expose(files)
+        self.expose(session, files)
         return published

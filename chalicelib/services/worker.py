@@ -82,7 +82,7 @@ class Worker:
         session, files = self._store.get_session_and_files(session_id)
         live = [f for f in files if f.status is not FileStatus.CANCELED]
         if session is not None and session.status is SessionStatus.PUBLISHED:
-            self._publisher.expose(live)  # a redelivery after the commit
+            self._publisher.expose(session, live)  # a redelivery after the commit
             return
         if session is None or session.status is not SessionStatus.PROCESSING:
             return
