@@ -24,7 +24,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -q
 
-test: lint unit
+test: lint package unit
 
 # The deployable template (build/template.yaml) and code (build/deployment.zip): chalice's
 # output with infra/template.yaml merged in. A region is enough; no AWS credentials.
