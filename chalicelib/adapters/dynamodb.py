@@ -1048,13 +1048,21 @@ class DynamoStore:
             return None
         return _published_record(project, item)
 
-    def published_files(self, project: str) -> list[PublishedFile]:
+    def committed_sessions(self, project: str) -> frozenset[str]:
+        """The sessions whose publish of this project has committed (their markers)."""
+        return frozenset(item["sk"][2:] for item in self._query(_project_pk(project), "C#"))
+
+    def published_files(
+        self, project: str, committed: frozenset[str] | None = None
+    ) -> list[PublishedFile]:
         """Every published file of the project, as the simple API lists them.
 
-        Commit markers are read first: a file whose marker was seen was written before
-        that marker, so it is there when the files are read next; a publish that commits
-        between the two reads is left out whole (invariant 2)."""
-        committed = {item["sk"][2:] for item in self._query(_project_pk(project), "C#")}
+        Commit markers are read first (or given, as read by the caller just before): a
+        file whose marker was seen was written before that marker, so it is there when
+        the files are read next; a publish that commits between the two reads is left
+        out whole (invariant 2)."""
+        if committed is None:
+            committed = self.committed_sessions(project)
         return [
             _published_record(project, item)
             for item in self._query(_project_pk(project), "F#")

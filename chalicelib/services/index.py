@@ -4,6 +4,7 @@ for a stage (PEP 694 "Staged Previews"), which adds one session's completed file
 from __future__ import annotations
 
 import hmac
+from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -18,6 +19,7 @@ from .verification import metadata_key
 
 # Staged bytes are handed out through short-lived presigned URLs (DESIGN.md).
 STAGE_URL_SECONDS = 300
+PUBLISHED_CACHE_PROJECTS = 256
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,12 @@ class IndexService:
         self._store = store
         self._blobs = blobs
         self._public = public_url
+        # project -> (the commit markers it was read under, its published files). Files
+        # are immutable and appear only with a new marker, so while the markers are the
+        # same a warm container skips reading every file item again.
+        self._published_cache: OrderedDict[str, tuple[frozenset[str], list[IndexFile]]] = (
+            OrderedDict()
+        )
 
     def file_url(self, key: str) -> str:
         """Keys start with files/: the URL path is the key (CloudFront's /files/*)."""
@@ -94,9 +102,19 @@ class IndexService:
         record = self._store.get_project(project)
         if record is None or record.status is not ProjectStatus.REGISTERED:
             raise NotFound("No such project.")
-        return ProjectPage(
-            project, [self._published(f) for f in self._store.published_files(project)]
-        )
+        return ProjectPage(project, self._published_files(project))
+
+    def _published_files(self, project: str) -> list[IndexFile]:
+        committed = self._store.committed_sessions(project)
+        cached = self._published_cache.get(project)
+        if cached is not None and cached[0] == committed:
+            self._published_cache.move_to_end(project)
+            return cached[1]
+        files = [self._published(f) for f in self._store.published_files(project, committed)]
+        self._published_cache[project] = (committed, files)
+        while len(self._published_cache) > PUBLISHED_CACHE_PROJECTS:
+            self._published_cache.popitem(last=False)
+        return files
 
     # -- stages -------------------------------------------------------------------------
 
@@ -124,7 +142,7 @@ class IndexService:
         project = self._normalized(name)
         if project != session.project:
             return self.project(project)
-        published = [self._published(f) for f in self._store.published_files(project)]
+        published = self._published_files(project)
         _, files = self._store.get_session_and_files(session.id)
         staged = [
             self._staged(token, session, f) for f in files if f.status is FileStatus.COMPLETED
