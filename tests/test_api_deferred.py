@@ -118,3 +118,21 @@ def test_content_refusals_are_final_and_cite_the_spec(
     status = me.get(file["links"]["file-upload-session"]).json()
     assert status["status"] == "error"
     assert "https://packaging.python.org/" in status["notices"][0]
+
+
+def test_a_publish_whose_worker_never_finished_is_failed_at_expiry(
+    me: Api, services: Services, clock: Any
+) -> None:
+    session = me.create_session("demo", "1.0").json()
+    three_files(me, session)
+    assert me.publish(session).status == 202
+    # The job is lost (say, in the dead-letter queue): nothing resolves the session.
+    clock.advance(3600)
+    services.uploads.expire_due()
+    status = me.get(session["links"]["session"]).json()
+    assert status["status"] == "canceled"
+    assert any("did not finish" in n for n in status["notices"])
+    assert any("expired" in n for n in status["notices"])
+    run_worker(services)  # the late job changes nothing
+    assert me.get(session["links"]["session"]).json()["status"] == "canceled"
+    assert services.store.published_files("demo") == []

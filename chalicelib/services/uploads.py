@@ -57,8 +57,8 @@ from .verification import Unverified, Verifier
 from .worker import PUBLISH, VERIFY_FILE
 
 # A synchronous publish holds its session still for at most this long, so a publisher
-# that dies mid-publish cannot wedge the session (Lambda's own ceiling is 900 s).
-PUBLISH_LOCK_SECONDS = 900
+# that dies mid-publish cannot wedge the session (twice the API Lambda's 60 s timeout).
+PUBLISH_LOCK_SECONDS = 120
 FILES_PREFIX = "files/"
 _CREATE_ATTEMPTS = 3
 
@@ -168,6 +168,18 @@ class UploadService:
         now = self._clock.now()
         if not session.expired(now):
             return session
+        if session.status is SessionStatus.PROCESSING:
+            # Its job was lost (a dead-letter queue, say): nothing else would resolve it,
+            # and a processing session can be neither canceled nor expired.
+            try:
+                session = self._store.move_session(
+                    session,
+                    SessionEvent.PROCESSING_FAILED,
+                    now,
+                    notices=[*session.notices, "The deferred publish did not finish in time."],
+                )
+            except SessionChanged as exc:
+                session = exc.current or session
         try:
             session = self._store.move_session(
                 session,
