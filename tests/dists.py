@@ -8,6 +8,7 @@ import hashlib
 import io
 import tarfile
 import zipfile
+from collections.abc import Mapping
 
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 
@@ -19,7 +20,7 @@ def metadata(name: str, version: str, *, metadata_version: str = "2.1", extra: s
     ).encode()
 
 
-def _record(files: dict[str, bytes], record: str) -> bytes:
+def _record(files: dict[str, bytes | None], record: str) -> bytes:
     """A RECORD listing every member with its hash and size, as installers check it."""
     lines = []
     for member, data in files.items():
@@ -35,7 +36,7 @@ def wheel(
     filename: str,
     *,
     salt: str = "",
-    members: dict[str, bytes] | None = None,
+    members: Mapping[str, bytes | None] | None = None,  # None drops a member
     meta: bytes | None = None,
     dist_info: str | None = None,
     compression: int = zipfile.ZIP_DEFLATED,
@@ -43,7 +44,7 @@ def wheel(
     name, version, _, _ = parse_wheel_filename(filename)
     stem = filename.split("-")[0]
     info = dist_info if dist_info is not None else f"{stem}-{version}.dist-info"
-    files = {
+    files: dict[str, bytes | None] = {
         f"{stem}/__init__.py": f"# {salt}\nVERSION = {str(version)!r}\n".encode(),
         f"{info}/METADATA": meta if meta is not None else metadata(str(name), str(version)),
         f"{info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",

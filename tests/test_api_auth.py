@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.conftest import ADMIN_TOKEN, Api, basic
 
 
@@ -87,7 +89,7 @@ def test_admin_api_validation(api: Api) -> None:
     assert issued.json()["token"].startswith("wharf_")
 
 
-def test_tokens_are_stored_only_as_hashes(api: Api, aws) -> None:  # type: ignore[no-untyped-def]
+def test_tokens_are_stored_only_as_hashes(api: Api, aws: tuple[Any, Any, Any]) -> None:
     token = api.new_user("alice")
     items = aws[0].scan(TableName="wharf-test")["Items"]
     assert token not in str(items)

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 
 from chalicelib.adapters.memory import FixedClock
+from chalicelib.runtime import Services
 from tests.conftest import ADMIN_TOKEN, Api, wheel_name
 
 RFC3339_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
@@ -160,7 +161,9 @@ def test_extend_moves_expiry_later_up_to_the_maximum(api: Api, clock: FixedClock
     assert bad.status == 400
 
 
-def test_expired_sessions_are_canceled_and_purged(api: Api, clock: FixedClock, services) -> None:  # type: ignore[no-untyped-def]
+def test_expired_sessions_are_canceled_and_purged(
+    api: Api, clock: FixedClock, services: Services
+) -> None:
     me = api.as_(api.new_user("alice"))
     session = me.create_session("demo", "1.0").json()
     file = me.add_file(session, "demo-1.0.tar.gz")

@@ -119,7 +119,9 @@ def test_pages_have_a_strong_etag_and_answer_304(api: Api, published: dict[str, 
     first = api.get("/simple/demo/", headers=JSON)
     etag = first.headers["ETag"]
     assert etag.startswith('"') and not etag.startswith("W/")
-    max_age = int(re.search(r"max-age=(\d+)", first.headers["Cache-Control"]).group(1))  # type: ignore[union-attr]
+    found = re.search(r"max-age=(\d+)", first.headers["Cache-Control"])
+    assert found is not None
+    max_age = int(found.group(1))
     assert 0 < max_age <= 600
     again = api.get("/simple/demo/", headers={**JSON, "If-None-Match": etag})
     assert again.status == 304 and again.body == b""

@@ -58,7 +58,7 @@ def test_a_zip_bomb_is_refused_without_inflating() -> None:
 
 def test_a_wheel_without_metadata_files() -> None:
     info = "demo_pkg-1.0.dist-info"
-    refused(WHEEL, wheel(WHEEL, members={f"{info}/RECORD": None}), "lacks .*RECORD")  # type: ignore[dict-item]
+    refused(WHEEL, wheel(WHEEL, members={f"{info}/RECORD": None}), "lacks .*RECORD")
 
 
 def test_a_wheel_with_two_dist_infos() -> None:
