@@ -19,6 +19,7 @@ from chalicelib.http import (
     problem_response,
     read_bytes,
     read_json,
+    read_legacy_form,
     read_upload_json,
     session_body,
     signed_parts_body,
@@ -48,6 +49,8 @@ from chalicelib.states import FileStatus, SessionStatus
 from chalicelib.wharf_chalice import ThreadSafeChalice
 
 app = ThreadSafeChalice(app_name="wharf")
+# Legacy uploads carry wheels in multipart bodies: API Gateway must pass them as binary.
+app.api.binary_types.append("multipart/form-data")
 # Every content type reaches the views, which answer a wrong one with a 415 problem
 # themselves (chalice's own 415 is not RFC 9457).
 ANY_CONTENT = ["*/*"]
@@ -211,6 +214,16 @@ def sign_parts(session_id: str, file_id: str) -> Response:
         principal, session_id, file_id, [(p.number, p.sha256) for p in body.parts]
     )
     return upload_response(200, signed_parts_body(signed))
+
+
+# -- the legacy upload API (twine, uv publish) ------------------------------------------------
+
+
+@route("/legacy", methods=["POST"])
+def legacy_upload() -> Response:
+    principal = _principal()
+    services().legacy.upload(principal, read_legacy_form(*_request()))
+    return json_response(200, {"status": "published"})
 
 
 # -- operator API ----------------------------------------------------------------------------

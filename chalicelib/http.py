@@ -3,10 +3,12 @@ responses and problems. Routes in app.py call these and nothing else of HTTP."""
 
 from __future__ import annotations
 
+import email.policy
 import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from email.parser import BytesParser
 from typing import Any, TypeVar
 
 from chalice.app import Response
@@ -35,6 +37,7 @@ from .schemas import (
     UploadRequest,
     dump,
 )
+from .services.legacy import LegacyUpload
 from .services.uploads import FileView, PartState, SessionView, SignedPart
 
 UPLOAD_JSON = "application/vnd.pypi.upload.v2+json"
@@ -117,6 +120,42 @@ def read_json(body: str | bytes | None, model: type[M]) -> M:
     """An operator API body: plain JSON."""
     raw = _raw(body)
     return _validate(model, _parse_json(raw) if raw else {})
+
+
+def read_legacy_form(headers: Mapping[str, str], body: str | bytes | None) -> LegacyUpload:
+    """A legacy upload: multipart/form-data as twine and `uv publish` send it."""
+    if media_type(headers) != "multipart/form-data":
+        raise UnsupportedMediaType("Legacy uploads are multipart/form-data.")
+    head = f"Content-Type: {headers['content-type']}\r\nMIME-Version: 1.0\r\n\r\n"
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(head.encode() + _raw(body))
+    fields: dict[str, str] = {}
+    content: tuple[str, bytes] | None = None
+    for part in message.iter_parts() if message.is_multipart() else []:
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if not isinstance(name, str) or not isinstance(payload, bytes):
+            continue
+        if name == "content" and part.get_filename():
+            content = (str(part.get_filename()), payload)
+        elif name not in fields:
+            fields[name] = payload.decode("utf-8", "replace")
+    missing = [f for f in (":action", "name", "version") if not fields.get(f)]
+    if content is None:
+        missing.append("content")
+    if missing or content is None:
+        raise BadRequest(
+            "The legacy upload lacks required fields.",
+            [FieldError(f, "missing") for f in missing],
+        )
+    return LegacyUpload(
+        action=fields[":action"],
+        name=fields["name"],
+        version=fields["version"],
+        filename=content[0],
+        content=content[1],
+        sha256_digest=fields.get("sha256_digest") or None,
+        md5_digest=fields.get("md5_digest") or None,
+    )
 
 
 def read_bytes(headers: Mapping[str, str], body: str | bytes | None) -> bytes:

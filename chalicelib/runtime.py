@@ -23,6 +23,7 @@ from .ports import BlobStore, Clock, EdgeCache, JobQueue, SystemClock
 from .services.access import Access
 from .services.admin import AdminService
 from .services.index import IndexService
+from .services.legacy import LegacyService
 from .services.publishing import Publisher
 from .services.uploads import UploadService
 from .services.verification import Verifier
@@ -42,6 +43,7 @@ class Services:
     worker: Worker
     index: IndexService
     edge: EdgeCache
+    legacy: LegacyService
 
 
 def build(
@@ -64,18 +66,20 @@ def build(
     access = Access(store, settings.admin_token)
     verifier = Verifier(blobs, clock)
     publisher = Publisher(store, blobs, edge, clock)
+    uploads = UploadService(store, blobs, clock, settings, access, queue, verifier, publisher)
     return Services(
         settings=settings,
         store=store,
         blobs=blobs,
         clock=clock,
         access=access,
-        uploads=UploadService(store, blobs, clock, settings, access, queue, verifier, publisher),
+        uploads=uploads,
         admin=AdminService(store, clock),
         links=Links(settings.public_url),
         worker=Worker(store, verifier, publisher, clock),
         index=IndexService(store, blobs, settings.public_url),
         edge=edge,
+        legacy=LegacyService(uploads),
     )
 
 

@@ -1,0 +1,76 @@
+"""The legacy upload API (`/legacy/`, what twine and `uv publish` speak): one request
+uploads one file and publishes it at once, under the same rules as Upload 2.0 (PEP 694
+"Atomic Publication and Conflicts" binds both paths to one filename namespace).
+
+It is a publishing session of one file, created, completed and published within the
+request; any failure cancels that session, so nothing is left behind."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from ..errors import BadRequest, Conflict, FieldError, WharfError
+from ..mechanisms import HTTP_POST_BYTES
+from ..records import Principal
+from ..states import FileStatus
+from .uploads import UploadService
+
+FILE_UPLOAD = "file_upload"
+
+
+@dataclass(frozen=True)
+class LegacyUpload:
+    action: str
+    name: str
+    version: str
+    filename: str
+    content: bytes
+    sha256_digest: str | None = None
+    md5_digest: str | None = None
+
+
+class LegacyService:
+    def __init__(self, uploads: UploadService) -> None:
+        self._uploads = uploads
+
+    def upload(self, principal: Principal, form: LegacyUpload) -> None:
+        if form.action != FILE_UPLOAD:
+            raise BadRequest(
+                f"Unsupported :action {form.action!r}; only {FILE_UPLOAD!r} is.",
+                [FieldError(":action", "must be file_upload")],
+            )
+        hashes = {"sha256": hashlib.sha256(form.content).hexdigest()}
+        for field, given, actual in (
+            ("sha256_digest", form.sha256_digest, hashes["sha256"]),
+            ("md5_digest", form.md5_digest, hashlib.md5(form.content).hexdigest()),
+        ):
+            if given and not hmac.compare_digest(given.lower(), actual):
+                raise BadRequest(
+                    f"{field} does not match the uploaded file.", [FieldError(field, "mismatch")]
+                )
+        session = self._uploads.create_session(principal, form.name, form.version).session
+        try:
+            file = self._uploads.create_file(
+                principal,
+                session.id,
+                filename=form.filename,
+                size=len(form.content),
+                hashes=hashes,
+                mechanism=HTTP_POST_BYTES,
+            ).file
+            self._uploads.upload_bytes(principal, session.id, file.id, form.content)
+            if self._uploads.complete_file(principal, session.id, file.id).status is not (
+                FileStatus.COMPLETED
+            ):
+                raise Conflict(
+                    "This file is too large to verify within a legacy upload; use the "
+                    "Upload 2.0 API."
+                )
+            self._uploads.publish(principal, session.id)
+        except BaseException:
+            with contextlib.suppress(WharfError):
+                self._uploads.cancel_session(principal, session.id)
+            raise

@@ -1,0 +1,101 @@
+"""The legacy upload API (what twine and uv publish send), through chalice.test.Client."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import pytest
+
+from chalicelib.runtime import Services
+from tests.conftest import ADMIN_TOKEN, Api, basic, wheel_name
+from tests.dists import dist
+
+WHEEL = wheel_name("demo", "1.0")
+
+
+def form(fields: dict[str, str], filename: str | None, content: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields.items()
+    ]
+    if filename is not None:
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="content"; '
+            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+            + content
+            + b"\r\n"
+        )
+    return b"".join(
+        parts
+    ) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def legacy(api: Api, token: str | None, filename: str = WHEEL, **overrides: str) -> int:
+    data = dist(filename)
+    fields = {
+        ":action": "file_upload",
+        "protocol_version": "1",
+        "name": "demo",
+        "version": "1.0",
+        "sha256_digest": hashlib.sha256(data).hexdigest(),
+        **overrides,
+    }
+    body, content_type = form(fields, filename, data)
+    headers = {"Authorization": basic(token)} if token else {}
+    return api.post("/legacy/", raw=body, content_type=content_type, headers=headers).status
+
+
+@pytest.fixture
+def token(api: Api) -> str:
+    return api.new_user("alice")
+
+
+def test_a_legacy_upload_publishes_the_file(api: Api, token: str, services: Services) -> None:
+    assert legacy(api, token) == 200
+    assert [f.filename for f in services.store.published_files("demo")] == [WHEEL]
+    page = api.get("/simple/demo/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    assert page.json()["files"][0]["filename"] == WHEEL
+    # The uploader registered the name and owns it.
+    assert api.as_(token).create_session("demo", "2.0").status == 201
+
+
+def test_the_same_file_twice_is_409(api: Api, token: str) -> None:
+    assert legacy(api, token) == 200
+    assert legacy(api, token) == 409
+    assert legacy(api, token, "demo-1.0.tar.gz") == 200
+
+
+def test_legacy_uploads_are_authorized(api: Api, token: str) -> None:
+    assert legacy(api, None) == 401
+    assert legacy(api, token) == 200
+    assert legacy(api, api.new_user("bob"), "demo-1.0.tar.gz") == 403
+
+
+@pytest.mark.parametrize(
+    ("overrides", "status"),
+    [
+        ({"sha256_digest": "0" * 64}, 400),
+        ({":action": "submit"}, 400),
+        ({"version": "2.0"}, 400),
+        ({"name": "-bad-"}, 400),
+    ],
+)
+def test_bad_legacy_uploads_leave_nothing_behind(
+    api: Api, token: str, services: Services, overrides: dict[str, str], status: int
+) -> None:
+    assert legacy(api, token, **overrides) == status
+    assert services.store.published_files("demo") == []
+    # The name is not left reserved, and no session for the release is left open.
+    assert api.as_(token).create_session("demo", "1.0").status == 201
+
+
+def test_an_open_upload_2_session_for_the_release_is_a_conflict(api: Api, token: str) -> None:
+    api.as_(token).create_session("demo", "1.0")
+    assert legacy(api, token) == 409
+
+
+def test_not_multipart_is_415(api: Api) -> None:
+    reply = api.as_(ADMIN_TOKEN).post("/legacy/", {"name": "demo"}, content_type="application/json")
+    assert reply.status == 415
