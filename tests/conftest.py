@@ -204,6 +204,18 @@ class Api:
         return str(issued.json()["token"])
 
 
+@pytest.fixture
+def me(api: Api) -> Api:
+    """A user's API client: "alice", with a fresh token."""
+    return api.as_(api.new_user("alice"))
+
+
+@pytest.fixture
+def session(me: Api) -> dict[str, Any]:
+    """alice's open publishing session for demo 1.0."""
+    return dict(me.create_session("demo", "1.0").json())
+
+
 def chalice_transport(client: Client) -> Any:
     def send(method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         response = client.http.request(method, path, headers=headers, body=body)

@@ -22,11 +22,6 @@ def settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, inline_publish_max_files=2)
 
 
-@pytest.fixture
-def me(api: Api) -> Api:
-    return api.as_(api.new_user("alice"))
-
-
 def three_files(me: Api, session: dict[str, Any]) -> list[str]:
     names = [SDIST, wheel_name("demo", "1.0"), wheel_name("demo", "1.0", "py2-none-any")]
     for name in names:

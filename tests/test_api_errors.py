@@ -12,11 +12,6 @@ from tests.conftest import Api
 META = {"api-version": "2.0"}
 
 
-@pytest.fixture
-def me(api: Api) -> Api:
-    return api.as_(api.new_user("alice"))
-
-
 def assert_problem(reply: Any, status: int) -> dict[str, Any]:
     assert reply.status == status, reply.body
     assert reply.headers["Content-Type"] == "application/problem+json"

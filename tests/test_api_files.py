@@ -14,16 +14,6 @@ from tests.dists import dist
 SDIST = "demo-1.0.tar.gz"
 
 
-@pytest.fixture
-def me(api: Api) -> Api:
-    return api.as_(api.new_user("alice"))
-
-
-@pytest.fixture
-def session(me: Api) -> dict[str, Any]:
-    return dict(me.create_session("demo", "1.0").json())
-
-
 def test_create_answers_202_with_retry_after_and_links(me: Api, session: dict[str, Any]) -> None:
     reply = me.create_file(session, SDIST, b"abc")
     assert reply.status == 202

@@ -38,16 +38,6 @@ def big_wheel() -> bytes:
     return wheel(FILENAME, members=payload, compression=zipfile.ZIP_STORED)
 
 
-@pytest.fixture
-def me(api: Api) -> Api:
-    return api.as_(api.new_user("alice"))
-
-
-@pytest.fixture
-def session(me: Api) -> dict[str, Any]:
-    return dict(me.create_session("demo", "1.0").json())
-
-
 def b64sha256(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 

@@ -52,11 +52,6 @@ def test_unsupported_versions_are_406(accept: str) -> None:
 
 
 @pytest.fixture
-def me(api: Api) -> Api:
-    return api.as_(api.new_user("alice"))
-
-
-@pytest.fixture
 def published(me: Api) -> dict[str, Any]:
     session = me.create_session("demo", "1.0").json()
     me.add_file(session, SDIST)

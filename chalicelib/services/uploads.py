@@ -171,29 +171,27 @@ class UploadService:
         if session.status is SessionStatus.PROCESSING:
             # Its job was lost (a dead-letter queue, say): nothing else would resolve it,
             # and a processing session can be neither canceled nor expired.
-            try:
-                session = self._store.move_session(
-                    session,
-                    SessionEvent.PROCESSING_FAILED,
-                    now,
-                    notices=[*session.notices, "The deferred publish did not finish in time."],
-                )
-            except SessionChanged as exc:
-                session = exc.current or session
-        try:
-            session = self._store.move_session(
-                session,
-                SessionEvent.EXPIRE,
-                now,
-                notices=[*session.notices, "The session expired and was canceled."],
+            session = self._move_noting(
+                session, SessionEvent.PROCESSING_FAILED, "The deferred publish did not finish."
             )
-        except SessionChanged as exc:
-            if exc.current is None:
-                return session
-            session = exc.current
+        session = self._move_noting(
+            session, SessionEvent.EXPIRE, "The session expired and was canceled."
+        )
         if session.status is SessionStatus.CANCELED:
             self._purge(session.id)
         return session
+
+    def _move_noting(
+        self, session: SessionRecord, event: SessionEvent, notice: str
+    ) -> SessionRecord:
+        """Apply `event` and add `notice`; when a concurrent request moved the session
+        first, the state it is in now."""
+        try:
+            return self._store.move_session(
+                session, event, self._clock.now(), notices=[*session.notices, notice]
+            )
+        except SessionChanged as exc:
+            return exc.current or session
 
     def _purge(self, session_id: str) -> None:
         """Delete every staged byte of a canceled session (PEP 694 SHOULD purge)."""
