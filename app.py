@@ -25,6 +25,7 @@ from chalicelib.http import (
     signed_parts_body,
     upload_response,
 )
+from chalicelib.records import Principal
 from chalicelib.runtime import services
 from chalicelib.schemas import (
     CreateFile,
@@ -37,6 +38,7 @@ from chalicelib.schemas import (
 )
 from chalicelib.schemas import UploadRequest as Bare
 from chalicelib.services.index import Redirect
+from chalicelib.services.uploads import FileView, SessionView
 from chalicelib.simple import (
     STAGE_CACHE,
     negotiate,
@@ -86,18 +88,18 @@ def _request() -> tuple[dict[str, str], bytes | str | None]:
     return dict(request.headers), request.raw_body
 
 
-def _principal() -> Any:
+def _principal() -> Principal:
     request = app.current_request
     assert request is not None
     return services().access.authenticate(request.headers.get("authorization"))
 
 
-def _session(status: int, view: Any, **headers: str) -> Response:
+def _session(status: int, view: SessionView, **headers: str) -> Response:
     body = session_body(view, services().links, services().uploads.mechanisms)
     return upload_response(status, body, headers)
 
 
-def _file(status: int, view: Any, **headers: str) -> Response:
+def _file(status: int, view: FileView, **headers: str) -> Response:
     retry = {"Retry-After": str(services().settings.retry_after)}
     return upload_response(status, file_body(view, services().links), {**retry, **headers})
 
