@@ -91,6 +91,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _status_in(
+    sources: frozenset[SessionStatus] | frozenset[FileStatus],
+) -> tuple[str, dict[str, Any]]:
+    """The write condition of a transition (states.py): the item is in one of `sources`."""
+    values = {f":s{i}": {"S": s.value} for i, s in enumerate(sorted(sources))}
+    return "#status IN (" + ", ".join(values) + ")", values
+
+
 def _key(pk: str, sk: str) -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
 
@@ -290,11 +298,11 @@ class DynamoStore:
             }
         }
 
-    def _session_from_reason(self, reason: dict[str, Any], session_id: str) -> SessionRecord | None:
-        item = reason.get("Item")
-        if item:
-            return _session_record(_decode(item))
-        return self.get_session(session_id)
+    def _current_session(
+        self, item: dict[str, Any] | None, session_id: str
+    ) -> SessionRecord | None:
+        """The session as a failed condition found it (ALL_OLD), else as it is now."""
+        return _session_record(_decode(item)) if item else self.get_session(session_id)
 
     # -- users, tokens, roles ------------------------------------------------------------
 
@@ -495,8 +503,7 @@ class DynamoStore:
                 now, expired=event is SessionEvent.EXPIRE
             )
         else:
-            condition = "#status IN (" + ", ".join(f":s{i}" for i in range(len(sources))) + ")"
-            values = {f":s{i}": {"S": s.value} for i, s in enumerate(sorted(sources))}
+            condition, values = _status_in(sources)
             names = {"#status": "status"}
         sets = ["#status = :target"]
         values = {**values, ":target": {"S": target.value}}
@@ -531,7 +538,9 @@ class DynamoStore:
         except ClientError as exc:
             reasons = _cancellation_reasons(exc)
             if reasons and _failed(reasons[0]):
-                raise SessionChanged(self._session_from_reason(reasons[0], session.id)) from None
+                raise SessionChanged(
+                    self._current_session(reasons[0].get("Item"), session.id)
+                ) from None
             raise
         updated = self.get_session(session.id)
         assert updated is not None
@@ -595,10 +604,8 @@ class DynamoStore:
             )
         except ClientError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
-                old = _old_item(exc)
-                raise SessionChanged(
-                    _session_record(old) if old else self.get_session(session.id)
-                ) from None
+                item = _response(exc).get("Item")
+                raise SessionChanged(self._current_session(item, session.id)) from None
             raise
         return _session_record(_decode(response["Attributes"]))
 
@@ -672,7 +679,9 @@ class DynamoStore:
         except ClientError as exc:
             reasons = _cancellation_reasons(exc)
             if reasons and _failed(reasons[0]):
-                raise SessionChanged(self._session_from_reason(reasons[0], session.id)) from None
+                raise SessionChanged(
+                    self._current_session(reasons[0].get("Item"), session.id)
+                ) from None
             if len(reasons) > 2 and _failed(reasons[2]):
                 holder = reasons[2].get("Item")
                 raise FilenameInUse(_decode(holder)["file_id"] if holder else "") from None
@@ -694,7 +703,7 @@ class DynamoStore:
         sources, target = file_move(event)
         if only_from is not None:
             sources = sources & only_from
-        values: dict[str, Any] = {f":s{i}": {"S": s.value} for i, s in enumerate(sorted(sources))}
+        condition, values = _status_in(sources)
         values[":target"] = {"S": target.value}
         update = "SET #status = :target"
         if notices is not None:
@@ -710,9 +719,7 @@ class DynamoStore:
                 "TableName": self._table,
                 "Key": _key(session_pk(file.session_id), f"F#{file.id}"),
                 "UpdateExpression": update,
-                "ConditionExpression": "#status IN ("
-                + ", ".join(f":s{i}" for i in range(len(sources)))
-                + ")",
+                "ConditionExpression": condition,
                 "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": values,
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
@@ -751,7 +758,7 @@ class DynamoStore:
             reasons = _cancellation_reasons(exc)
             if reasons and _failed(reasons[0]):
                 raise SessionChanged(
-                    self._session_from_reason(reasons[0], file.session_id)
+                    self._current_session(reasons[0].get("Item"), file.session_id)
                 ) from None
             if len(reasons) > 1 and _failed(reasons[1]):
                 item = reasons[1].get("Item")
@@ -796,10 +803,8 @@ class DynamoStore:
             )
         except ClientError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
-                old = _old_item(exc)
-                raise SessionChanged(
-                    _session_record(old) if old else self.get_session(session.id)
-                ) from None
+                item = _response(exc).get("Item")
+                raise SessionChanged(self._current_session(item, session.id)) from None
             raise
         return _session_record(_decode(response["Attributes"]))
 
@@ -937,7 +942,7 @@ class DynamoStore:
         A publish within the request (PUBLISH) must still hold its lock; a deferred one
         (PROCESSING_SUCCEEDED) is protected by the processing state itself."""
         sources, target = session_move(event)
-        status_values = {f":s{i}": {"S": s.value} for i, s in enumerate(sorted(sources))}
+        condition, status_values = _status_in(sources)
         lock_condition, lock_values = "", {}
         if event is SessionEvent.PUBLISH:
             lock_condition = " AND publish_lock_until = :lock"
@@ -951,10 +956,7 @@ class DynamoStore:
                         "SET #status = :target, ended_at = :now, #ttl = :ttl "
                         f"REMOVE publish_lock_until, {LIVE_INDEX_PARTITION}"
                     ),
-                    "ConditionExpression": "#status IN ("
-                    + ", ".join(status_values)
-                    + ")"
-                    + lock_condition,
+                    "ConditionExpression": condition + lock_condition,
                     "ExpressionAttributeNames": {"#status": "status", "#ttl": TTL_ATTRIBUTE},
                     "ExpressionAttributeValues": {
                         **status_values,
@@ -1027,7 +1029,9 @@ class DynamoStore:
         except ClientError as exc:
             reasons = _cancellation_reasons(exc)
             if reasons and _failed(reasons[0]):
-                raise SessionChanged(self._session_from_reason(reasons[0], session.id)) from None
+                raise SessionChanged(
+                    self._current_session(reasons[0].get("Item"), session.id)
+                ) from None
             if any(_failed(r) for r in reasons):
                 raise ProjectTaken(session.project) from None
             raise
