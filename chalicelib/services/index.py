@@ -14,7 +14,7 @@ from ..names import InvalidInput, normalize_name
 from ..ports import BlobStore
 from ..records import FileRecord, ProjectStatus, PublishedFile, SessionRecord
 from ..states import FileStatus
-from ..tokens import session_id_for
+from ..tokens import is_random_id, session_id_for
 from .verification import metadata_key
 
 # Staged bytes are handed out through short-lived presigned URLs (DESIGN.md).
@@ -166,7 +166,7 @@ class IndexService:
         session = self.stage(token)
         want_metadata = filename.endswith(".metadata")
         base = filename.removesuffix(".metadata") if want_metadata else filename
-        file = self._store.get_file(session.id, file_id) if len(file_id) == 32 else None
+        file = self._store.get_file(session.id, file_id) if is_random_id(file_id) else None
         if file is None or file.status is not FileStatus.COMPLETED or file.filename != base:
             raise NotFound("No such staged file.")
         key = metadata_key(file.key) if want_metadata else file.key

@@ -43,9 +43,11 @@ class Verifier:
         self._clock = clock
 
     def verify(self, session: SessionRecord, file: FileRecord) -> Verified:
-        if file.upload_id is not None:
-            self._assemble(file, file.upload_id)
         info = self._blobs.head(file.key)
+        if info is None and file.upload_id is not None:
+            # Not assembled yet (an earlier delivery of the same job may have done it).
+            self._assemble(file, file.upload_id)
+            info = self._blobs.head(file.key)
         if info is None:
             raise Unverified([FieldError("file", "no bytes were uploaded for this file")])
         if info.size != file.size:
@@ -71,9 +73,6 @@ class Verifier:
     def _assemble(self, file: FileRecord, upload_id: str) -> None:
         """Complete the multipart upload from S3's own list of parts, refusing a missing
         or wrongly sized part (the mechanism's `complete`)."""
-        info = self._blobs.head(file.key)
-        if info is not None and info.size == file.size:
-            return  # assembled by an earlier delivery of the same job
         plan = PartPlan.for_size(file.size)
         parts = {p.number: p for p in self._blobs.stored_parts(file.key, upload_id)}
         problems: list[FieldError] = []

@@ -12,7 +12,7 @@ import logging
 from ..adapters.dynamodb import DynamoStore
 from ..errors import WharfError
 from ..ports import Clock, FileChanged, ProjectTaken, SessionChanged
-from ..records import Verified
+from ..records import FileRecord, Verified
 from ..states import FileEvent, FileStatus, SessionEvent, SessionStatus
 from .publishing import Publisher, unfinished
 from .verification import Unverified, Verifier
@@ -52,29 +52,26 @@ class Worker:
             verified = self._verifier.verify(session, file)
         except Unverified as exc:
             notices = [f"{p.source}: {p.message}" for p in exc.problems]
-            self._settle(file_id, session_id, FileEvent.PROCESSING_FAILED, notices=notices)
+            self._settle(file, FileEvent.PROCESSING_FAILED, notices=notices)
             return
-        self._settle(file_id, session_id, FileEvent.PROCESSING_SUCCEEDED, verified=verified)
+        self._settle(file, FileEvent.PROCESSING_SUCCEEDED, verified=verified)
 
     def _settle(
         self,
-        file_id: str,
-        session_id: str,
+        file: FileRecord,
         event: FileEvent,
         *,
         notices: list[str] | None = None,
         verified: Verified | None = None,
     ) -> None:
-        file = self._store.get_file(session_id, file_id)
-        if file is None:
-            return
+        # No re-read: the move's condition names the state it leaves from.
         try:
             self._store.move_file(
                 file, event, self._clock.now(), notices=notices, verified=verified
             )
         except (SessionChanged, FileChanged):
             # Canceled meanwhile, or settled by another delivery: discard if canceled.
-            session = self._store.get_session(session_id)
+            session = self._store.get_session(file.session_id)
             if session is None or session.status is SessionStatus.CANCELED:
                 self._verifier.discard(file)
 
