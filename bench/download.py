@@ -14,10 +14,7 @@ import statistics
 import sys
 import threading
 import time
-from typing import Any
 from urllib.parse import urlsplit
-
-import boto3
 
 from chalicelib.adapters.dynamodb import DynamoStore
 from chalicelib.records import FileRecord, SessionRecord
@@ -121,16 +118,8 @@ def seed(store: DynamoStore, s3: object, project: str, files: int, blob_key: str
 def main() -> int:
     stack = LocalStack.start(ADMIN)
     try:
-        clients: dict[str, Any] = {
-            "endpoint_url": stack.moto,
-            "region_name": "us-east-1",
-            "aws_access_key_id": "wharf-local",
-            "aws_secret_access_key": "wharf-local",
-        }
-        s3 = boto3.client("s3", **clients)
-        store = DynamoStore(
-            boto3.client("dynamodb", **clients), "wharf", retention=60, max_lifetime=3600
-        )
+        s3 = stack.client("s3")
+        store = DynamoStore(stack.client("dynamodb"), "wharf", retention=60, max_lifetime=3600)
         key = "files/big/0123/big-1.0-py3-none-any.whl"
         chunk = os.urandom(MIB)
         upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]

@@ -20,7 +20,6 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 from boto3.s3.transfer import TransferConfig
 
 from devserver.harness import ROOT, LocalStack, request
@@ -108,13 +107,7 @@ def main() -> int:
             assert set(pool.map(put, signed)) == {200}
         mechanism_seconds = time.perf_counter() - started
 
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=stack.moto,
-            region_name="us-east-1",
-            aws_access_key_id="wharf-local",
-            aws_secret_access_key="wharf-local",
-        )
+        s3 = stack.client("s3")
         with tempfile.NamedTemporaryFile() as spool:
             spool.write(data)
             spool.flush()
@@ -132,13 +125,7 @@ def main() -> int:
             {"Authorization": f"Bearer {token}", "Content-Type": V2},
         )
         assert complete.status == 202, complete.body
-        sqs = boto3.client(
-            "sqs",
-            endpoint_url=stack.moto,
-            region_name="us-east-1",
-            aws_access_key_id="wharf-local",
-            aws_secret_access_key="wharf-local",
-        )
+        sqs = stack.client("sqs")
         queue_url = sqs.get_queue_url(QueueName="wharf-jobs")["QueueUrl"]
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WHARF_"))},

@@ -11,8 +11,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 from urllib.parse import urlsplit
+
+import boto3
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,6 +93,16 @@ class LocalStack:
                 time.sleep(0.2)
         process.kill()
         raise RuntimeError("the local stack did not become ready")
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the stack's embedded AWS (moto), as `make run` configures it."""
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.moto,
+            region_name="us-east-1",
+            aws_access_key_id="wharf-local",
+            aws_secret_access_key="wharf-local",
+        )
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         self.process.send_signal(sig)

@@ -9,7 +9,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 import pytest
 
 from chalicelib.adapters.dynamodb import DynamoStore
@@ -88,14 +87,7 @@ def test_a_150_file_publish_is_atomic_for_readers(stack: Stack, users: dict[str,
     assert len(me.get(session["links"]["session"]).json()["files"]) == 150
 
     # The query the simple API uses, against the stack's own DynamoDB.
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=stack.moto,
-        region_name="us-east-1",
-        aws_access_key_id="wharf-local",
-        aws_secret_access_key="wharf-local",
-    )
-    reader = DynamoStore(dynamodb, "wharf", retention=1, max_lifetime=1)
+    reader = DynamoStore(stack.client("dynamodb"), "wharf", retention=1, max_lifetime=1)
     seen: list[int] = []
     done = threading.Event()
 

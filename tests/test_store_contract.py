@@ -249,14 +249,15 @@ def test_a_crashed_publishers_reservation_is_taken_over(store: DynamoStore) -> N
     crashed = new_session(version="2.0", first=False)
     store.create_session(crashed, reserve_project=False)
     name = "demo-2.0.tar.gz"
+    # A publisher reserves the name and dies before committing; its session ends later.
     locked = store.lock_for_publish(crashed, NOW, NOW + 900)
     store.reserve_filenames(locked, [new_file(crashed, name)], NOW)
-    # While the lock holds, the name is taken ...
     store.move_session(crashed, SessionEvent.CANCEL, NOW + 901)
+    assert store.published_file("demo", "2", name) is None  # never committed, never shown
     later = new_session(version="2.0", first=False)
     store.create_session(later, reserve_project=False)
     relocked = store.lock_for_publish(later, NOW + 902, NOW + 1800)
-    # ... once the publisher is gone, its reservation no longer blocks anyone.
+    # The reservation it left behind no longer blocks anyone.
     assert store.reserve_filenames(relocked, [new_file(later, name)], NOW + 902) == {}
 
 
