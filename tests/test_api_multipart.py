@@ -148,6 +148,13 @@ def test_upload_in_parallel_then_deferred_verification(
     assert b"Name: demo" in stored
 
 
+def settle(me: Api, file: dict[str, Any], services: Services) -> dict[str, Any]:
+    """Complete a file the worker verifies, run the worker, and read the file's status."""
+    assert me.complete(file).status == 202
+    run_worker(services)
+    return dict(me.get(file["links"]["file-upload-session"]).json())
+
+
 def test_a_client_that_crashed_resumes_with_the_missing_parts(
     me: Api, session: dict[str, Any], big_wheel: bytes, services: Services
 ) -> None:
@@ -160,15 +167,7 @@ def test_a_client_that_crashed_resumes_with_the_missing_parts(
     missing = [p["number"] for p in listed if not p["uploaded"]]
     assert missing == [2]
     put_parts(me, status, {n: parts[n] for n in missing})
-    assert me.complete(status).status == 202
-    run_worker(services)
-    assert me.get(file["links"]["file-upload-session"]).json()["status"] == "completed"
-
-
-def settle(me: Api, file: dict[str, Any], services: Services) -> dict[str, Any]:
-    assert me.complete(file).status == 202
-    run_worker(services)
-    return dict(me.get(file["links"]["file-upload-session"]).json())
+    assert settle(me, status, services)["status"] == "completed"
 
 
 def test_a_missing_part_sends_the_file_to_error(
