@@ -115,6 +115,14 @@ class UnprocessableContent(WharfError):
     slug = "unprocessable-content"
 
 
+class BadGateway(WharfError):
+    """The origin behind the edge failed (CloudFront's 502 in AWS)."""
+
+    status = 502
+    title = "Bad gateway"
+    slug = "bad-gateway"
+
+
 class ServiceUnavailable(WharfError):
     status = 503
     title = "Service unavailable"
@@ -135,6 +143,7 @@ def error_for_status(status: int, detail: str) -> WharfError:
         ContentTooLarge,
         UnsupportedMediaType,
         UnprocessableContent,
+        BadGateway,
         ServiceUnavailable,
     ):
         if cls.status == status:

@@ -10,6 +10,7 @@ import sys
 import threading
 from types import FrameType
 
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import ThreadedMotoServer
 
 REGION = "us-east-1"
@@ -61,7 +62,8 @@ def main() -> int:
     edge = Edge(
         (host, port),
         LocalGateway(app, Config.create(lambda_timeout=900)),
-        FileOrigin(s3, settings.bucket_name),
+        # The same moto application the server above runs, called in-process (files.py).
+        FileOrigin(s3, settings.bucket_name, DomainDispatcherApplication(create_backend_app)),
     )
     stop = threading.Event()
 

@@ -123,13 +123,18 @@ class EdgeHandler(BaseHTTPRequestHandler):
         except NotServed:
             self._problem(NotFound("No published file at this URL."))
             return
-        self.send_response(reply.status)
-        for name, value in reply.headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if reply.body is not None:
-            for chunk in reply.body:
+        except WharfError as exc:
+            self._problem(exc)
+            return
+        try:
+            self.send_response(reply.status)
+            for name, value in reply.headers:
+                self.send_header(name, value)
+            self.end_headers()
+            for chunk in reply.body or ():
                 self.wfile.write(chunk)
+        finally:
+            reply.close()  # S3's response is released at once, even if the client left
 
     def _to_app(self, body: bytes) -> None:
         method = "GET" if self.command == "HEAD" else self.command

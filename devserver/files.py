@@ -1,6 +1,6 @@
 """`/files/<key>` as CloudFront serves it from S3 in AWS: only objects tagged public at
 publish, with their S3 ETag (strong, never changing), Last-Modified, byte ranges
-(RFC 9110 section 14), If-Range, If-None-Match, and the body streamed in bounded chunks.
+(RFC 9110 section 14), If-Range and If-None-Match.
 
 pip resumes an interrupted download with `Range: bytes=N-` and `If-Range: <ETag>` and
 accepts nothing but an exact 206; this is what it talks to locally."""
@@ -8,18 +8,22 @@ accepts nothing but an exact 206; this is what it talks to locally."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import format_datetime
-from typing import Any
-from urllib.parse import unquote
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from botocore.exceptions import ClientError
+from werkzeug.test import EnvironBuilder
 
 from chalicelib.adapters.s3 import S3BlobStore
+from chalicelib.errors import BadGateway
 
-CHUNK = 4 * 1024 * 1024
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
 IMMUTABLE = "public, max-age=31536000, immutable"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -28,7 +32,10 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 class Reply:
     status: int
     headers: list[tuple[str, str]]
-    body: Iterator[bytes] | None = None
+    body: Iterable[bytes] | None = None
+
+    def close(self) -> None:
+        _release(self.body)
 
 
 class NotServed(Exception):
@@ -59,8 +66,9 @@ def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
 
 
 class FileOrigin:
-    def __init__(self, s3: Any, bucket: str) -> None:
+    def __init__(self, s3: Any, bucket: str, s3_app: WSGIApplication) -> None:
         self._s3 = s3
+        self._s3_app = s3_app
         self._bucket = bucket
         self._blobs = S3BlobStore(s3, bucket)
 
@@ -98,20 +106,44 @@ class FileOrigin:
                 ("Content-Range", f"bytes {first}-{last}/{size}"),
                 ("Content-Length", str(last - first + 1)),
             ]
-            body = None if method == "HEAD" else self._stream(key, f"bytes={first}-{last}")
+            body = None if method == "HEAD" else self._fetch(key, etag, f"bytes={first}-{last}")
             return Reply(206, content, body)
         content.append(("Content-Length", str(size)))
-        return Reply(200, content, None if method == "HEAD" else self._stream(key, None))
+        return Reply(200, content, None if method == "HEAD" else self._fetch(key, etag, None))
 
-    def _stream(self, key: str, byte_range: str | None) -> Iterator[bytes]:
-        kwargs: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
-        if byte_range:
-            kwargs["Range"] = byte_range
-        body = self._s3.get_object(**kwargs)["Body"]
-        try:
-            yield from body.iter_chunks(CHUNK)
-        finally:
-            body.close()
+    def _fetch(self, key: str, etag: str, byte_range: str | None) -> Iterable[bytes]:
+        """S3's GetObject for the bytes, asked before the status line goes out so that a
+        failure is still a clean error.
+
+        CloudFront reaches S3 over AWS's network. Here S3 is moto in this same process, so
+        the request goes to moto's WSGI application directly: the same presigned GET (with
+        Range, and If-Match so the bytes are the ones the headers describe), answered by
+        moto's own S3 code, without a loopback hop that copies every byte through the
+        kernel twice more and, on a two-core machine, made /files/ a third slower than S3."""
+        url = urlsplit(self._blobs.presign_get(key, expires_in=300))
+        headers = {"If-Match": etag, **({"Range": byte_range} if byte_range else {})}
+        environ = EnvironBuilder(
+            path=f"{url.path}?{url.query}",
+            base_url=f"{url.scheme}://{url.netloc}",
+            headers=list(headers.items()),
+        ).get_environ()
+        answered: list[str] = []
+
+        def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+            answered.append(status)
+
+        body = self._s3_app(environ, start_response)
+        if int(answered[0].split()[0]) != (206 if byte_range else 200):
+            _release(body)
+            raise BadGateway(f"S3 answered {answered[0]} for {key}.")
+        return body
+
+
+def _release(body: Iterable[bytes] | None) -> None:
+    """PEP 3333: the server calls the application's iterable's close, if it has one."""
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
 
 
 def _etag_listed(header: str | None, etag: str) -> bool:
