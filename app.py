@@ -352,5 +352,5 @@ def process_jobs(event: Any) -> None:
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def expire_sessions(event: Any) -> None:
-    """Cancel expired sessions and purge their staged bytes."""
-    services().uploads.expire_due()
+    """Services.sweep: expired sessions, and commits whose files are not yet public."""
+    services().sweep()

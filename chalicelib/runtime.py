@@ -38,12 +38,20 @@ class Services:
     clock: Clock
     access: Access
     uploads: UploadService
+    publisher: Publisher
     admin: AdminService
     links: Links
     worker: Worker
     index: IndexService
     edge: EdgeCache
     legacy: LegacyService
+
+    def sweep(self) -> None:
+        """The scheduled housekeeping: cancel expired sessions and purge their staged
+        bytes (DynamoDB's TTL alone is late and never purges S3), and finish exposing
+        commits whose publisher died after committing."""
+        self.uploads.expire_due()
+        self.publisher.expose_unfinished()
 
 
 def build(
@@ -74,6 +82,7 @@ def build(
         clock=clock,
         access=access,
         uploads=uploads,
+        publisher=publisher,
         admin=AdminService(store, clock),
         links=Links(settings.public_url),
         worker=Worker(store, verifier, publisher, clock),

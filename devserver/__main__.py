@@ -74,10 +74,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     def sweep() -> None:
-        # The scheduled Lambda's job in AWS: cancel expired sessions, purge their bytes.
+        # The scheduled Lambda's job in AWS (Services.sweep).
         while not stop.wait(SWEEP_SECONDS):
             try:
-                services().uploads.expire_due()
+                services().sweep()
             except Exception:
                 logging.getLogger("wharf").exception("expiry sweep failed")
 

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.memory import FixedClock
 from chalicelib.errors import NotAcceptable
 from chalicelib.runtime import Services
 from chalicelib.services.index import IndexFile, ProjectPage
+from chalicelib.services.publishing import EXPOSE_GRACE_SECONDS
 from chalicelib.simple import SIMPLE_HTML, SIMPLE_JSON, TEXT_HTML, negotiate, project_body
 from tests.conftest import Api, wheel_name
 from tests.dists import dist
@@ -251,6 +253,35 @@ def test_published_objects_are_tagged_public(
     for f in services.store.published_files("demo"):
         assert services.blobs.is_public(f.key)
         assert services.blobs.is_public(f.key + ".metadata")
+
+
+def test_files_left_unexposed_by_a_failed_publisher_are_exposed_by_the_sweep(
+    me: Api, services: Services, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def s3_down(key: str) -> None:
+        raise ConnectionError("S3 is unreachable")
+
+    monkeypatch.setattr(services.blobs, "mark_public", s3_down)
+    session = me.create_session("demo", "1.0").json()
+    me.add_file(session, SDIST)
+    # The commit is the publish: it stands although the tagging after it failed.
+    assert me.publish(session).status == 201
+    (listed,) = services.store.published_files("demo")
+    assert not services.blobs.is_public(listed.key)
+    monkeypatch.undo()
+    services.sweep()
+    assert not services.blobs.is_public(listed.key)  # too recent: its publisher may be at work
+    clock.advance(EXPOSE_GRACE_SECONDS + 1)
+    services.sweep()
+    assert services.blobs.is_public(listed.key)
+    assert services.blobs.is_public(listed.key + ".metadata")
+    assert services.store.unexposed(clock.now() + 1) == []
+
+
+def test_a_successful_publish_leaves_nothing_to_the_sweep(
+    published: dict[str, Any], services: Services, clock: FixedClock
+) -> None:
+    assert services.store.unexposed(clock.now() + 1) == []
 
 
 def test_publishing_invalidates_the_index_pages_at_the_edge(

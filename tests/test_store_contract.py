@@ -242,6 +242,45 @@ def test_a_published_filename_is_never_reserved_again(store: DynamoStore) -> Non
     assert store.published_file("demo", "1", name) is not None
 
 
+def test_the_clean_up_after_a_lost_commit_answer_keeps_the_files(store: DynamoStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    files = [new_file(session) for _ in range(3)]
+    locked = store.lock_for_publish(session, NOW, NOW + 900)
+    store.reserve_filenames(locked, files, NOW)
+    store.commit_publish(locked, NOW, owner="alice")
+    # The publisher saw an error although the commit went through, and cleans up.
+    store.release_filenames(locked, files)
+    assert len(store.published_files("demo")) == 3
+
+
+def test_an_uncommitted_reservation_is_released(
+    store: DynamoStore, aws: tuple[Any, Any, Any], settings: Settings
+) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    name = "demo-1.0.tar.gz"
+    locked = store.lock_for_publish(session, NOW, NOW + 900)
+    store.reserve_filenames(locked, [new_file(session, name)], NOW)
+    reservation = {"pk": {"S": "P#demo"}, "sk": {"S": f"F#1#{name}"}}  # the module's layout
+    assert "Item" in aws[0].get_item(TableName=settings.table_name, Key=reservation)
+    store.release_filenames(locked, [new_file(session, name)])
+    assert "Item" not in aws[0].get_item(TableName=settings.table_name, Key=reservation)
+
+
+def test_commits_wait_in_the_outbox_until_exposed(store: DynamoStore) -> None:
+    first, second = new_session(), new_session(version="2.0", first=False)
+    store.create_session(first, reserve_project=True)
+    published(store, first, [new_file(first)])
+    store.create_session(second, reserve_project=False)
+    published(store, second, [new_file(second)])
+    assert store.unexposed(NOW) == []  # committed at NOW: not before it
+    assert sorted(store.unexposed(NOW + 1)) == sorted([(first.id, "demo"), (second.id, "demo")])
+    store.mark_exposed(first.id)
+    store.mark_exposed(first.id)  # idempotent
+    assert store.unexposed(NOW + 1) == [(second.id, "demo")]
+
+
 def test_a_crashed_publishers_reservation_is_taken_over(store: DynamoStore) -> None:
     project = new_session()
     store.create_session(project, reserve_project=True)

@@ -11,6 +11,7 @@ Item layout (pk / sk):
     P#<project>   C#<session>       commit marker: the session's files are published
     P#<project>   F#<release>#<filename>  a filename of the release, reserved or published
     INDEX#projects  <project>       a registered project, for the simple API's root
+    OUTBOX#expose   <session>       a commit whose files may not be public at the edge yet
     U#<user>      #USER
     T#<token id>  #TOKEN            the token's hash, never the token
 
@@ -66,6 +67,7 @@ from .schema import LIVE_INDEX, LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
 
 TRANSACTION_LIMIT = 100
 PROJECT_INDEX = "INDEX#projects"
+EXPOSE_OUTBOX = "OUTBOX#expose"
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 Item = dict[str, Any]
@@ -911,21 +913,44 @@ class DynamoStore:
         return other.publish_lock_until is None or other.publish_lock_until < now
 
     def release_filenames(self, session: SessionRecord, files: Iterable[FileRecord]) -> None:
+        """Give back the session's reservations after a publish that did not commit.
+
+        Guarded by the commit marker's absence in the same transaction: a commit whose
+        answer was lost (a timeout, or a failure just after it) must never have its
+        published files deleted by the clean-up that follows."""
+        marker = _key(_project_pk(session.project), f"C#{session.id}")
         for file in files:
             try:
-                self._db.delete_item(
-                    TableName=self._table,
-                    Key=_key(
-                        _project_pk(session.project),
-                        self._published_sk(session.version_key, file.filename),
-                    ),
-                    ConditionExpression="#session = :sid",
-                    ExpressionAttributeNames={"#session": "session"},
-                    ExpressionAttributeValues={":sid": {"S": session.id}},
+                self._transact(
+                    [
+                        {
+                            "ConditionCheck": {
+                                "TableName": self._table,
+                                "Key": marker,
+                                "ConditionExpression": "attribute_not_exists(pk)",
+                            }
+                        },
+                        {
+                            "Delete": {
+                                "TableName": self._table,
+                                "Key": _key(
+                                    _project_pk(session.project),
+                                    self._published_sk(session.version_key, file.filename),
+                                ),
+                                "ConditionExpression": "#session = :sid",
+                                "ExpressionAttributeNames": {"#session": "session"},
+                                "ExpressionAttributeValues": {":sid": {"S": session.id}},
+                            }
+                        },
+                    ]
                 )
             except ClientError as exc:
-                if _error_code(exc) != "ConditionalCheckFailedException":
+                reasons = _cancellation_reasons(exc)
+                if not reasons:
                     raise
+                if _failed(reasons[0]):
+                    return  # committed after all: these are published files now
+                # Otherwise the name is not ours (never reserved, or taken over).
 
     def commit_publish(
         self,
@@ -982,6 +1007,21 @@ class DynamoStore:
                 }
             },
             self._release_claims(session)[0],
+            # Taken away once the files are public: if the publisher dies between this
+            # commit and the tagging, the sweep finds the commit here and finishes it.
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _encode(
+                        {
+                            "pk": EXPOSE_OUTBOX,
+                            "sk": session.id,
+                            "project": session.project,
+                            "committed_at": now,
+                        }
+                    ),
+                }
+            },
         ]
         if session.first_release:
             items.append(
@@ -1038,6 +1078,18 @@ class DynamoStore:
         updated = self.get_session(session.id)
         assert updated is not None
         return updated
+
+    def unexposed(self, committed_before: int) -> list[tuple[str, str]]:
+        """(session id, project) of commits before that time whose files were not yet
+        reported public (mark_exposed)."""
+        return [
+            (item["sk"], item["project"])
+            for item in self._query(EXPOSE_OUTBOX)
+            if item["committed_at"] < committed_before
+        ]
+
+    def mark_exposed(self, session_id: str) -> None:
+        self._db.delete_item(TableName=self._table, Key=_key(EXPOSE_OUTBOX, session_id))
 
     # -- what readers see ----------------------------------------------------------------
 

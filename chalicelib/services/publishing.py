@@ -3,12 +3,20 @@ deferred one in the worker (PEP 694 "Atomic Publication and Conflicts")."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
+
 from ..adapters.dynamodb import DynamoStore
 from ..errors import Conflict, FieldError
 from ..ports import BlobStore, Clock, EdgeCache
 from ..records import FileRecord, SessionRecord
 from ..states import FileStatus, SessionEvent
 from .verification import metadata_key
+
+_log = logging.getLogger("wharf.publishing")
+# A commit younger than this may still have its publisher at work on it: the sweep leaves
+# it alone (exposing twice is harmless, only wasted).
+EXPOSE_GRACE_SECONDS = 120
 
 
 def unfinished(files: list[FileRecord]) -> list[FieldError]:
@@ -28,14 +36,25 @@ class Publisher:
         self._edge = edge
         self._clock = clock
 
-    def expose(self, session: SessionRecord, files: list[FileRecord]) -> None:
-        """Let the edge serve the published files and their metadata, and drop its cached
-        copies of the pages that list them. Idempotent: a redelivered publish job runs it
-        again."""
-        for file in files:
-            self._blobs.mark_public(file.key)
-            self._blobs.mark_public(metadata_key(file.key))
-        self._edge.invalidate(["/simple/", f"/simple/{session.project}/"])
+    def expose(self, session_id: str, project: str, keys: Iterable[str]) -> None:
+        """Let the edge serve the published files and their metadata, drop its cached
+        copies of the pages that list them, then take the commit off the outbox.
+        Idempotent: a redelivered publish job, or the sweep, runs it again."""
+        for key in keys:
+            self._blobs.mark_public(key)
+            self._blobs.mark_public(metadata_key(key))
+        self._edge.invalidate(["/simple/", f"/simple/{project}/"])
+        self._store.mark_exposed(session_id)
+
+    def expose_unfinished(self) -> int:
+        """The sweep's part: finish exposing commits whose publisher died, or failed,
+        between the commit and the end of `expose` (their files are listed in the index
+        but the edge would not serve them). Returns how many were finished."""
+        pending = self._store.unexposed(self._clock.now() - EXPOSE_GRACE_SECONDS)
+        for session_id, project in pending:
+            files = self._store.published_files(project, frozenset({session_id}))
+            self.expose(session_id, project, [f.key for f in files])
+        return len(pending)
 
     def publish(
         self, session: SessionRecord, files: list[FileRecord], event: SessionEvent
@@ -62,5 +81,9 @@ class Publisher:
             self._store.release_filenames(session, files)
             raise
         # After the commit: staged bytes never become public for a publish that fails.
-        self.expose(session, files)
+        try:
+            self.expose(session.id, session.project, [f.key for f in files])
+        except Exception:
+            # Published all the same (the commit is the publish); the sweep finishes it.
+            _log.exception("exposing the files of session %s failed", session.id)
         return published

@@ -79,7 +79,8 @@ class Worker:
         session, files = self._store.get_session_and_files(session_id)
         live = [f for f in files if f.status is not FileStatus.CANCELED]
         if session is not None and session.status is SessionStatus.PUBLISHED:
-            self._publisher.expose(session, live)  # a redelivery after the commit
+            # A redelivery after the commit.
+            self._publisher.expose(session.id, session.project, [f.key for f in live])
             return
         if session is None or session.status is not SessionStatus.PROCESSING:
             return
