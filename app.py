@@ -21,9 +21,12 @@ from chalicelib.http import (
     read_json,
     read_legacy_form,
     read_upload_json,
+    rfc3339,
     session_body,
     signed_parts_body,
+    token_body,
     upload_response,
+    user_body,
 )
 from chalicelib.records import Principal
 from chalicelib.runtime import services
@@ -245,22 +248,34 @@ def admin_create_user() -> Response:
     return json_response(201, {"username": body.username})
 
 
+@route("/admin/users", methods=["GET"])
+def admin_list_users() -> Response:
+    _admin()
+    users = services().admin.users()
+    return json_response(
+        200, {"users": [{"username": u, "created-at": rfc3339(at)} for u, at in users]}
+    )
+
+
+@route("/admin/users/{username}", methods=["GET"])
+def admin_show_user(username: str) -> Response:
+    _admin()
+    return json_response(200, user_body(services().admin.user(username)))
+
+
+@route("/admin/users/{username}", methods=["DELETE"])
+def admin_delete_user(username: str) -> Response:
+    _admin()
+    services().admin.delete_user(username)
+    return json_response(204, None)
+
+
 @route("/admin/users/{username}/tokens", methods=["POST"])
 def admin_issue_token(username: str) -> Response:
     _admin()
     body = read_json(_request()[1], CreateToken)
     issued = services().admin.issue_token(username, body.description, body.projects)
-    projects = sorted(issued.record.projects) if issued.record.projects is not None else None
-    return json_response(
-        201,
-        {
-            "id": issued.record.id,
-            "token": issued.text,
-            "username": username,
-            "description": issued.record.description,
-            "projects": projects,
-        },
-    )
+    return json_response(201, {**token_body(issued.record), "token": issued.text})
 
 
 @route("/admin/tokens/{token_id}", methods=["DELETE"])
@@ -268,6 +283,19 @@ def admin_revoke_token(token_id: str) -> Response:
     _admin()
     services().admin.revoke_token(token_id)
     return json_response(204, None)
+
+
+@route("/admin/projects/{name}/roles", methods=["GET"])
+def admin_list_roles(name: str) -> Response:
+    _admin()
+    project, roles = services().admin.project_roles(name)
+    return json_response(
+        200,
+        {
+            "project": project,
+            "roles": [{"username": user, "role": role.value} for user, role in roles],
+        },
+    )
 
 
 @route("/admin/projects/{name}/roles/{username}", methods=["PUT"])

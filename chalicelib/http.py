@@ -24,6 +24,7 @@ from .errors import (
 )
 from .links import Links
 from .mechanisms import HTTP_POST_BYTES, PartPlan
+from .records import TokenRecord
 from .schemas import (
     FileBody,
     FileLinks,
@@ -37,6 +38,7 @@ from .schemas import (
     UploadRequest,
     dump,
 )
+from .services.admin import UserView
 from .services.legacy import LegacyUpload
 from .services.uploads import FileView, PartState, SessionView, SignedPart
 
@@ -171,6 +173,26 @@ def read_bytes(headers: Mapping[str, str], body: str | bytes | None) -> bytes:
 def rfc3339(epoch: int) -> str:
     """UTC, 'Z', whole seconds (PEP 694 `expires-at`)."""
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def token_body(token: TokenRecord) -> dict[str, Any]:
+    """A token as the operator API shows it: never its text or hash."""
+    return {
+        "id": token.id,
+        "username": token.username,
+        "description": token.description,
+        "projects": sorted(token.projects) if token.projects is not None else None,
+        "created-at": rfc3339(token.created_at),
+    }
+
+
+def user_body(user: UserView) -> dict[str, Any]:
+    return {
+        "username": user.username,
+        "created-at": rfc3339(user.created_at),
+        "tokens": [token_body(t) for t in user.tokens],
+        "roles": [{"project": project, "role": role.value} for project, role in user.roles],
+    }
 
 
 def upload_response(

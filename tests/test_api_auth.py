@@ -98,3 +98,68 @@ def test_tokens_are_stored_only_as_hashes(api: Api, aws: tuple[Any, Any, Any]) -
     assert token not in str(items)
     assert parsed.secret not in str(items)
     assert secret_hash(parsed.secret) in str(items)
+
+
+def test_the_operator_lists_users_their_tokens_and_roles(api: Api) -> None:
+    admin = api.as_(ADMIN_TOKEN)
+    alice = api.as_(api.new_user("alice"))
+    api.new_user("bob")
+    alice.publish(alice.create_session("demo", "0.1").json())  # alice becomes its owner
+    assert admin.put("/admin/projects/demo/roles/bob", {"role": "maintainer"}).status == 200
+    scoped = admin.post("/admin/users/alice/tokens", {"description": "ci", "projects": ["demo"]})
+
+    users = admin.get("/admin/users").json()["users"]
+    assert [u["username"] for u in users] == ["alice", "bob"]
+    assert all(u["created-at"].endswith("Z") for u in users)
+    shown = admin.get("/admin/users/alice").json()
+    assert shown["username"] == "alice"
+    assert sorted(t["description"] for t in shown["tokens"]) == ["ci", "test"]
+    assert {"id": scoped.json()["id"], "projects": ["demo"]}.items() <= next(
+        t for t in shown["tokens"] if t["description"] == "ci"
+    ).items()
+    assert scoped.json()["token"] not in str(shown)
+    fields = {"id", "username", "description", "projects", "created-at"}
+    assert all(set(t) == fields for t in shown["tokens"])  # no secret, no hash
+    assert shown["roles"] == [{"project": "demo", "role": "owner"}]
+    roles = admin.get("/admin/projects/Demo/roles").json()
+    assert roles == {
+        "project": "demo",
+        "roles": [
+            {"username": "alice", "role": "owner"},
+            {"username": "bob", "role": "maintainer"},
+        ],
+    }
+    # A revoked token and a revoked role leave the listings too.
+    assert admin.delete(f"/admin/tokens/{scoped.json()['id']}").status == 204
+    assert admin.delete("/admin/projects/demo/roles/bob").status == 204
+    assert len(admin.get("/admin/users/alice").json()["tokens"]) == 1
+    assert admin.get("/admin/projects/demo/roles").json()["roles"] == [
+        {"username": "alice", "role": "owner"}
+    ]
+
+
+def test_deleting_a_user_revokes_everything_it_held(api: Api) -> None:
+    admin = api.as_(ADMIN_TOKEN)
+    alice = api.as_(api.new_user("alice"))
+    session = alice.create_session("demo", "0.1").json()
+    alice.publish(session)
+    assert admin.delete("/admin/users/alice").status == 204
+    assert alice.get(session["links"]["session"]).status == 401
+    assert admin.get("/admin/users/alice").status == 404
+    assert admin.get("/admin/users").json()["users"] == []
+    assert admin.get("/admin/projects/demo/roles").json()["roles"] == []
+    assert admin.delete("/admin/users/alice").status == 404
+    # The name can be created again, with nothing of the old user attached.
+    assert admin.post("/admin/users", {"username": "alice"}).status == 201
+    assert admin.get("/admin/users/alice").json()["roles"] == []
+
+
+def test_the_listings_need_the_admin_token_and_valid_names(api: Api) -> None:
+    user = api.as_(api.new_user("alice"))
+    admin = api.as_(ADMIN_TOKEN)
+    for path in ("/admin/users", "/admin/users/alice", "/admin/projects/demo/roles"):
+        assert user.get(path).status == 403
+        assert api.get(path).status == 401
+    assert user.delete("/admin/users/alice").status == 403
+    assert admin.get("/admin/users/bad%20name").status == 404
+    assert admin.get("/admin/projects/-bad-/roles").status == 400

@@ -22,6 +22,7 @@ from chalicelib.records import (
     ProjectStatus,
     Role,
     SessionRecord,
+    TokenRecord,
 )
 from chalicelib.states import FileEvent, FileStatus, SessionEvent, SessionStatus
 from chalicelib.tokens import new_session_token, random_id, session_id_for
@@ -309,3 +310,30 @@ def test_users_tokens_and_roles(store: DynamoStore) -> None:
     assert store.get_role("demo", "alice") is Role.MAINTAINER
     assert store.delete_role("demo", "alice") and not store.delete_role("demo", "alice")
     assert store.get_role("demo", "alice") is None
+
+
+def test_user_listings_follow_every_write(store: DynamoStore) -> None:
+    for name in ("bob", "alice"):
+        store.create_user(name, NOW)
+    assert store.users() == [("alice", NOW), ("bob", NOW)]
+    token = TokenRecord(
+        id=random_id(),
+        username="alice",
+        secret_hash="h",
+        description="ci",
+        projects=frozenset({"demo"}),
+        created_at=NOW,
+    )
+    store.put_token(token)
+    store.put_role("demo", "alice", Role.OWNER)
+    store.put_role("other", "alice", Role.MAINTAINER)
+    store.put_role("demo", "bob", Role.MAINTAINER)
+    assert store.user_tokens("alice") == [token]
+    assert store.user_roles("alice") == [("demo", Role.OWNER), ("other", Role.MAINTAINER)]
+    assert store.project_roles("demo") == [("alice", Role.OWNER), ("bob", Role.MAINTAINER)]
+    store.delete_role("other", "alice")
+    assert store.user_roles("alice") == [("demo", Role.OWNER)]
+    assert store.delete_user("alice") and not store.delete_user("alice")
+    assert store.get_token(token.id) is None and store.user_tokens("alice") == []
+    assert store.project_roles("demo") == [("bob", Role.MAINTAINER)]
+    assert store.users() == [("bob", NOW)]

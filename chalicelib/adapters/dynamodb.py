@@ -13,6 +13,9 @@ Item layout (pk / sk):
     INDEX#projects  <project>       a registered project, for the simple API's root
     OUTBOX#expose   <session>       a commit whose files may not be public at the edge yet
     U#<user>      #USER
+    U#<user>      TOKEN#<token id>  the user's token (for listing; written with T#)
+    U#<user>      ROLE#<project>    the user's role (for listing; written with P# ROLE#)
+    INDEX#users   <user>            a user, for the operator's list
     T#<token id>  #TOKEN            the token's hash, never the token
 
 Every state change is a conditional write naming the states it expects (invariant 4);
@@ -68,6 +71,7 @@ from .schema import LIVE_INDEX, LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
 TRANSACTION_LIMIT = 100
 PROJECT_INDEX = "INDEX#projects"
 EXPOSE_OUTBOX = "OUTBOX#expose"
+USER_INDEX = "INDEX#users"
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 Item = dict[str, Any]
@@ -114,6 +118,10 @@ SESSION_SK = "#SESSION"
 
 def _live_key(project: str, version_key: str) -> dict[str, Any]:
     return _key(f"R#{project}#{version_key}", "#LIVE")
+
+
+def _user_pk(username: str) -> str:
+    return f"U#{username}"
 
 
 def _project_pk(project: str) -> str:
@@ -310,34 +318,90 @@ class DynamoStore:
 
     def create_user(self, username: str, now: int) -> None:
         try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=_encode({"pk": f"U#{username}", "sk": "#USER", "created_at": now}),
-                ConditionExpression="attribute_not_exists(pk)",
+            self._transact(
+                [
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": _encode(
+                                {"pk": _user_pk(username), "sk": "#USER", "created_at": now}
+                            ),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": _encode({"pk": USER_INDEX, "sk": username, "created_at": now}),
+                        }
+                    },
+                ]
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            reasons = _cancellation_reasons(exc)
+            if reasons and _failed(reasons[0]):
                 raise AlreadyExists(username) from None
             raise
 
     def user_exists(self, username: str) -> bool:
-        return self._get(f"U#{username}", "#USER") is not None
+        return self.user_created_at(username) is not None
+
+    def user_created_at(self, username: str) -> int | None:
+        item = self._get(_user_pk(username), "#USER")
+        return int(item["created_at"]) if item else None
+
+    def users(self) -> list[tuple[str, int]]:
+        """(username, created at) of every user, by name."""
+        return [(item["sk"], int(item["created_at"])) for item in self._query(USER_INDEX)]
+
+    def delete_user(self, username: str) -> bool:
+        """Revoke the user's tokens and roles, then remove the user. False if unknown."""
+        if not self.user_exists(username):
+            return False
+        for item in self._query(_user_pk(username), "TOKEN#"):
+            self.delete_token(item["sk"].removeprefix("TOKEN#"))
+        for item in self._query(_user_pk(username), "ROLE#"):
+            self.delete_role(item["sk"].removeprefix("ROLE#"), username)
+        self._transact(
+            [
+                {"Delete": {"TableName": self._table, "Key": _key(_user_pk(username), "#USER")}},
+                {"Delete": {"TableName": self._table, "Key": _key(USER_INDEX, username)}},
+            ]
+        )
+        return True
 
     def put_token(self, token: TokenRecord) -> None:
-        self._db.put_item(
-            TableName=self._table,
-            Item=_encode(
+        listed = {
+            "description": token.description,
+            "projects": sorted(token.projects) if token.projects is not None else None,
+            "created_at": token.created_at,
+        }
+        self._transact(
+            [
                 {
-                    "pk": f"T#{token.id}",
-                    "sk": "#TOKEN",
-                    "username": token.username,
-                    "secret_hash": token.secret_hash,
-                    "description": token.description,
-                    "projects": sorted(token.projects) if token.projects is not None else None,
-                    "created_at": token.created_at,
-                }
-            ),
-            ConditionExpression="attribute_not_exists(pk)",
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _encode(
+                            {
+                                "pk": f"T#{token.id}",
+                                "sk": "#TOKEN",
+                                "username": token.username,
+                                "secret_hash": token.secret_hash,
+                                **listed,
+                            }
+                        ),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _encode(
+                            {"pk": _user_pk(token.username), "sk": f"TOKEN#{token.id}", **listed}
+                        ),
+                    }
+                },
+            ]
         )
 
     def get_token(self, token_id: str) -> TokenRecord | None:
@@ -354,31 +418,87 @@ class DynamoStore:
             created_at=item["created_at"],
         )
 
-    def delete_token(self, token_id: str) -> bool:
-        response = self._db.delete_item(
-            TableName=self._table, Key=_key(f"T#{token_id}", "#TOKEN"), ReturnValues="ALL_OLD"
+    def user_tokens(self, username: str) -> list[TokenRecord]:
+        found = (
+            self.get_token(item["sk"].removeprefix("TOKEN#"))
+            for item in self._query(_user_pk(username), "TOKEN#")
         )
-        return bool(response.get("Attributes"))
+        return [token for token in found if token is not None]
+
+    def delete_token(self, token_id: str) -> bool:
+        token = self.get_token(token_id)
+        if token is None:
+            return False
+        self._transact(
+            [
+                {"Delete": {"TableName": self._table, "Key": _key(f"T#{token_id}", "#TOKEN")}},
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": _key(_user_pk(token.username), f"TOKEN#{token_id}"),
+                    }
+                },
+            ]
+        )
+        return True
+
+    def _role_puts(self, project: str, username: str, role: Role) -> list[dict[str, Any]]:
+        """The role as the project holds it (for authorization) and as the user does (for
+        listing), always written together."""
+        return [
+            {"Put": {"TableName": self._table, "Item": _encode(item)}}
+            for item in (
+                {"pk": _project_pk(project), "sk": f"ROLE#{username}", "role": role.value},
+                {"pk": _user_pk(username), "sk": f"ROLE#{project}", "role": role.value},
+            )
+        ]
 
     def put_role(self, project: str, username: str, role: Role) -> None:
-        self._db.put_item(
-            TableName=self._table,
-            Item=_encode(
-                {"pk": _project_pk(project), "sk": f"ROLE#{username}", "role": role.value}
-            ),
-        )
+        self._transact(self._role_puts(project, username, role))
 
     def delete_role(self, project: str, username: str) -> bool:
-        response = self._db.delete_item(
-            TableName=self._table,
-            Key=_key(_project_pk(project), f"ROLE#{username}"),
-            ReturnValues="ALL_OLD",
-        )
-        return bool(response.get("Attributes"))
+        try:
+            self._transact(
+                [
+                    {
+                        "Delete": {
+                            "TableName": self._table,
+                            "Key": _key(_project_pk(project), f"ROLE#{username}"),
+                            "ConditionExpression": "attribute_exists(pk)",
+                        }
+                    },
+                    {
+                        "Delete": {
+                            "TableName": self._table,
+                            "Key": _key(_user_pk(username), f"ROLE#{project}"),
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            reasons = _cancellation_reasons(exc)
+            if reasons and _failed(reasons[0]):
+                return False
+            raise
+        return True
 
     def get_role(self, project: str, username: str) -> Role | None:
         item = self._get(_project_pk(project), f"ROLE#{username}")
         return Role(item["role"]) if item else None
+
+    def project_roles(self, project: str) -> list[tuple[str, Role]]:
+        """(username, role) of everyone with a role on the project, by name."""
+        return [
+            (item["sk"].removeprefix("ROLE#"), Role(item["role"]))
+            for item in self._query(_project_pk(project), "ROLE#")
+        ]
+
+    def user_roles(self, username: str) -> list[tuple[str, Role]]:
+        """(project, role) of every role the user holds, by project."""
+        return [
+            (item["sk"].removeprefix("ROLE#"), Role(item["role"]))
+            for item in self._query(_user_pk(username), "ROLE#")
+        ]
 
     # -- projects -------------------------------------------------------------------------
 
@@ -1050,20 +1170,7 @@ class DynamoStore:
                 }
             )
             if owner is not None:
-                items.append(
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": _encode(
-                                {
-                                    "pk": _project_pk(session.project),
-                                    "sk": f"ROLE#{owner}",
-                                    "role": Role.OWNER.value,
-                                }
-                            ),
-                        }
-                    }
-                )
+                items += self._role_puts(session.project, owner, Role.OWNER)
         try:
             self._transact(items)
         except ClientError as exc:

@@ -16,6 +16,14 @@ USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
+class UserView:
+    username: str
+    created_at: int
+    tokens: list[TokenRecord]  # their hashes are not shown
+    roles: list[tuple[str, Role]]  # (project, role)
+
+
+@dataclass(frozen=True)
 class IssuedToken:
     """The only moment the token text exists outside the client: it is stored hashed."""
 
@@ -40,8 +48,29 @@ class AdminService:
         except AlreadyExists:
             raise Conflict(f"The user {username!r} already exists.") from None
 
-    def _require_user(self, username: str) -> None:
-        if not USERNAME.fullmatch(username) or not self._store.user_exists(username):
+    def _require_user(self, username: str) -> int:
+        """The user's creation time; 404 for an unknown user."""
+        created_at = self._store.user_created_at(username) if USERNAME.fullmatch(username) else None
+        if created_at is None:
+            raise NotFound(f"No user {username!r}.")
+        return created_at
+
+    def users(self) -> list[tuple[str, int]]:
+        return self._store.users()
+
+    def user(self, username: str) -> UserView:
+        created_at = self._require_user(username)
+        return UserView(
+            username=username,
+            created_at=created_at,
+            tokens=self._store.user_tokens(username),
+            roles=self._store.user_roles(username),
+        )
+
+    def delete_user(self, username: str) -> None:
+        """Every token of the user stops working, and every role is gone, before the user
+        record is."""
+        if not USERNAME.fullmatch(username) or not self._store.delete_user(username):
             raise NotFound(f"No user {username!r}.")
 
     def issue_token(
@@ -82,6 +111,10 @@ class AdminService:
         self._require_user(username)
         self._store.put_role(name, username, parsed)
         return name, parsed
+
+    def project_roles(self, project: str) -> tuple[str, list[tuple[str, Role]]]:
+        name = self._project(project)
+        return name, self._store.project_roles(name)
 
     def revoke_role(self, project: str, username: str) -> None:
         name = self._project(project)
