@@ -50,8 +50,10 @@ class Services:
         """The scheduled housekeeping: cancel expired sessions and purge their staged
         bytes (DynamoDB's TTL alone is late and never purges S3), and finish exposing
         commits whose publisher died after committing."""
-        self.uploads.expire_due()
-        self.publisher.expose_unfinished()
+        try:
+            self.uploads.expire_due()
+        finally:  # one failing duty must not starve the other
+            self.publisher.expose_unfinished()
 
 
 def build(

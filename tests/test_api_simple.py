@@ -278,6 +278,30 @@ def test_files_left_unexposed_by_a_failed_publisher_are_exposed_by_the_sweep(
     assert services.store.unexposed(clock.now() + 1) == []
 
 
+def test_one_commit_that_cannot_be_exposed_does_not_hold_up_the_others(
+    me: Api, services: Services, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tag = services.blobs.mark_public
+    monkeypatch.setattr(services.blobs, "mark_public", lambda key: 1 / 0)
+    for name in ("demo", "other"):
+        session = me.create_session(name, "1.0").json()
+        me.add_file(session, f"{name}-1.0.tar.gz")
+        me.publish(session)
+    clock.advance(EXPOSE_GRACE_SECONDS + 1)
+
+    def s3_refuses_demo(key: str) -> None:
+        if key.startswith("files/demo/"):
+            raise ConnectionError("S3 refuses")
+        tag(key)
+
+    monkeypatch.setattr(services.blobs, "mark_public", s3_refuses_demo)
+    services.sweep()
+    ((_, project),) = services.store.unexposed(clock.now())
+    assert project == "demo"
+    (other,) = services.store.published_files("other")
+    assert services.blobs.is_public(other.key)
+
+
 def test_a_successful_publish_leaves_nothing_to_the_sweep(
     published: dict[str, Any], services: Services, clock: FixedClock
 ) -> None:

@@ -49,12 +49,17 @@ class Publisher:
     def expose_unfinished(self) -> int:
         """The sweep's part: finish exposing commits whose publisher died, or failed,
         between the commit and the end of `expose` (their files are listed in the index
-        but the edge would not serve them). Returns how many were finished."""
-        pending = self._store.unexposed(self._clock.now() - EXPOSE_GRACE_SECONDS)
-        for session_id, project in pending:
-            files = self._store.published_files(project, frozenset({session_id}))
-            self.expose(session_id, project, [f.key for f in files])
-        return len(pending)
+        but the edge would not serve them). Returns how many were finished; one that
+        fails is logged and left for the next sweep."""
+        finished = 0
+        for session_id, project in self._store.unexposed(self._clock.now() - EXPOSE_GRACE_SECONDS):
+            try:
+                files = self._store.published_files(project, frozenset({session_id}))
+                self.expose(session_id, project, [f.key for f in files])
+                finished += 1
+            except Exception:
+                _log.exception("exposing the files of session %s failed again", session_id)
+        return finished
 
     def publish(
         self, session: SessionRecord, files: list[FileRecord], event: SessionEvent
