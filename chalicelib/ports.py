@@ -98,6 +98,10 @@ class AlreadyExists(StoreConflict):
     pass
 
 
+class UnknownUser(StoreConflict):
+    """The user a token or role was for is not there (never was, or just deleted)."""
+
+
 class LiveSessionExists(StoreConflict):
     def __init__(self, session_id: str) -> None:
         super().__init__(session_id)

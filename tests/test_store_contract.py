@@ -16,6 +16,7 @@ from chalicelib.ports import (
     LiveSessionExists,
     ProjectTaken,
     SessionChanged,
+    UnknownUser,
 )
 from chalicelib.records import (
     FileRecord,
@@ -337,3 +338,19 @@ def test_user_listings_follow_every_write(store: DynamoStore) -> None:
     assert store.get_token(token.id) is None and store.user_tokens("alice") == []
     assert store.project_roles("demo") == [("bob", Role.MAINTAINER)]
     assert store.users() == [("bob", NOW)]
+
+
+def test_nothing_is_granted_to_a_user_that_is_gone(store: DynamoStore) -> None:
+    token = TokenRecord(
+        id=random_id(),
+        username="ghost",
+        secret_hash="h",
+        description="",
+        projects=None,
+        created_at=NOW,
+    )
+    with pytest.raises(UnknownUser):
+        store.put_token(token)
+    with pytest.raises(UnknownUser):
+        store.put_role("demo", "ghost", Role.OWNER)
+    assert store.get_token(token.id) is None and store.project_roles("demo") == []

@@ -45,6 +45,7 @@ from ..ports import (
     LiveSessionExists,
     ProjectTaken,
     SessionChanged,
+    UnknownUser,
 )
 from ..records import (
     FileRecord,
@@ -376,7 +377,8 @@ class DynamoStore:
             "projects": sorted(token.projects) if token.projects is not None else None,
             "created_at": token.created_at,
         }
-        self._transact(
+        self._transact_for_user(
+            token.username,
             [
                 {
                     "Put": {
@@ -401,8 +403,26 @@ class DynamoStore:
                         ),
                     }
                 },
-            ]
+            ],
         )
+
+    def _transact_for_user(self, username: str, items: list[dict[str, Any]]) -> None:
+        """Write `items` only while the user exists, so that nothing granted races a
+        delete_user into a token or role that outlives its user."""
+        check = {
+            "ConditionCheck": {
+                "TableName": self._table,
+                "Key": _key(_user_pk(username), "#USER"),
+                "ConditionExpression": "attribute_exists(pk)",
+            }
+        }
+        try:
+            self._transact([check, *items])
+        except ClientError as exc:
+            reasons = _cancellation_reasons(exc)
+            if reasons and _failed(reasons[0]):
+                raise UnknownUser(username) from None
+            raise
 
     def get_token(self, token_id: str) -> TokenRecord | None:
         item = self._get(f"T#{token_id}", "#TOKEN")
@@ -454,7 +474,7 @@ class DynamoStore:
         ]
 
     def put_role(self, project: str, username: str, role: Role) -> None:
-        self._transact(self._role_puts(project, username, role))
+        self._transact_for_user(username, self._role_puts(project, username, role))
 
     def delete_role(self, project: str, username: str) -> bool:
         try:

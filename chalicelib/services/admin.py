@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..adapters.dynamodb import DynamoStore
 from ..errors import BadRequest, Conflict, FieldError, NotFound
 from ..names import InvalidInput, normalize_name
-from ..ports import AlreadyExists, Clock
+from ..ports import AlreadyExists, Clock, UnknownUser
 from ..records import Role, TokenRecord
 from ..tokens import ApiToken, is_random_id, secret_hash
 
@@ -92,7 +92,10 @@ class AdminService:
             projects=scope,
             created_at=self._clock.now(),
         )
-        self._store.put_token(record)
+        try:
+            self._store.put_token(record)
+        except UnknownUser:
+            raise NotFound(f"No user {username!r}.") from None
         return IssuedToken(record=record, text=token.text)
 
     def revoke_token(self, token_id: str) -> None:
@@ -108,8 +111,12 @@ class AdminService:
                 f"{role!r} is not a role; use one of: {', '.join(r.value for r in Role)}.",
                 [FieldError("role", "unknown role")],
             ) from None
-        self._require_user(username)
-        self._store.put_role(name, username, parsed)
+        try:
+            if not USERNAME.fullmatch(username):
+                raise UnknownUser(username)
+            self._store.put_role(name, username, parsed)
+        except UnknownUser:
+            raise NotFound(f"No user {username!r}.") from None
         return name, parsed
 
     def project_roles(self, project: str) -> tuple[str, list[tuple[str, Role]]]:
