@@ -6,6 +6,7 @@ disconnects mid-request costs only its own thread."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -150,8 +151,6 @@ class EdgeHandler(BaseHTTPRequestHandler):
             return
         payload = response.get("body") or b""
         if response.get("isBase64Encoded"):
-            import base64
-
             payload = base64.b64decode(payload)
         elif isinstance(payload, str):
             payload = payload.encode("utf-8")

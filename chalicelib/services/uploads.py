@@ -543,8 +543,7 @@ class UploadService:
         try:
             verified = self._verifier.verify(view.session, file)
         except Unverified as exc:
-            notices = [f"{p.source}: {p.message}" for p in exc.problems]
-            self._move_file(file, FileEvent.COMPLETE_FAILED, notices=notices)
+            self._move_file(file, FileEvent.COMPLETE_FAILED, notices=exc.notices)
             # Any completion failure is final for the file (PEP 694 "File Upload Session
             # States"): the client deletes it and starts a new file upload session.
             raise BadRequest(

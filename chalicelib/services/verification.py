@@ -28,8 +28,10 @@ class Unverified(Exception):
     """The file fails verification; `problems` say why, field by field."""
 
     def __init__(self, problems: list[FieldError]) -> None:
-        super().__init__("; ".join(f"{p.source}: {p.message}" for p in problems))
         self.problems = problems
+        # What the file's `notices` say, one per problem (PEP 694 file status).
+        self.notices = [f"{p.source}: {p.message}" for p in problems]
+        super().__init__("; ".join(self.notices))
 
 
 def metadata_key(key: str) -> str:

@@ -51,8 +51,7 @@ class Worker:
         try:
             verified = self._verifier.verify(session, file)
         except Unverified as exc:
-            notices = [f"{p.source}: {p.message}" for p in exc.problems]
-            self._settle(file, FileEvent.PROCESSING_FAILED, notices=notices)
+            self._settle(file, FileEvent.PROCESSING_FAILED, notices=exc.notices)
             return
         self._settle(file, FileEvent.PROCESSING_SUCCEEDED, verified=verified)
 
