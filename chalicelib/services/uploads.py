@@ -209,15 +209,16 @@ class UploadService:
         return self._expire_if_due(session)
 
     def _session(self, principal: Principal, session_id: str) -> SessionRecord:
-        if not is_random_id(session_id):
-            raise NotFound("No such publishing session.")
-        return self._admit(principal, self._store.get_session(session_id))
+        known = is_random_id(session_id)  # anything else is not looked up: a 404
+        return self._admit(principal, self._store.get_session(session_id) if known else None)
 
     def _load(self, principal: Principal, session_id: str) -> SessionView:
         """The session with its files, for the responses that list them."""
-        if not is_random_id(session_id):
-            raise NotFound("No such publishing session.")
-        session, files = self._store.get_session_and_files(session_id)
+        session, files = (
+            self._store.get_session_and_files(session_id)
+            if is_random_id(session_id)
+            else (None, [])
+        )
         admitted = self._admit(principal, session)
         return SessionView(admitted, _live(files, admitted))
 
