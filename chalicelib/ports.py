@@ -4,7 +4,7 @@ adapters report (never an AWS error code; the services never see botocore)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,7 +42,8 @@ class BlobStore(Protocol):
         ...
 
     def stored_parts(self, key: str, upload_id: str) -> list[StoredPart]:
-        """Every part stored so far, in part-number order (all pages of ListParts)."""
+        """Every part stored so far, in part-number order (all pages of ListParts).
+        Raises UploadGone when the multipart upload no longer exists."""
         ...
 
     def presign_part(
@@ -51,14 +52,18 @@ class BlobStore(Protocol):
         """A URL for PUTting one part, and the headers the client must send with it."""
         ...
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None: ...
+    def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
+        """Assemble the object from `parts`; UploadGone when the upload no longer exists."""
+        ...
 
     def presign_get(self, key: str, expires_in: int) -> str:
         """A URL that downloads `key` for `expires_in` seconds (staged files)."""
         ...
 
-    def mark_public(self, key: str) -> None:
-        """Let the edge serve `key` (an object tag: it keeps the ETag)."""
+    def mark_public(self, keys: Sequence[str]) -> None:
+        """Let the edge serve every key (an object tag: it keeps the ETag). Many at once:
+        an inline publish of up to WHARF_INLINE_PUBLISH_MAX_FILES files must finish well
+        within API Gateway's 29 s."""
         ...
 
     def is_public(self, key: str) -> bool: ...
@@ -88,6 +93,11 @@ class JobQueue(Protocol):
     """Deferred work (SQS in production); delivery is at least once."""
 
     def send(self, job: dict[str, str]) -> None: ...
+
+
+class UploadGone(Exception):
+    """The multipart upload is not in the blob store any more: aborted by the bucket's
+    lifecycle rule for abandoned uploads, or by a cancel. Its parts are lost."""
 
 
 class StoreConflict(Exception):

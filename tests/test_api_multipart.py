@@ -315,3 +315,50 @@ def test_a_small_multipart_file_completes_within_the_request(
     assert done.status == 201, done.body
     assert done.json()["status"] == "completed"
     assert run_worker(services) == 0
+
+
+def lifecycle_aborts(services: Services, file: dict[str, Any]) -> None:
+    """What the bucket's rule for abandoned multipart uploads does to an old one."""
+    session_id, file_id = file["links"]["file-upload-session"].split("/")[-3::2]
+    record = services.store.get_file(session_id, file_id)
+    assert record is not None and record.upload_id is not None
+    services.blobs.abort_multipart(record.key, record.upload_id)
+
+
+def test_a_vanished_upload_sends_the_file_to_error_within_the_request(
+    me: Api, session: dict[str, Any], services: Services
+) -> None:
+    data = wheel(FILENAME)
+    file = start(me, session, data)
+    put_parts(me, file, chunks(file, data))
+    lifecycle_aborts(services, file)
+    done = me.complete(file)
+    assert done.status == 400, done.body
+    assert [e["source"] for e in done.json()["errors"]] == ["parts"]
+    status = me.get(file["links"]["file-upload-session"]).json()
+    assert status["status"] == "error"
+    assert "no longer exists in storage" in status["notices"][0]
+
+
+def test_a_vanished_upload_sends_the_file_to_error_in_the_worker(
+    me: Api, session: dict[str, Any], big_wheel: bytes, services: Services
+) -> None:
+    file = start(me, session, big_wheel)
+    put_parts(me, file, chunks(file, big_wheel))
+    lifecycle_aborts(services, file)
+    # The job succeeds (no redelivery for hours): the file settles in error.
+    status = settle(me, file, services)
+    assert status["status"] == "error"
+    assert "no longer exists in storage" in status["notices"][0]
+    assert me.delete(file["links"]["file-upload-session"]).status == 204
+
+
+def test_listing_the_parts_of_a_vanished_upload_is_a_conflict_not_a_500(
+    me: Api, session: dict[str, Any], services: Services
+) -> None:
+    file = start(me, session, wheel(FILENAME))
+    lifecycle_aborts(services, file)
+    listed = me.get(file["mechanism"]["parts_url"])
+    assert listed.status == 409, listed.body
+    assert listed.headers["Content-Type"] == "application/problem+json"
+    assert me.get(file["links"]["file-upload-session"]).json()["status"] == "error"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -258,7 +259,7 @@ def test_published_objects_are_tagged_public(
 def test_files_left_unexposed_by_a_failed_publisher_are_exposed_by_the_sweep(
     me: Api, services: Services, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def s3_down(key: str) -> None:
+    def s3_down(keys: Sequence[str]) -> None:
         raise ConnectionError("S3 is unreachable")
 
     monkeypatch.setattr(services.blobs, "mark_public", s3_down)
@@ -282,7 +283,7 @@ def test_one_commit_that_cannot_be_exposed_does_not_hold_up_the_others(
     me: Api, services: Services, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tag = services.blobs.mark_public
-    monkeypatch.setattr(services.blobs, "mark_public", lambda key: 1 / 0)
+    monkeypatch.setattr(services.blobs, "mark_public", lambda keys: 1 / 0)
     for name in ("demo", "other"):
         session = me.create_session(name, "1.0").json()
         me.add_file(session, f"{name}-1.0.tar.gz")
@@ -290,14 +291,14 @@ def test_one_commit_that_cannot_be_exposed_does_not_hold_up_the_others(
     clock.advance(EXPOSE_GRACE_SECONDS + 1)
     refused: list[str] = []
 
-    def s3_refuses_the_first_project(key: str) -> None:
+    def s3_refuses_the_first_project(keys: Sequence[str]) -> None:
         # Whichever commit the sweep takes first fails, so the test does not depend on
         # the order the outbox lists them in.
-        project = key.split("/")[1]
+        project = keys[0].split("/")[1]
         if refused in ([], [project]):
             refused[:] = [project]
             raise ConnectionError("S3 refuses")
-        tag(key)
+        tag(keys)
 
     monkeypatch.setattr(services.blobs, "mark_public", s3_refuses_the_first_project)
     services.sweep()

@@ -8,7 +8,7 @@ import pytest
 from chalicelib.adapters.memory import MemoryBlobStore
 from chalicelib.adapters.s3 import S3BlobStore
 from chalicelib.config import Settings
-from chalicelib.ports import BlobStore
+from chalicelib.ports import BlobStore, UploadGone
 
 
 @pytest.fixture(params=["memory", "s3"])
@@ -91,6 +91,24 @@ def test_abort_discards_the_parts_and_is_idempotent(blobs: BlobStore) -> None:
     blobs.abort_multipart(key, upload)
     blobs.abort_multipart(key, upload)
     assert blobs.head(key) is None
+
+
+def test_a_vanished_upload_is_reported_as_gone(blobs: BlobStore) -> None:
+    # What the bucket's lifecycle rule leaves of an abandoned multipart upload.
+    key = "p/4/f.whl"
+    upload = blobs.start_multipart(key)
+    blobs.abort_multipart(key, upload)
+    with pytest.raises(UploadGone):
+        blobs.stored_parts(key, upload)
+
+
+def test_many_keys_are_marked_public_at_once(blobs: BlobStore) -> None:
+    keys = [f"p/5/{n}.whl" for n in range(40)]
+    for key in keys:
+        assert blobs.put_new(key, key.encode())
+    blobs.mark_public(keys[:39])
+    assert [blobs.is_public(k) for k in keys] == [True] * 39 + [False]
+    blobs.mark_public([])
 
 
 def test_s3_presigns_sigv4_with_the_checksum_signed(settings: Settings, aws: Any) -> None:

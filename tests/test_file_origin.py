@@ -23,7 +23,7 @@ DATA = bytes(range(256)) * 40
 def published(aws: tuple[Any, Any, Any], settings: Settings) -> Any:
     s3 = aws[1]
     s3.put_object(Bucket=settings.bucket_name, Key=KEY, Body=DATA)
-    S3BlobStore(s3, settings.bucket_name).mark_public(KEY)
+    S3BlobStore(s3, settings.bucket_name).mark_public([KEY])
     return s3
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from ..ports import BlobInfo, StoredPart
+from ..ports import BlobInfo, StoredPart, UploadGone
 
 
 class MemoryBlobStore:
@@ -48,6 +48,8 @@ class MemoryBlobStore:
         return upload_id
 
     def stored_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        if upload_id not in self._uploads:
+            raise UploadGone(upload_id)
         _, parts = self._uploads[upload_id]
         return [
             StoredPart(number=n, size=len(d), etag=hashlib.md5(d).hexdigest(), sha256=None)
@@ -65,6 +67,8 @@ class MemoryBlobStore:
         self._uploads[upload_id][1][int(number)] = data
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
+        if upload_id not in self._uploads:
+            raise UploadGone(upload_id)
         _, stored = self._uploads.pop(upload_id)
         self._objects[key] = b"".join(stored[p.number] for p in parts)
 
@@ -74,9 +78,8 @@ class MemoryBlobStore:
     def presign_get(self, key: str, expires_in: int) -> str:
         return f"memory://get/{key}"
 
-    def mark_public(self, key: str) -> None:
-        if key in self._objects:
-            self._public.add(key)
+    def mark_public(self, keys: Sequence[str]) -> None:
+        self._public.update(k for k in keys if k in self._objects)
 
     def is_public(self, key: str) -> bool:
         return key in self._public and key in self._objects

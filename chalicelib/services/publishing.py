@@ -40,9 +40,7 @@ class Publisher:
         """Let the edge serve the published files and their metadata, drop its cached
         copies of the pages that list them, then take the commit off the outbox.
         Idempotent: a redelivered publish job, or the sweep, runs it again."""
-        for key in keys:
-            self._blobs.mark_public(key)
-            self._blobs.mark_public(metadata_key(key))
+        self._blobs.mark_public([k for key in keys for k in (key, metadata_key(key))])
         self._edge.invalidate(["/simple/", f"/simple/{project}/"])
         self._store.mark_exposed(session_id)
 

@@ -41,6 +41,7 @@ from ..ports import (
     LiveSessionExists,
     ProjectTaken,
     SessionChanged,
+    UploadGone,
 )
 from ..records import FileRecord, Principal, ProjectStatus, SessionRecord, Verified
 from ..states import (
@@ -53,11 +54,12 @@ from ..states import (
 from ..tokens import is_random_id, new_session_token, random_id, session_id_for
 from .access import Access
 from .publishing import Publisher, unfinished
-from .verification import Unverified, Verifier
+from .verification import Unverified, Verifier, upload_gone
 from .worker import PUBLISH, VERIFY_FILE
 
 # A synchronous publish holds its session still for at most this long, so a publisher
-# that dies mid-publish cannot wedge the session (twice the API Lambda's 60 s timeout).
+# that dies mid-publish cannot wedge the session (over four times the API Lambda's 28 s
+# timeout, itself just under API Gateway's 29 s: .chalice/config.json).
 PUBLISH_LOCK_SECONDS = 120
 FILES_PREFIX = "files/"
 _CREATE_ATTEMPTS = 3
@@ -589,7 +591,18 @@ class UploadService:
         file, upload_id, plan = self._multipart_file(
             self._load_file(principal, session_id, file_id)
         )
-        stored = {p.number: p.size for p in self._blobs.stored_parts(file.key, upload_id)}
+        try:
+            stored = {p.number: p.size for p in self._blobs.stored_parts(file.key, upload_id)}
+        except UploadGone:
+            # Nothing can complete it any more: say so in the file's state, as complete
+            # would, rather than leave it pending.
+            gone = upload_gone()
+            self._move_file(file, FileEvent.COMPLETE_FAILED, notices=gone.notices)
+            raise Conflict(
+                "The file is now in error: its multipart upload no longer exists in "
+                "storage. Delete it and upload it again.",
+                gone.problems,
+            ) from None
         return [
             PartState(n, stored.get(n, plan.size_of(n)), n in stored)
             for n in range(1, plan.count + 1)

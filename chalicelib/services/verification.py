@@ -15,7 +15,7 @@ from ..distributions import Refused, inspect_distribution
 from ..errors import FieldError
 from ..hashes import MultiHasher
 from ..mechanisms import PartPlan
-from ..ports import BlobStore, Clock
+from ..ports import BlobStore, Clock, UploadGone
 from ..records import FileRecord, SessionRecord, Verified
 
 # Bytes kept in memory while spooling a file for inspection; the rest goes to disk, so
@@ -32,6 +32,21 @@ class Unverified(Exception):
         # What the file's `notices` say, one per problem (PEP 694 file status).
         self.notices = [f"{p.source}: {p.message}" for p in problems]
         super().__init__("; ".join(self.notices))
+
+
+def upload_gone() -> Unverified:
+    """The bucket's lifecycle rule aborts multipart uploads older than any session can
+    live (infra/template.yaml); a cancel aborts them too. Either way the parts are lost
+    and the file can only be uploaded again."""
+    return Unverified(
+        [
+            FieldError(
+                "parts",
+                "the multipart upload no longer exists in storage, so its parts are lost; "
+                "delete this file and upload it again",
+            )
+        ]
+    )
 
 
 def metadata_key(key: str) -> str:
@@ -76,7 +91,10 @@ class Verifier:
         """Complete the multipart upload from S3's own list of parts, refusing a missing
         or wrongly sized part (the mechanism's `complete`)."""
         plan = PartPlan.for_size(file.size)
-        parts = {p.number: p for p in self._blobs.stored_parts(file.key, upload_id)}
+        try:
+            parts = {p.number: p for p in self._blobs.stored_parts(file.key, upload_id)}
+        except UploadGone:
+            raise upload_gone() from None
         problems: list[FieldError] = []
         missing = [n for n in range(1, plan.count + 1) if n not in parts]
         if missing:
@@ -96,7 +114,12 @@ class Verifier:
                 )
         if problems:
             raise Unverified(problems)
-        self._blobs.complete_multipart(file.key, upload_id, [parts[n] for n in sorted(parts)])
+        try:
+            self._blobs.complete_multipart(
+                file.key, upload_id, [parts[n] for n in sorted(parts)]
+            )
+        except UploadGone:
+            raise upload_gone() from None
 
     def _check_hashes(self, file: FileRecord, spool: IO[bytes]) -> None:
         hasher = MultiHasher(file.hashes)
