@@ -4,10 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit bench package venv clean
+.PHONY: run test lint unit bench package scan venv clean
 
 # (Re)installs only when the requirements changed: a no-op when up to date.
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-build.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
@@ -24,7 +24,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -q
 
-test: lint package unit
+test: lint package scan unit
 
 # The deployable template (build/template.yaml) and code (build/deployment.zip): chalice's
 # output with infra/template.yaml merged in. A region is enough; no AWS credentials.
@@ -36,10 +36,11 @@ PACKAGE_PYTHON ?= $(firstword \
 	python3)
 PACKAGE_VENV := .venv-package
 
-$(PACKAGE_VENV)/.installed: requirements.txt
+$(PACKAGE_VENV)/.installed: requirements.txt requirements-build.txt
 	rm -rf $(PACKAGE_VENV)
 	$(PACKAGE_PYTHON) -m venv $(PACKAGE_VENV)
-	$(PACKAGE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PACKAGE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r requirements.txt -r requirements-build.txt
 	touch $@
 
 package: $(STAMP) $(PACKAGE_VENV)/.installed
@@ -48,8 +49,24 @@ package: $(STAMP) $(PACKAGE_VENV)/.installed
 		--pkg-format cloudformation --template-format yaml \
 		--merge-template infra/template.yaml build
 	mv build/sam.yaml build/template.yaml
-	# Errors fail the build; warnings are printed for the operator to read.
-	$(VENV)/bin/cfn-lint --non-zero-exit-code error build/template.yaml
+	@$(PY) -c 'import zipfile, os; z = "build/deployment.zip"; \
+		n = sum(i.file_size for i in zipfile.ZipFile(z).infolist()); \
+		print(f"Lambda package: {os.path.getsize(z) / 1e6:.1f} MB zipped, {n / 1e6:.1f} MB unzipped")'
+	# Any finding fails the build, informational ones included; no rule is silenced.
+	$(VENV)/bin/cfn-lint --non-zero-exit-code informational build/template.yaml
+
+# checkov pins its own dependencies (boto3 among them): it gets a virtualenv of its own.
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed: requirements-scan.txt
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-scan.txt
+	touch $@
+
+# The security scan of the packaged template; infra/checkov.yaml lists each skipped
+# check with why it does not apply.
+scan: package $(CHECKOV_VENV)/.installed
+	$(CHECKOV_VENV)/bin/checkov -f build/template.yaml --config-file infra/checkov.yaml
 
 # Figures, not pass/fail: run by hand, never by `make test`.
 bench: $(STAMP)
@@ -57,4 +74,4 @@ bench: $(STAMP)
 	$(PY) -m bench.download
 
 clean:
-	rm -rf $(VENV) $(PACKAGE_VENV) .pytest_cache .mypy_cache .ruff_cache build
+	rm -rf $(VENV) $(PACKAGE_VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache build

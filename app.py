@@ -9,7 +9,6 @@ from typing import Any
 
 from chalice.app import Rate, Response
 
-from chalicelib.config import QUEUE_NAME
 from chalicelib.errors import WharfError
 from chalicelib.http import (
     as_problem,
@@ -21,6 +20,7 @@ from chalicelib.http import (
     read_json,
     read_legacy_form,
     read_upload_json,
+    require_edge,
     rfc3339,
     session_body,
     signed_parts_body,
@@ -83,6 +83,15 @@ def route(path: str, methods: list[str]) -> Callable[[View], View]:
 def problems_everywhere(event: Any, get_response: Callable[[Any], Response]) -> Response:
     # chalice's own errors (405, an unhandled exception's 500) become problems too.
     return as_problem(get_response(event))
+
+
+@app.middleware("http")
+def through_the_edge_only(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    try:
+        require_edge(event.headers, services().settings.origin_verify)
+    except WharfError as exc:
+        return problem_response(exc)
+    return get_response(event)
 
 
 def _request() -> tuple[dict[str, str], bytes | str | None]:
@@ -368,7 +377,9 @@ def stage_download(token: str, file_id: str, filename: str) -> Response:
 # -- deferred processing -------------------------------------------------------------------
 
 
-@app.on_sqs_message(queue=QUEUE_NAME, batch_size=1)
+# A placeholder: the template subscribes the worker to the stack's own queue, whose name
+# CloudFormation generates (infra/template.yaml, ProcessJobsSqsEventSource).
+@app.on_sqs_message(queue_arn="arn:aws:sqs:us-east-1:000000000000:set-by-infra", batch_size=1)
 def process_jobs(event: Any) -> None:
     """The worker: verifies large files and publishes large releases (at least once)."""
     for record in event:

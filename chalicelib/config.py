@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 DAY = 86_400
 MIB = 1024 * 1024
-# The queue the worker Lambda is subscribed to (chalice needs its name when packaging).
+# The deferred-processing queue's name where the local stack creates it. In AWS the
+# queue's name is CloudFormation's, and the functions get its URL (WHARF_QUEUE_URL).
 QUEUE_NAME = os.environ.get("WHARF_QUEUE_NAME", "wharf-jobs")
 
 
@@ -51,6 +52,9 @@ class Settings:
     # answer 202 and finish in the worker.
     queue_url: str = ""
     distribution_id: str = ""  # CloudFront, for invalidations; empty locally
+    # What CloudFront sends in X-Wharf-Origin-Verify; when set, a request without it did
+    # not come through the distribution and is refused. Empty locally.
+    origin_verify: str = ""
     inline_max: int = 8 * MIB
     inline_publish_max_files: int = 100
 
@@ -73,6 +77,7 @@ class Settings:
             operator=env.get("WHARF_OPERATOR", "wharf"),
             queue_url=env.get("WHARF_QUEUE_URL", ""),
             distribution_id=env.get("WHARF_DISTRIBUTION_ID", ""),
+            origin_verify=env.get("WHARF_ORIGIN_VERIFY", ""),
             inline_max=_int(env, "WHARF_INLINE_MAX", 8 * MIB),
             inline_publish_max_files=_int(env, "WHARF_INLINE_PUBLISH_MAX_FILES", 100),
         )

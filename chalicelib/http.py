@@ -4,6 +4,7 @@ responses and problems. Routes in app.py call these and nothing else of HTTP."""
 from __future__ import annotations
 
 import email.policy
+import hmac
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ from .errors import (
     BadRequest,
     ContentTooLarge,
     FieldError,
+    Forbidden,
     UnsupportedMediaType,
     WharfError,
     error_for_status,
@@ -47,6 +49,8 @@ PROBLEM_JSON = "application/problem+json"
 OCTET_STREAM = "application/octet-stream"
 # Session API bodies are a few hundred bytes; anything near this is not a client.
 MAX_JSON_BODY = 64 * 1024
+# Set by CloudFront on every request it forwards to the API (infra/template.yaml).
+ORIGIN_VERIFY_HEADER = "x-wharf-origin-verify"
 _log = logging.getLogger("wharf")
 M = TypeVar("M", bound=BaseModel)
 U = TypeVar("U", bound=UploadRequest)
@@ -158,6 +162,16 @@ def read_legacy_form(headers: Mapping[str, str], body: str | bytes | None) -> Le
         sha256_digest=fields.get("sha256_digest") or None,
         md5_digest=fields.get("md5_digest") or None,
     )
+
+
+def require_edge(headers: Mapping[str, str], expected: str) -> None:
+    """Refuse a request that did not come through the distribution (it would bypass the
+    edge's caching, TLS and size rules): the execute-api endpoint is public."""
+    if not expected:
+        return
+    given = headers.get(ORIGIN_VERIFY_HEADER, "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Forbidden("Wharf answers only through its own domain.")
 
 
 def read_bytes(headers: Mapping[str, str], body: str | bytes | None) -> bytes:

@@ -123,13 +123,33 @@ def with_edge_parameter(settings: Settings) -> Settings:
     )
 
 
+def with_secrets(settings: Settings, secretsmanager: Any | None = None) -> Settings:
+    """In AWS the admin token and the origin-verify value live in Secrets Manager (the
+    template generates them); only the API function is given their ARNs, and reads them
+    once per cold start."""
+    admin_arn = os.environ.get("WHARF_ADMIN_TOKEN_SECRET")
+    origin_arn = os.environ.get("WHARF_ORIGIN_VERIFY_SECRET")
+    if not admin_arn and not origin_arn:
+        return settings
+    client = secretsmanager or boto3.client("secretsmanager")
+
+    def read(arn: str | None, default: str) -> str:
+        return str(client.get_secret_value(SecretId=arn)["SecretString"]) if arn else default
+
+    return dataclasses.replace(
+        settings,
+        admin_token=read(admin_arn, settings.admin_token),
+        origin_verify=read(origin_arn, settings.origin_verify),
+    )
+
+
 _services: Services | None = None
 
 
 def services() -> Services:
     global _services
     if _services is None:
-        settings = with_edge_parameter(Settings.from_env())
+        settings = with_secrets(with_edge_parameter(Settings.from_env()))
         dynamodb, s3, sqs = aws_clients()
         edge = (
             CloudFrontCache(boto3.client("cloudfront"), settings.distribution_id)

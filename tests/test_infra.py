@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from chalicelib.adapters.dynamodb import DynamoStore
 from chalicelib.adapters.s3 import PUBLIC_TAG, S3BlobStore
 from chalicelib.adapters.schema import LIVE_INDEX, TTL_ATTRIBUTE, table_definition
 from chalicelib.adapters.sqs import SqsJobQueue
-from chalicelib.config import QUEUE_NAME
+from chalicelib.config import DAY
+from chalicelib.services.uploads import PUBLISH_LOCK_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "build" / "template.yaml"
@@ -32,8 +34,21 @@ LOCAL_ONLY = {
     "WHARF_MOTO_PORT",
     "WHARF_LOCAL_WORKER",
     "WHARF_LOG_LEVEL",
+    "WHARF_QUEUE_NAME",
 }
 FROM_EDGE_PARAMETER = {"WHARF_PUBLIC_URL", "WHARF_DISTRIBUTION_ID"}
+# In AWS read from Secrets Manager (the *_SECRET variables name the secrets).
+FROM_SECRETS = {"WHARF_ADMIN_TOKEN", "WHARF_ORIGIN_VERIFY"}
+# What the worker and the sweeper need: the store, the bucket, the edge, the lifetimes.
+# The API gets everything; nothing else gets a secret.
+BACKGROUND = {
+    "WHARF_TABLE",
+    "WHARF_BUCKET",
+    "WHARF_EDGE_PARAMETER",
+    "WHARF_SESSION_LIFETIME",
+    "WHARF_SESSION_MAX_LIFETIME",
+    "WHARF_SESSION_RETENTION",
+}
 
 
 @pytest.fixture(scope="module")
@@ -73,20 +88,35 @@ def settings_read_by_the_code() -> set[str]:
     return names
 
 
-def test_every_setting_the_code_reads_is_set_on_every_function(template: dict[str, Any]) -> None:
-    wanted = settings_read_by_the_code() - LOCAL_ONLY - FROM_EDGE_PARAMETER
-    assert {"WHARF_TABLE", "WHARF_BUCKET", "WHARF_QUEUE_URL", "WHARF_EDGE_PARAMETER"} <= wanted
+def variables(template: dict[str, Any], function: str) -> dict[str, Any]:
+    found: dict[str, Any] = template["Resources"][function]["Properties"]["Environment"][
+        "Variables"
+    ]
+    return found
+
+
+def test_the_api_gets_every_setting_the_code_reads(template: dict[str, Any]) -> None:
+    wanted = settings_read_by_the_code() - LOCAL_ONLY - FROM_EDGE_PARAMETER - FROM_SECRETS
+    assert {"WHARF_QUEUE_URL", "WHARF_ADMIN_TOKEN_SECRET", "WHARF_ORIGIN_VERIFY_SECRET"} <= wanted
+    assert set(variables(template, "APIHandler")) == wanted
+
+
+def test_only_the_api_can_read_a_secret(template: dict[str, Any]) -> None:
+    assert set(variables(template, "ProcessJobs")) == BACKGROUND
+    assert set(variables(template, "ExpireSessions")) == BACKGROUND
     for name in FUNCTIONS:
-        variables = template["Resources"][name]["Properties"]["Environment"]["Variables"]
-        assert set(variables) == wanted, name
+        assert not any("TOKEN" in v and "SECRET" not in v for v in variables(template, name))
+    assert "AdminToken" not in template["Parameters"]
+    assert {
+        r["Type"] for r in template["Resources"].values() if "GenerateSecretString" in str(r)
+    } == {"AWS::SecretsManager::Secret"}
 
 
 def test_the_bucket_is_private_and_tls_only(template: dict[str, Any]) -> None:
     bucket = template["Resources"]["FilesBucket"]["Properties"]
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    rules = bucket["LifecycleConfiguration"]["Rules"]
-    assert any("AbortIncompleteMultipartUpload" in r for r in rules)
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
     statements = template["Resources"]["FilesBucketPolicy"]["Properties"]["PolicyDocument"][
         "Statement"
     ]
@@ -96,6 +126,85 @@ def test_the_bucket_is_private_and_tls_only(template: dict[str, Any]) -> None:
     assert [s["Principal"] for s in allows] == [{"Service": "cloudfront.amazonaws.com"}]
     # The edge reads only what publishing tagged public.
     assert allows[0]["Condition"]["StringEquals"][f"s3:ExistingObjectTag/{PUBLIC_TAG}"] == "true"
+
+
+def test_abandoned_uploads_are_aborted_only_after_the_longest_session(
+    template: dict[str, Any],
+) -> None:
+    rules = template["Resources"]["FilesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    (abort,) = (r["AbortIncompleteMultipartUpload"] for r in rules if "Abort" in str(r))
+    longest = template["Parameters"]["SessionMaxLifetime"]["MaxValue"]
+    # S3 counts whole days; a day more covers the sweep's lag.
+    assert abort["DaysAfterInitiation"] * DAY >= longest + DAY
+
+
+def test_the_api_ends_before_api_gateway_does(template: dict[str, Any]) -> None:
+    api = template["Resources"]["APIHandler"]["Properties"]
+    assert api["Timeout"] < 29  # API Gateway's integration timeout
+    assert 2 * api["Timeout"] <= PUBLISH_LOCK_SECONDS
+
+
+def test_a_failing_job_reaches_the_dead_letter_queue_within_an_hour(
+    template: dict[str, Any],
+) -> None:
+    queue = template["Resources"]["JobQueue"]["Properties"]
+    worker = template["Resources"]["ProcessJobs"]["Properties"]
+    assert worker["Timeout"] <= queue["VisibilityTimeout"]  # Lambda refuses less
+    assert queue["RedrivePolicy"]["maxReceiveCount"] * queue["VisibilityTimeout"] <= 3600
+    alarm = template["Resources"]["DeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["JobDeadLetterQueue", "QueueName"]}
+
+
+def test_nothing_carries_a_fixed_physical_name(template: dict[str, Any]) -> None:
+    """The stack name is the only namespace: a second stack must deploy beside the first.
+    Names of account-wide CloudFront objects include the stack name and the region."""
+    names = {
+        (logical, key): value
+        for logical, resource in template["Resources"].items()
+        for config in [resource.get("Properties", {}), *resource.get("Properties", {}).values()]
+        if isinstance(config, dict)
+        for key, value in config.items()
+        if key in ("Name", "QueueName", "BucketName", "TableName", "FunctionName", "LogGroupName")
+    }
+    for where, value in names.items():
+        assert isinstance(value, dict), where  # never a literal
+        if "Fn::Sub" in value:
+            assert "${AWS::StackName}" in str(value["Fn::Sub"]), where
+        else:  # a reference to another resource's generated name
+            assert set(value) <= {"Ref", "Fn::GetAtt"}, where
+    assert "wharf-jobs" not in json.dumps(template)
+
+
+def test_every_function_logs_to_its_own_group_with_a_retention(template: dict[str, Any]) -> None:
+    for function in FUNCTIONS:
+        group = template["Resources"][function]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert template["Resources"][group]["Properties"]["RetentionInDays"] == {
+            "Ref": "LogRetentionDays"
+        }
+
+
+def test_the_api_is_regional_with_one_stage_and_problem_gateway_responses(
+    template: dict[str, Any],
+) -> None:
+    api = template["Resources"]["RestAPI"]["Properties"]
+    assert api["EndpointConfiguration"] == "REGIONAL"
+    assert api["OpenApiVersion"] == "2.0"  # no SAM "Stage" stage
+    for kind, status in (("MISSING_AUTHENTICATION_TOKEN", 404), ("REQUEST_TOO_LARGE", 413)):
+        response = api["GatewayResponses"][kind]
+        assert response["StatusCode"] == status
+        body = json.loads(response["ResponseTemplates"]["application/json"])
+        assert body["status"] == status
+    assert "vnd-wharf-s3multipart-presigned-v1" in str(api["GatewayResponses"])
+    assert not resources(template, "AWS::ApiGateway::GatewayResponse")
+
+
+def test_the_package_holds_only_what_runs() -> None:
+    with zipfile.ZipFile(ROOT / "build" / "deployment.zip") as package:
+        tops = {name.split("/")[0] for name in package.namelist()}
+    assert {"app.py", "chalicelib", "chalice", "pydantic", "packaging"} <= tops
+    for tool in ("pip", "setuptools", "wheel", "click", "yaml", "inquirer"):
+        assert tool not in tops, tool
+    assert not any(name.startswith("chalice/cli") for name in tops)
 
 
 def test_files_come_from_s3_through_origin_access_control(template: dict[str, Any]) -> None:
@@ -149,19 +258,16 @@ def test_each_function_runs_as_its_own_role(template: dict[str, Any]) -> None:
     )
 
 
-def test_the_worker_is_wired_to_the_queue(template: dict[str, Any]) -> None:
+def test_the_worker_is_wired_to_the_stacks_own_queue(template: dict[str, Any]) -> None:
     queue = template["Resources"]["JobQueue"]["Properties"]
-    assert queue["QueueName"] == QUEUE_NAME
+    assert "QueueName" not in queue
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
         "Fn::GetAtt": ["JobDeadLetterQueue", "Arn"]
     }
     events = template["Resources"]["ProcessJobs"]["Properties"]["Events"]
     (event,) = events.values()
     assert event["Type"] == "SQS"
-    assert event["Properties"]["Queue"]["Fn::Sub"].endswith(f":{QUEUE_NAME}")
-    assert (
-        queue["VisibilityTimeout"] >= template["Resources"]["ProcessJobs"]["Properties"]["Timeout"]
-    )
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["JobQueue", "Arn"]}
     schedule = template["Resources"]["ExpireSessions"]["Properties"]["Events"]
     assert next(iter(schedule.values()))["Type"] == "Schedule"
 
@@ -172,6 +278,7 @@ def data_plane(template: dict[str, Any]) -> Iterator[dict[str, str]]:
     kept = ("Table", "FilesBucket", "JobQueue", "JobDeadLetterQueue")
     body = {
         "AWSTemplateFormatVersion": "2010-09-09",
+        "Parameters": template["Parameters"],
         "Resources": {name: template["Resources"][name] for name in kept},
         "Outputs": {
             "Table": {"Value": {"Ref": "Table"}},
@@ -200,7 +307,7 @@ def test_the_adapters_work_against_the_deployed_data_plane(data_plane: dict[str,
     assert store.live_session_id("demo", "1") == session.id
     blobs = S3BlobStore(s3, data_plane["Bucket"])
     assert blobs.put_new("files/demo/x/demo-1.0.tar.gz", b"bytes")
-    blobs.mark_public("files/demo/x/demo-1.0.tar.gz")
+    blobs.mark_public(["files/demo/x/demo-1.0.tar.gz"])
     assert blobs.is_public("files/demo/x/demo-1.0.tar.gz")
     queue = SqsJobQueue(sqs, data_plane["Queue"])
     queue.send({"job": "publish", "session": session.id})
