@@ -383,7 +383,10 @@ def stage_download(token: str, file_id: str, filename: str) -> Response:
 def process_jobs(event: Any) -> None:
     """The worker: verifies large files and publishes large releases (at least once)."""
     for record in event:
-        services().worker.handle(json.loads(record.body))
+        delivery = int(record.to_dict().get("attributes", {}).get("ApproximateReceiveCount", 1))
+        services().worker.handle(
+            json.loads(record.body), last_attempt=delivery >= services().settings.job_attempts
+        )
 
 
 # -- scheduled work --------------------------------------------------------------------------

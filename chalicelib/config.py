@@ -57,6 +57,9 @@ class Settings:
     origin_verify: str = ""
     inline_max: int = 8 * MIB
     inline_publish_max_files: int = 100
+    # Deliveries of a job before SQS moves it to the dead-letter queue (the template's
+    # maxReceiveCount): the last one settles what it leaves in error, never processing.
+    job_attempts: int = 3
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -80,4 +83,5 @@ class Settings:
             origin_verify=env.get("WHARF_ORIGIN_VERIFY", ""),
             inline_max=_int(env, "WHARF_INLINE_MAX", 8 * MIB),
             inline_publish_max_files=_int(env, "WHARF_INLINE_PUBLISH_MAX_FILES", 100),
+            job_attempts=_int(env, "WHARF_JOB_ATTEMPTS", 3),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -131,3 +132,46 @@ def test_a_publish_whose_worker_never_finished_is_failed_at_expiry(
     run_worker(services)  # the late job changes nothing
     assert me.get(session["links"]["session"]).json()["status"] == "canceled"
     assert services.store.published_files("demo") == []
+
+
+def sqs_event(job: dict[str, str], delivery: int) -> dict[str, Any]:
+    """The event the SQS-subscribed Lambda receives, as AWS shapes it."""
+    return {
+        "Records": [
+            {
+                "messageId": "m-1",
+                "receiptHandle": "r-1",
+                "body": json.dumps(job),
+                "attributes": {"ApproximateReceiveCount": str(delivery)},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jobs",
+            }
+        ]
+    }
+
+
+def test_a_job_failing_on_its_last_delivery_leaves_the_release_in_error_not_processing(
+    me: Api, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import process_jobs
+
+    session = me.create_session("demo", "1.0").json()
+    three_files(me, session)
+    assert me.publish(session).status == 202
+
+    def dynamodb_down(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("DynamoDB is unreachable")
+
+    monkeypatch.setattr(services.publisher, "publish", dynamodb_down)
+    job = {"job": "publish", "session": session["links"]["session"].rsplit("/", 1)[1]}
+    with pytest.raises(ConnectionError):  # SQS delivers it again
+        process_jobs(sqs_event(job, 1), None)
+    assert me.get(session["links"]["session"]).json()["status"] == "processing"
+    with pytest.raises(ConnectionError):  # on to the dead-letter queue, and its alarm
+        process_jobs(sqs_event(job, services.settings.job_attempts), None)
+    status = me.get(session["links"]["session"]).json()
+    assert status["status"] == "error"
+    assert "failed repeatedly" in status["notices"][-1]
+    monkeypatch.undo()
+    # The publisher can try again.
+    assert me.publish(session).status == 202

@@ -96,13 +96,19 @@ def variables(template: dict[str, Any], function: str) -> dict[str, Any]:
 
 
 def test_the_api_gets_every_setting_the_code_reads(template: dict[str, Any]) -> None:
-    wanted = settings_read_by_the_code() - LOCAL_ONLY - FROM_EDGE_PARAMETER - FROM_SECRETS
+    wanted = (
+        settings_read_by_the_code()
+        - LOCAL_ONLY
+        - FROM_EDGE_PARAMETER
+        - FROM_SECRETS
+        - {"WHARF_JOB_ATTEMPTS"}  # the worker's alone
+    )
     assert {"WHARF_QUEUE_URL", "WHARF_ADMIN_TOKEN_SECRET", "WHARF_ORIGIN_VERIFY_SECRET"} <= wanted
     assert set(variables(template, "APIHandler")) == wanted
 
 
 def test_only_the_api_can_read_a_secret(template: dict[str, Any]) -> None:
-    assert set(variables(template, "ProcessJobs")) == BACKGROUND
+    assert set(variables(template, "ProcessJobs")) == BACKGROUND | {"WHARF_JOB_ATTEMPTS"}
     assert set(variables(template, "ExpireSessions")) == BACKGROUND
     for name in FUNCTIONS:
         assert not any("TOKEN" in v and "SECRET" not in v for v in variables(template, name))
@@ -151,6 +157,9 @@ def test_a_failing_job_reaches_the_dead_letter_queue_within_an_hour(
     worker = template["Resources"]["ProcessJobs"]["Properties"]
     assert worker["Timeout"] <= queue["VisibilityTimeout"]  # Lambda refuses less
     assert queue["RedrivePolicy"]["maxReceiveCount"] * queue["VisibilityTimeout"] <= 3600
+    # The worker knows its last delivery, to settle what it leaves in error.
+    attempts = variables(template, "ProcessJobs")["WHARF_JOB_ATTEMPTS"]
+    assert int(attempts) == queue["RedrivePolicy"]["maxReceiveCount"]
     alarm = template["Resources"]["DeadLetterAlarm"]["Properties"]
     assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["JobDeadLetterQueue", "QueueName"]}
 

@@ -20,6 +20,10 @@ from .verification import Unverified, Verifier
 VERIFY_FILE = "verify-file"
 PUBLISH = "publish"
 _log = logging.getLogger("wharf.worker")
+GAVE_UP = (
+    "Processing failed repeatedly on the server's side (the operator has been alerted); "
+    "try again: delete the file and upload it again, or publish again."
+)
 
 
 class Worker:
@@ -31,7 +35,36 @@ class Worker:
         self._publisher = publisher
         self._clock = clock
 
-    def handle(self, job: dict[str, str]) -> None:
+    def handle(self, job: dict[str, str], *, last_attempt: bool = False) -> None:
+        """Run a job. A failure propagates, so SQS delivers the job again; on its last
+        delivery, what the job would have resolved is first settled in error with a
+        notice (the job still goes to the dead-letter queue, for the operator's alarm):
+        a file or a release is never left `processing` by a job nobody will run."""
+        try:
+            self._run(job)
+        except Exception:
+            if last_attempt:
+                _log.exception("job %r failed for the last time", job)
+                self._give_up(job)
+            raise
+
+    def _give_up(self, job: dict[str, str]) -> None:
+        if job.get("job") == VERIFY_FILE:
+            file = self._store.get_file(job["session"], job["file"])
+            if file is not None and file.status is FileStatus.PROCESSING:
+                self._settle(file, FileEvent.PROCESSING_FAILED, notices=[GAVE_UP])
+        elif job.get("job") == PUBLISH:
+            session = self._store.get_session(job["session"])
+            if session is not None and session.status is SessionStatus.PROCESSING:
+                with contextlib.suppress(SessionChanged):  # settled meanwhile
+                    self._store.move_session(
+                        session,
+                        SessionEvent.PROCESSING_FAILED,
+                        self._clock.now(),
+                        notices=[*session.notices, GAVE_UP],
+                    )
+
+    def _run(self, job: dict[str, str]) -> None:
         kind = job.get("job")
         if kind == VERIFY_FILE:
             self.verify_file(job["session"], job["file"])
