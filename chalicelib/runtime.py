@@ -123,7 +123,7 @@ def with_edge_parameter(settings: Settings) -> Settings:
     )
 
 
-def with_secrets(settings: Settings, secretsmanager: Any | None = None) -> Settings:
+def with_secrets(settings: Settings) -> Settings:
     """In AWS the admin token and the origin-verify value live in Secrets Manager (the
     template generates them); only the API function is given their ARNs, and reads them
     once per cold start."""
@@ -131,7 +131,7 @@ def with_secrets(settings: Settings, secretsmanager: Any | None = None) -> Setti
     origin_arn = os.environ.get("WHARF_ORIGIN_VERIFY_SECRET")
     if not admin_arn and not origin_arn:
         return settings
-    client = secretsmanager or boto3.client("secretsmanager")
+    client = boto3.client("secretsmanager")
 
     def read(arn: str | None, default: str) -> str:
         return str(client.get_secret_value(SecretId=arn)["SecretString"]) if arn else default

@@ -147,9 +147,7 @@ class S3BlobStore:
     def mark_public(self, keys: Sequence[str]) -> None:
         # CloudFront's bucket policy serves only objects with this tag (infra/); tagging,
         # unlike a copy, keeps the object's bytes and ETag. boto3 clients are thread-safe.
-        if len(keys) <= 1:
-            for key in keys:
-                self._tag_public(key)
+        if not keys:
             return
         with ThreadPoolExecutor(min(TAGGING_CONCURRENCY, len(keys))) as pool:
             list(pool.map(self._tag_public, keys))  # re-raises the first failure
