@@ -299,3 +299,30 @@ def wait_for(api: Api, url: str, leaving: str) -> dict[str, Any]:
             return body
         time.sleep(0.1)
     raise AssertionError(f"{url} stayed {leaving}")
+
+
+# -- IAM (tests/test_iam.py) ------------------------------------------------------------------
+# Every AWS call a function makes while the tests run is recorded (tests/aws_calls.py), from
+# before the first client exists; the checks that the packaged roles allow them (marked
+# `runs_last`) run after every other test.
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from tests import aws_calls
+
+    config.addinivalue_line("markers", "runs_last: runs after every other test")
+    aws_calls.install()
+
+
+@pytest.hookimpl(trylast=True)  # after -k, -m and --deselect have removed their items
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    from tests import aws_calls
+
+    last = [item for item in items if item.get_closest_marker("runs_last")]
+    others = [item for item in items if not item.get_closest_marker("runs_last")]
+    items[:] = others + last
+    aws_calls.SESSION.other_tests = len(others)
+    aws_calls.SESSION.api_tests = sum("api" in getattr(i, "fixturenames", ()) for i in others)
+
+
+# -- end of IAM -------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def test_a_deferred_publish_conflict_is_an_error_with_notices(me: Api, services:
             hashes={"sha256": "0" * 64},
             mechanism="http-post-bytes",
             status=FileStatus.COMPLETED,
-            key=f"demo/{'e' * 32}/{SDIST}",
+            key=f"files/demo/{'e' * 32}/{SDIST}",
             created_at=services.clock.now(),
         ),
         services.clock.now(),

@@ -229,7 +229,7 @@ def test_publish_time_conflicts_are_409_and_release_the_reservation(
         hashes={"sha256": hashlib.sha256(b"second").hexdigest()},
         mechanism="http-post-bytes",
         status=FileStatus.COMPLETED,
-        key=f"demo/{'f' * 32}/{SDIST}",
+        key=f"files/demo/{'f' * 32}/{SDIST}",
         created_at=services.clock.now(),
     )
     services.store.add_file(session, sneaky, services.clock.now(), replaces=None)
