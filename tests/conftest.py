@@ -7,12 +7,15 @@ import base64
 import hashlib
 import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cfnlint.decode import cfn_yaml
 from chalice.test import Client
 from moto import mock_aws
 
@@ -63,6 +66,17 @@ def aws(settings: Settings) -> Iterator[tuple[Any, Any, Any]]:
         create_table(dynamodb, settings.table_name)
         create_bucket(s3, settings.bucket_name, REGION)
         yield dynamodb, s3, sqs
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    """The packaged AWS template (build/template.yaml), as CloudFormation reads it."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "build" / "template.yaml").exists():
+        # `make test` packages first; a bare pytest run does it here.
+        subprocess.run(["make", "package"], cwd=root, check=True, capture_output=True)
+    loaded: dict[str, Any] = cfn_yaml.load(str(root / "build" / "template.yaml"))
+    return loaded
 
 
 @pytest.fixture

@@ -41,6 +41,13 @@ def guard_code() -> str:
     return code
 
 
+def guard_limit(code: str) -> int:
+    """The largest API request body the guard lets through."""
+    found = re.search(r"MAX_API_BODY = (\d+);", code)
+    assert found is not None
+    return int(found.group(1))
+
+
 def run_guard(code: str, uri: str, headers: dict[str, str]) -> dict[str, Any]:
     node = shutil.which("node")
     if node is None:
@@ -82,7 +89,7 @@ def test_the_guard_refuses_tls_older_than_1_2(guard_code: str) -> None:
 def test_the_guard_refuses_bodies_the_api_cannot_take_naming_the_way_for_large_files(
     guard_code: str,
 ) -> None:
-    limit = int(re.search(r"MAX_API_BODY = (\d+);", guard_code).group(1))  # type: ignore[union-attr]
+    limit = guard_limit(guard_code)
     for uri in ("/legacy/", "/upload/sessions/s/files/f/content"):
         reply = run_guard(guard_code, uri, {"content-length": str(limit + 1)})
         assert reply["statusCode"] == 413, uri
@@ -96,7 +103,7 @@ def test_the_guard_refuses_bodies_the_api_cannot_take_naming_the_way_for_large_f
 def test_the_guards_limit_lies_between_what_the_app_takes_and_what_lambda_can(
     guard_code: str,
 ) -> None:
-    limit = int(re.search(r"MAX_API_BODY = (\d+);", guard_code).group(1))  # type: ignore[union-attr]
+    limit = guard_limit(guard_code)
     template = cfn_yaml.load(str(ROOT / "infra" / "template.yaml"))
     env = template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
     post_bytes_max = int(env["WHARF_POST_BYTES_MAX"])

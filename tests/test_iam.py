@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import cfn_yaml
 
 from chalicelib.config import QUEUE_NAME, Settings
 from chalicelib.runtime import Services
@@ -43,14 +41,6 @@ SECRETS = {
     "AdminTokenSecret": "wharf-test-admin-token",
     "OriginVerifySecret": "wharf-test-origin-verify",
 }
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    if not TEMPLATE.exists():  # `make test` packages first; a bare pytest run does it here
-        subprocess.run(["make", "package"], cwd=ROOT, check=True, capture_output=True)
-    loaded: dict[str, Any] = cfn_yaml.load(str(TEMPLATE))
-    return loaded
 
 
 @pytest.fixture

@@ -113,29 +113,25 @@ class S3BlobStore:
         return str(url), {"x-amz-checksum-sha256": sha256_b64}
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
+        listed = [
+            {
+                "PartNumber": p.number,
+                "ETag": p.etag,
+                **({"ChecksumSHA256": p.sha256} if p.sha256 else {}),
+            }
+            for p in parts
+        ]
         try:
-            self._complete(key, upload_id, parts)
+            self._s3.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": listed},
+            )
         except ClientError as exc:
             if _code(exc) == "NoSuchUpload":
                 raise UploadGone(upload_id) from exc
             raise
-
-    def _complete(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
-        self._s3.complete_multipart_upload(
-            Bucket=self._bucket,
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={
-                "Parts": [
-                    {
-                        "PartNumber": p.number,
-                        "ETag": p.etag,
-                        **({"ChecksumSHA256": p.sha256} if p.sha256 else {}),
-                    }
-                    for p in parts
-                ]
-            },
-        )
 
     def presign_get(self, key: str, expires_in: int) -> str:
         return str(

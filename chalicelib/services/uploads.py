@@ -546,15 +546,19 @@ class UploadService:
         try:
             verified = self._verifier.verify(view.session, file)
         except Unverified as exc:
-            self._move_file(file, FileEvent.COMPLETE_FAILED, notices=exc.notices)
-            # Any completion failure is final for the file (PEP 694 "File Upload Session
-            # States"): the client deletes it and starts a new file upload session.
             raise BadRequest(
                 "The uploaded file was not accepted; the file is now in error: delete it "
                 "and upload it again.",
-                exc.problems,
+                self._fail_completion(file, exc),
             ) from None
         return FileView(view.session, self._move_file(file, FileEvent.COMPLETE, verified=verified))
+
+    def _fail_completion(self, file: FileRecord, refusal: Unverified) -> list[FieldError]:
+        """Any completion failure is final for the file (PEP 694 "File Upload Session
+        States"): it moves to error with the refusal's notices, and the client deletes it
+        and starts a new file upload session. The problems, for the answer."""
+        self._move_file(file, FileEvent.COMPLETE_FAILED, notices=refusal.notices)
+        return refusal.problems
 
     def _move_file(
         self,
@@ -596,12 +600,10 @@ class UploadService:
         except UploadGone:
             # Nothing can complete it any more: say so in the file's state, as complete
             # would, rather than leave it pending.
-            gone = upload_gone()
-            self._move_file(file, FileEvent.COMPLETE_FAILED, notices=gone.notices)
             raise Conflict(
                 "The file is now in error: its multipart upload no longer exists in "
                 "storage. Delete it and upload it again.",
-                gone.problems,
+                self._fail_completion(file, upload_gone()),
             ) from None
         return [
             PartState(n, stored.get(n, plan.size_of(n)), n in stored)

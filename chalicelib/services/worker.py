@@ -12,7 +12,7 @@ import logging
 from ..adapters.dynamodb import DynamoStore
 from ..errors import WharfError
 from ..ports import Clock, FileChanged, ProjectTaken, SessionChanged
-from ..records import FileRecord, Verified
+from ..records import FileRecord, SessionRecord, Verified
 from ..states import FileEvent, FileStatus, SessionEvent, SessionStatus
 from .publishing import Publisher, unfinished
 from .verification import Unverified, Verifier
@@ -56,13 +56,7 @@ class Worker:
         elif job.get("job") == PUBLISH:
             session = self._store.get_session(job["session"])
             if session is not None and session.status is SessionStatus.PROCESSING:
-                with contextlib.suppress(SessionChanged):  # settled meanwhile
-                    self._store.move_session(
-                        session,
-                        SessionEvent.PROCESSING_FAILED,
-                        self._clock.now(),
-                        notices=[*session.notices, GAVE_UP],
-                    )
+                self._fail_publish(session, GAVE_UP)
 
     def _run(self, job: dict[str, str]) -> None:
         kind = job.get("job")
@@ -137,10 +131,14 @@ class Worker:
                     file, [f"Publishing failed: {file.filename} {by_file[file.filename]}."]
                 )
         detail = "; ".join(f"{name}: {why}" for name, why in sorted(by_file.items()))
+        self._fail_publish(session, f"Publishing failed: {reason} {detail}".strip())
+
+    def _fail_publish(self, session: SessionRecord, notice: str) -> None:
+        """The deferred publish ends in error: the session is editable again."""
         with contextlib.suppress(SessionChanged):  # settled by another delivery
             self._store.move_session(
                 session,
                 SessionEvent.PROCESSING_FAILED,
                 self._clock.now(),
-                notices=[*session.notices, f"Publishing failed: {reason} {detail}".strip()],
+                notices=[*session.notices, notice],
             )
