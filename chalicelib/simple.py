@@ -23,46 +23,73 @@ API_VERSION = "1.4"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 SIMPLE_HTML = "application/vnd.pypi.simple.v1+html"
 TEXT_HTML = "text/html"
-# What an Accept entry may name, and what is served for it.
-_OFFERS = {
+# The media types this index serves, and the Accept ranges that name each one exactly
+# (the `latest` aliases of the simple API spec count as exact).
+_EXACT = {
     SIMPLE_JSON: SIMPLE_JSON,
     "application/vnd.pypi.simple.latest+json": SIMPLE_JSON,
     SIMPLE_HTML: SIMPLE_HTML,
     "application/vnd.pypi.simple.latest+html": SIMPLE_HTML,
     TEXT_HTML: TEXT_HTML,
-    "text/*": TEXT_HTML,
-    "application/*": SIMPLE_HTML,
-    "*/*": SIMPLE_HTML,
 }
-# On equal quality: an explicit type beats a wildcard, JSON beats HTML.
+# On equal quality: JSON beats HTML.
 _PREFERENCE = {SIMPLE_JSON: 3, SIMPLE_HTML: 2, TEXT_HTML: 1}
 INDEX_CACHE = "public, max-age=60"
 STAGE_CACHE = "private, no-cache"
 
 
-def negotiate(accept: str | None) -> str:
-    """The content type to answer with; NotAcceptable when nothing offered is wanted.
-    No Accept header means `*/*`, which gets the HTML default."""
-    if not accept or not accept.strip():
-        return SIMPLE_HTML
-    best: tuple[float, int, int] | None = None
-    chosen = None
+def _accept_ranges(accept: str) -> list[tuple[str, float]]:
+    ranges = []
     for entry in accept.split(","):
         media, *params = (p.strip() for p in entry.split(";"))
-        media = media.lower()
         quality = 1.0
         for param in params:
             name, _, value = param.partition("=")
             if name.strip().lower() == "q":
                 try:
-                    quality = float(value)
+                    quality = min(max(float(value), 0.0), 1.0)
                 except ValueError:
                     quality = 0.0
-        offer = _OFFERS.get(media)
-        if offer is None or quality <= 0:
+        if media:
+            ranges.append((media.lower(), quality))
+    return ranges
+
+
+# The wildcard ranges each offer answers: JSON only when asked for by name, HTML as
+# the default for `*/*` (simple API spec: "the default ... should be HTML").
+_WILDCARDS = {SIMPLE_JSON: (), SIMPLE_HTML: ("application/*", "*/*"), TEXT_HTML: ("text/*",)}
+
+
+def _specificity(media_range: str, offer: str) -> int:
+    """How specifically a range names an offer: 3 exactly, 2 as type/*, 1 as */*, 0 not."""
+    if _EXACT.get(media_range) == offer:
+        return 3
+    if media_range in _WILDCARDS[offer]:
+        return 1 if media_range == "*/*" else 2
+    return 0
+
+
+def negotiate(accept: str | None) -> str:
+    """The content type to answer with; NotAcceptable when nothing offered is wanted.
+    No Accept header means `*/*`, which gets the HTML default.
+
+    Each offer takes the quality of the most specific range that names it (RFC 9110
+    section 12.5.1), so `text/html;q=0, */*` refuses text/html even though `*/*` would
+    take it: q=0 means "not acceptable" (section 12.4.2)."""
+    if not accept or not accept.strip():
+        return SIMPLE_HTML
+    ranges = _accept_ranges(accept)
+    best: tuple[float, int, int] | None = None
+    chosen = None
+    for offer, preference in _PREFERENCE.items():
+        matches = [(_specificity(r, offer), q) for r, q in ranges if _specificity(r, offer)]
+        if not matches:
             continue
-        rank = (quality, 0 if "*" in media else 1, _PREFERENCE[offer])
-        if best is None or rank > best:
+        # The most specific range decides; among equally specific ones, the best quality.
+        specificity, quality = max(matches)
+        # On equal quality an offer named explicitly beats one a wildcard reached.
+        rank = (quality, specificity, preference)
+        if quality > 0 and (best is None or rank > best):
             best, chosen = rank, offer
     if chosen is None:
         raise NotAcceptable(

@@ -40,6 +40,13 @@ WHEEL = wheel_name("demo", "1.0")
         ("application/vnd.pypi.simple.latest+json", SIMPLE_JSON),
         ("application/vnd.pypi.simple.v2+json, */*;q=0.1", SIMPLE_HTML),
         ("application/json, text/html;q=0.5", TEXT_HTML),
+        ("text/html, */*", TEXT_HTML),
+        ("text/*", TEXT_HTML),
+        ("application/*", SIMPLE_HTML),
+        # q=0 refuses a type even where a wildcard would reach it (RFC 9110 12.4.2).
+        (f"{SIMPLE_HTML};q=0, text/*", TEXT_HTML),
+        (f"{SIMPLE_JSON};q=0, {SIMPLE_HTML};q=0.5", SIMPLE_HTML),
+        (f"text/html;q=0, {SIMPLE_HTML};q=0.1, */*", SIMPLE_HTML),
     ],
 )
 def test_negotiation_follows_accept(accept: str | None, chosen: str) -> None:
@@ -47,7 +54,16 @@ def test_negotiation_follows_accept(accept: str | None, chosen: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "accept", ["application/vnd.pypi.simple.v2+json", "application/json", f"{SIMPLE_JSON};q=0"]
+    "accept",
+    [
+        "application/vnd.pypi.simple.v2+json",
+        "application/json",
+        f"{SIMPLE_JSON};q=0",
+        f"{SIMPLE_HTML};q=0, */*",
+        f"{SIMPLE_HTML};q=0, application/*;q=0.9",
+        "text/html;q=0, text/*",
+        "*/*;q=0",
+    ],
 )
 def test_unsupported_versions_are_406(accept: str) -> None:
     with pytest.raises(NotAcceptable):
