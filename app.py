@@ -330,39 +330,68 @@ def _accept() -> tuple[dict[str, str], str]:
     return headers, negotiate(headers.get("accept"))
 
 
+def _slashless() -> bool:
+    """Was the page asked for without its trailing slash? API Gateway matches routes
+    either way; the path as sent is in the request context."""
+    request = app.current_request
+    assert request is not None
+    return not str(request.context.get("path", "/")).endswith("/")
+
+
+def _page(
+    prefix: str, name: str, render: Callable[[dict[str, str], str], Response]
+) -> Response:
+    """The page at `prefix` + `name` + '/', its canonical URL. Page URLs MUST end with
+    '/' and the repository SHOULD redirect the others (simple-repository-api.rst, "Base
+    HTML API"); a project name that is not normalized redirects too (Redirect)."""
+    try:
+        if _slashless():
+            raise Redirect(name)
+        headers, kind = _accept()
+        return render(headers, kind)
+    except Redirect as moved:
+        return redirect(f"{services().settings.public_url}/{prefix}{moved.name}/")
+
+
 @route("/simple", methods=["GET"])
 def simple_index() -> Response:
-    headers, kind = _accept()
     base = f"{services().settings.public_url}/simple/"
-    return page_response(kind, root_body(kind, base, services().index.projects()), headers)
+    return _page(
+        "",
+        "simple",
+        lambda headers, kind: page_response(
+            kind, root_body(kind, base, services().index.projects()), headers
+        ),
+    )
 
 
 @route("/simple/{name}", methods=["GET"])
 def simple_project(name: str) -> Response:
-    headers, kind = _accept()
-    try:
+    def render(headers: dict[str, str], kind: str) -> Response:
         page = services().index.project(name)
-    except Redirect as moved:
-        return redirect(f"{services().settings.public_url}/simple/{moved.name}/")
-    return page_response(kind, project_body(kind, page), headers)
+        return page_response(kind, project_body(kind, page), headers)
+
+    return _page("simple/", name, render)
 
 
 @route("/stage/{token}", methods=["GET"])
 def stage_index(token: str) -> Response:
-    headers, kind = _accept()
     base = f"{services().settings.public_url}/stage/{token}/"
-    projects = services().index.stage_projects(token)
-    return page_response(kind, root_body(kind, base, projects), headers, cache=STAGE_CACHE)
+
+    def render(headers: dict[str, str], kind: str) -> Response:
+        projects = services().index.stage_projects(token)
+        return page_response(kind, root_body(kind, base, projects), headers, cache=STAGE_CACHE)
+
+    return _page("stage/", token, render)
 
 
 @route("/stage/{token}/{name}", methods=["GET"])
 def stage_project(token: str, name: str) -> Response:
-    headers, kind = _accept()
-    try:
+    def render(headers: dict[str, str], kind: str) -> Response:
         page = services().index.stage_project(token, name)
-    except Redirect as moved:
-        return redirect(f"{services().settings.public_url}/stage/{token}/{moved.name}/")
-    return page_response(kind, project_body(kind, page), headers, cache=STAGE_CACHE)
+        return page_response(kind, project_body(kind, page), headers, cache=STAGE_CACHE)
+
+    return _page(f"stage/{token}/", name, render)
 
 
 @route("/stage/{token}/files/{file_id}/{filename}", methods=["GET"])

@@ -162,6 +162,27 @@ def test_names_are_normalized_by_redirect(api: Api, published: dict[str, Any]) -
     assert reply.headers["Location"] == "http://wharf.test/simple/demo/"
 
 
+@pytest.mark.parametrize(
+    ("path", "canonical"),
+    [
+        ("/simple", "/simple/"),
+        ("/simple/demo", "/simple/demo/"),
+        ("/simple/Demo", "/simple/Demo/"),  # then normalized by the next redirect
+        ("/stage/{token}", "/stage/{token}/"),
+        ("/stage/{token}/demo", "/stage/{token}/demo/"),
+    ],
+)
+def test_pages_redirect_to_their_trailing_slash(
+    api: Api, me: Api, published: dict[str, Any], path: str, canonical: str
+) -> None:
+    # simple-repository-api.rst: page URLs MUST end with '/'; others redirect there.
+    token = me.create_session("demo", "2.0").json()["session-token"]
+    reply = api.get(path.format(token=token), headers=JSON)
+    assert reply.status == 301
+    assert reply.headers["Location"] == "http://wharf.test" + canonical.format(token=token)
+    assert api.get(canonical.format(token=token), headers=JSON).status in (200, 301)
+
+
 def test_unknown_and_reserved_projects_are_404(api: Api, me: Api) -> None:
     me.create_session("reserved", "1.0")
     for name in ("nothing", "reserved", "-bad-"):
