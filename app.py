@@ -338,9 +338,7 @@ def _slashless() -> bool:
     return not str(request.context.get("path", "/")).endswith("/")
 
 
-def _page(
-    prefix: str, name: str, render: Callable[[dict[str, str], str], Response]
-) -> Response:
+def _page(prefix: str, name: str, render: Callable[[dict[str, str], str], Response]) -> Response:
     """The page at `prefix` + `name` + '/', its canonical URL. Page URLs MUST end with
     '/' and the repository SHOULD redirect the others (simple-repository-api.rst, "Base
     HTML API"); a project name that is not normalized redirects too (Redirect)."""

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from .mechanisms import MAX_PARTS_PER_REQUEST
+
 API_VERSION = "2.0"
 
 # -- requests -------------------------------------------------------------------------------
@@ -40,7 +42,8 @@ class CreateFile(UploadRequest):
 
 
 class Extend(UploadRequest):
-    extend_for: Annotated[StrictInt, Field(alias="extend-for", gt=0)]
+    # Any non-negative amount is a valid request (PEP 694 "Publishing Session Extension").
+    extend_for: Annotated[StrictInt, Field(alias="extend-for", ge=0)]
 
 
 class PartRequest(BaseModel):
@@ -49,7 +52,7 @@ class PartRequest(BaseModel):
 
 
 class SignParts(UploadRequest):
-    parts: Annotated[list[PartRequest], Field(max_length=1000)]
+    parts: Annotated[list[PartRequest], Field(max_length=MAX_PARTS_PER_REQUEST)]
 
 
 class CreateUser(BaseModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import json
 import os
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ import pytest
 import requests
 
 from chalicelib.config import Settings
-from chalicelib.mechanisms import MIB
+from chalicelib.mechanisms import MAX_PARTS_PER_REQUEST, MIB
 from chalicelib.runtime import Services
 from tests.conftest import Api, run_worker, wheel_name
 from tests.dists import wheel
@@ -212,16 +213,43 @@ def test_a_corrupt_part_is_caught_by_the_whole_file_hash(
     assert any(n.startswith("hashes.sha256") for n in status["notices"])
 
 
-def test_an_oversize_declared_size_is_refused(me: Api, session: dict[str, Any]) -> None:
+def test_an_oversize_declared_size_is_refused(
+    me: Api, session: dict[str, Any], settings: Settings
+) -> None:
+    # PEP 694: "If the server determines the upload cannot proceed, it MUST return a
+    # 409 Conflict"; the problem names the limit.
     reply = me.create_file(session, FILENAME, b"x", mechanism=MECHANISM, size=10**12)
-    assert reply.status == 400
+    assert reply.status == 409
     assert reply.json()["errors"][0]["source"] == "size"
+    assert str(settings.max_file_size) in reply.json()["detail"]
 
 
 def test_post_bytes_too_large_names_the_vendor_mechanism(me: Api, session: dict[str, Any]) -> None:
     reply = me.create_file(session, FILENAME, b"x", size=2 * MIB)
-    assert reply.status == 413
+    assert reply.status == 409
     assert MECHANISM in reply.json()["detail"]
+    assert reply.json()["errors"][0]["source"] == "mechanism"
+
+
+def test_the_most_parts_a_request_may_name_fit_its_body_limit(
+    me: Api, session: dict[str, Any], big_wheel: bytes
+) -> None:
+    """The documented number of parts per request, with the largest part numbers and
+    pretty-printed, is a body the API takes (not a 413): the file has only 3 parts, so
+    the answer is a 400 naming the part numbers."""
+    file = start(me, session, big_wheel)
+    digest = b64sha256(b"x")
+    asked = [{"number": 10_000 - i, "sha256": digest} for i in range(MAX_PARTS_PER_REQUEST)]
+    body = json.dumps({"meta": META, "parts": asked}, indent=2).encode()
+    reply = me.post(file["mechanism"]["parts_url"], raw=body)
+    assert reply.status == 400, reply.body
+    assert {e["source"] for e in reply.json()["errors"]} == {
+        f"parts[{i}].number" for i in range(MAX_PARTS_PER_REQUEST)
+    }
+    one_more = [*asked, {"number": 1, "sha256": digest}]
+    reply = me.post(file["mechanism"]["parts_url"], {"meta": META, "parts": one_more})
+    assert reply.status == 400
+    assert str(MAX_PARTS_PER_REQUEST) in reply.body.decode()
 
 
 def test_a_job_delivered_twice_gives_the_same_result(

@@ -432,23 +432,15 @@ class UploadService:
             check_distribution_filename(filename, session.project, session.version_key)
         except InvalidInput as exc:
             errors.append(FieldError("filename", str(exc)))
-        if size <= 0 or size > self._settings.max_file_size:
-            errors.append(
-                FieldError("size", f"must be between 1 and {self._settings.max_file_size} bytes")
-            )
+        if size <= 0:
+            errors.append(FieldError("size", "a file has at least one byte"))
         try:
             clean_hashes = normalize_hashes(hashes)
         except InvalidHashes as exc:
             errors.append(FieldError(exc.source, str(exc)))
         if errors:
             raise BadRequest("The file upload session request is not valid.", errors)
-        if mechanism == HTTP_POST_BYTES and size > self._settings.post_bytes_max:
-            advice = f"use the {self.multipart} mechanism instead"
-            raise ContentTooLarge(
-                f"{HTTP_POST_BYTES} carries at most {self._settings.post_bytes_max} bytes; "
-                f"{advice}.",
-                [FieldError("mechanism", advice)],
-            )
+        self._require_size_accepted(size, mechanism)
         replaces = self._store.file_named(session.id, filename)
         if replaces is not None and replaces.status not in REPLACEABLE_FILE_STATES:
             raise Conflict(
@@ -489,6 +481,24 @@ class UploadService:
         if replaces is not None:
             self._verifier.discard(replaces)
         return FileView(session, file)
+
+    def _require_size_accepted(self, size: int, mechanism: str) -> None:
+        """A well-formed request for a size this index will not take "cannot proceed":
+        PEP 694 (Create a File Upload Session) says the server MUST answer 409."""
+        limit = self._settings.max_file_size
+        if size > limit:
+            raise Conflict(
+                f"This index accepts files of at most {limit} bytes; this one declares {size}.",
+                [FieldError("size", f"at most {limit} bytes")],
+            )
+        if mechanism == HTTP_POST_BYTES and size > self._settings.post_bytes_max:
+            advice = f"use the {self.multipart} mechanism instead"
+            raise Conflict(
+                f"{HTTP_POST_BYTES} carries at most {self._settings.post_bytes_max} bytes "
+                f"(the API's request size limit); {advice}, which sends the bytes straight "
+                "to storage.",
+                [FieldError("mechanism", advice)],
+            )
 
     def file_status(self, principal: Principal, session_id: str, file_id: str) -> FileView:
         return self._load_file(principal, session_id, file_id)
