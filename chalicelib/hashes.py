@@ -55,6 +55,10 @@ def normalize_hashes(hashes: Mapping[str, str]) -> dict[str, str]:
         digest = raw_digest.lower()
         if len(digest) != 2 * size or not _HEX.fullmatch(digest):
             raise InvalidHashes(source, f"a {name} digest is {2 * size} hexadecimal characters")
+        if result.get(name, digest) != digest:
+            # 'sha256' and 'SHA256' name one algorithm: keeping either digest would
+            # silently drop a claim the uploader made.
+            raise InvalidHashes(source, f"{name} is given twice with different digests")
         result[name] = digest
     if not SECURE_GUARANTEED.intersection(result):
         raise InvalidHashes(

@@ -70,11 +70,24 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object naming a key twice is refused: parsers differ on which value wins
+    (RFC 8259 section 4), so whatever Wharf chose, another tool could read the other."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        result[key] = value
+    return result
+
+
 def _parse_json(body: bytes) -> Any:
     if len(body) > MAX_JSON_BODY:
         raise ContentTooLarge(f"A request body is at most {MAX_JSON_BODY} bytes.")
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        return json.loads(
+            body.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+        )
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadRequest(
             "The request body is not valid JSON.", [FieldError("body", str(exc)[:200])]

@@ -62,6 +62,16 @@ def test_the_full_upload_completes_with_201(me: Api, session: dict[str, Any]) ->
         ({"hashes": {"sha256": "nothex"}}, "hashes.sha256"),
         ({"hashes": {"bogus": "00"}}, "hashes.bogus"),
         ({"hashes": ["sha256"]}, "hashes"),
+        # One algorithm named twice with different digests: neither may be dropped.
+        (
+            {
+                "hashes": {
+                    "sha256": hashlib.sha256(b"abc").hexdigest(),
+                    "SHA256": hashlib.sha256(b"abd").hexdigest(),
+                }
+            },
+            "hashes.SHA256",
+        ),
         ({"filename": None}, "filename"),
     ],
 )
@@ -72,6 +82,19 @@ def test_bad_requests_are_400_naming_the_field(
     assert reply.status == 400, reply.body
     problem = reply.json()
     assert any(e["source"] == source for e in problem["errors"]), problem
+    assert me.get(session["links"]["session"]).json()["files"] == {}
+
+
+def test_a_key_given_twice_in_a_json_object_is_400(me: Api, session: dict[str, Any]) -> None:
+    # Parsers differ on which duplicate wins (RFC 8259 section 4): refuse, drop nothing.
+    one, other = hashlib.sha256(b"abc").hexdigest(), hashlib.sha256(b"abd").hexdigest()
+    body = (
+        f'{{"meta": {{"api-version": "2.0"}}, "filename": "{SDIST}", "size": 3, '
+        f'"mechanism": "http-post-bytes", "hashes": {{"sha256": "{one}", "sha256": "{other}"}}}}'
+    )
+    reply = me.post(session["links"]["upload"], raw=body.encode())
+    assert reply.status == 400
+    assert "twice" in reply.body.decode()
     assert me.get(session["links"]["session"]).json()["files"] == {}
 
 

@@ -93,6 +93,7 @@ def test_hashes_are_normalized_to_lower_case() -> None:
         ({"sha256": SHA256[:-2]}, "hashes.sha256"),
         ({"nosuchhash": SHA256}, "hashes.nosuchhash"),
         ({"shake_128": SHA256}, "hashes.shake_128"),
+        ({"sha256": SHA256, "SHA256": "00" * 32}, "hashes.SHA256"),
     ],
 )
 def test_bad_hashes_name_the_field(hashes: dict[str, str], source: str) -> None:
