@@ -156,6 +156,23 @@ def test_a_new_release_is_visible_on_the_next_get(
     assert after.json()["versions"] == ["1.0", "2.0"]
 
 
+def test_versions_list_a_release_once_in_version_order(
+    api: Api, me: Api, published: dict[str, Any]
+) -> None:
+    # 1.0.0 is the release 1.0 (names.release_key): its new wheel joins it, and
+    # `versions` names the release once, as first published.
+    later = me.create_session("demo", "1.0.0").json()
+    me.add_file(later, wheel_name("demo", "1.0.0", "py2-none-any"))
+    assert me.publish(later).status == 201
+    for version in ("10.0", "2.0"):
+        session = me.create_session("demo", version).json()
+        me.add_file(session, f"demo-{version}.tar.gz")
+        assert me.publish(session).status == 201
+    page = api.get("/simple/demo/", headers=JSON).json()
+    assert page["versions"] == ["1.0", "2.0", "10.0"]
+    assert len(page["files"]) == 5
+
+
 def test_names_are_normalized_by_redirect(api: Api, published: dict[str, Any]) -> None:
     reply = api.get("/simple/Demo/")
     assert reply.status == 301

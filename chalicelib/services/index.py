@@ -8,9 +8,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from packaging.version import Version
+
 from ..adapters.dynamodb import DynamoStore
 from ..errors import NotFound
-from ..names import InvalidInput, normalize_name
+from ..names import InvalidInput, normalize_name, release_key
 from ..ports import BlobStore
 from ..records import FileRecord, ProjectStatus, PublishedFile, SessionRecord
 from ..states import FileStatus
@@ -42,7 +44,12 @@ class ProjectPage:
 
     @property
     def versions(self) -> list[str]:
-        return sorted({f.version for f in self.files})
+        """One entry per release, in version order (PEP 700). `1.0` and `1.0.0` are one
+        release to this index (names.release_key), listed as first published."""
+        first: dict[str, IndexFile] = {}
+        for f in sorted(self.files, key=lambda f: (f.uploaded_at or 0, f.version)):
+            first.setdefault(release_key(Version(f.version)), f)
+        return sorted((f.version for f in first.values()), key=Version)
 
 
 class Redirect(Exception):
