@@ -75,7 +75,10 @@ class Verified:
 class ProjectRecord:
     name: str
     status: ProjectStatus
-    reserved_by: str | None
+    # A reservation: the creator (None: the operator's admin token) and its live
+    # first-release sessions holding the name.
+    reserved_for: str | None
+    holders: frozenset[str]
     created_at: int
 
 

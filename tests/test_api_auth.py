@@ -27,7 +27,7 @@ def test_basic_with_dunder_token_and_bearer_both_work(api: Api) -> None:
     token = api.new_user("alice")
     body = {"meta": {"api-version": "2.0"}, "name": "demo", "version": "1.0"}
     assert api.post("/upload/", body, headers={"Authorization": basic(token)}).status == 201
-    assert api.as_(token).create_session("demo", "2.0").status == 409  # reserved by 1.0
+    assert api.as_(token).create_session("demo", "1.0.0").status == 409  # 1.0's session
 
 
 def test_revoking_a_token_takes_effect_on_the_next_request(api: Api) -> None:

@@ -60,12 +60,59 @@ def test_unauthorized_principals_get_403_without_location(api: Api) -> None:
     assert bob.get(first["links"]["session"]).status == 403
 
 
-def test_the_creator_of_a_reserved_name_is_pointed_at_its_session(api: Api) -> None:
-    me = api.as_(api.new_user("alice"))
-    first = me.create_session("demo", "1.0").json()
-    other = me.create_session("demo", "2.0")
-    assert other.status == 409
-    assert other.headers["Location"] == first["links"]["session"]
+def test_the_creator_of_a_reserved_name_opens_other_versions(api: Api) -> None:
+    # A 409's Location would send a PEP 694 client into another release's session:
+    # the reservation lets its holder open other versions instead.
+    alice = api.as_(api.new_user("alice"))
+    bob = api.as_(api.new_user("bob"))
+    first = alice.create_session("demo", "1.0").json()
+    second = alice.create_session("demo", "2.0")
+    assert second.status == 201, second.body
+    assert second.json()["links"]["session"] != first["links"]["session"]
+    assert bob.create_session("demo", "3.0").status == 403
+    # Either may publish first; the first to publish registers the name.
+    alice.add_file(second.json(), "demo-2.0.tar.gz")
+    assert alice.publish(second.json()).status == 201
+    alice.add_file(first, "demo-1.0.tar.gz")
+    assert alice.publish(first).status == 201
+    page = api.get("/simple/demo/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    assert page.json()["versions"] == ["1.0", "2.0"]
+    assert bob.create_session("demo", "3.0").status == 403  # alice owns it
+
+
+def test_the_name_stays_reserved_while_any_first_release_session_lives(api: Api) -> None:
+    alice = api.as_(api.new_user("alice"))
+    bob = api.as_(api.new_user("bob"))
+    first = alice.create_session("demo", "1.0").json()
+    second = alice.create_session("demo", "2.0").json()
+    assert alice.delete(first["links"]["session"]).status == 204
+    assert bob.create_session("demo", "3.0").status == 403
+    assert alice.delete(second["links"]["session"]).status == 204
+    assert bob.create_session("demo", "3.0").status == 201
+
+
+def test_a_409_location_only_names_a_session_of_the_same_release(api: Api) -> None:
+    alice = api.as_(api.new_user("alice"))
+    first = alice.create_session("demo", "1.0").json()
+    other = alice.create_session("demo", "2.0").json()
+    for version, session in (("1.0.0", first), ("2", other)):
+        again = alice.create_session("demo", version)
+        assert again.status == 409
+        assert again.headers["Location"] == session["links"]["session"]
+
+
+def test_an_ended_first_release_session_is_its_creators_alone(api: Api) -> None:
+    alice = api.as_(api.new_user("alice"))
+    bob = api.as_(api.new_user("bob"))
+    first = alice.create_session("demo", "1.0").json()
+    assert alice.delete(first["links"]["session"]).status == 204
+    # The name is free again, but the canceled session (and its token) is alice's.
+    assert bob.get(first["links"]["session"]).status == 403
+    assert (
+        bob.post(first["links"]["extend"], {"meta": {"api-version": "2.0"}, "extend-for": 1}).status
+        == 403
+    )
+    assert alice.get(first["links"]["session"]).status == 200
 
 
 def test_canceling_a_first_release_frees_the_name(api: Api) -> None:

@@ -93,12 +93,46 @@ def test_a_first_release_reserves_the_name(store: DynamoStore) -> None:
     store.create_session(session, reserve_project=True)
     project = store.get_project("demo")
     assert project is not None
-    assert project.status is ProjectStatus.RESERVED and project.reserved_by == session.id
+    assert project.status is ProjectStatus.RESERVED
+    assert project.holders == {session.id} and project.reserved_for == "alice"
     with pytest.raises(ProjectTaken):
-        store.create_session(new_session(version="2.0"), reserve_project=True)
+        store.create_session(new_session(version="2.0", by="bob"), reserve_project=True)
+    # Its creator may hold it for another version too.
+    other = new_session(version="2.0")
+    store.create_session(other, reserve_project=True)
+    project = store.get_project("demo")
+    assert project is not None and project.holders == {session.id, other.id}
     # A session that is not a first release needs a registered project.
     with pytest.raises(ProjectTaken):
         store.create_session(new_session(version="3.0", first=False), reserve_project=False)
+
+
+def test_the_name_is_free_once_no_first_release_session_holds_it(store: DynamoStore) -> None:
+    first, second = new_session(), new_session(version="2.0")
+    store.create_session(first, reserve_project=True)
+    store.create_session(second, reserve_project=True)
+    store.move_session(first, SessionEvent.CANCEL, NOW)
+    project = store.get_project("demo")
+    assert project is not None and project.holders == {second.id}
+    with pytest.raises(ProjectTaken):
+        store.create_session(new_session(version="3.0", by="bob"), reserve_project=True)
+    store.move_session(second, SessionEvent.CANCEL, NOW)
+    assert store.get_project("demo") is None
+    store.create_session(new_session(version="3.0", by="bob"), reserve_project=True)
+
+
+def test_a_sibling_first_release_publishes_after_the_name_is_registered(
+    store: DynamoStore,
+) -> None:
+    first, second = new_session(), new_session(version="2.0")
+    store.create_session(first, reserve_project=True)
+    store.create_session(second, reserve_project=True)
+    published(store, first, [new_file(first)])
+    locked = store.lock_for_publish(second, NOW, NOW + 900)
+    with pytest.raises(ProjectTaken):  # it no longer registers the name
+        store.commit_publish(locked, NOW, owner="alice")
+    store.commit_publish(locked, NOW, owner=None, registers=False)
+    assert store.get_role("demo", "alice") is Role.OWNER
 
 
 def test_canceling_frees_the_release_and_the_name(store: DynamoStore) -> None:

@@ -523,13 +523,20 @@ class DynamoStore:
     # -- projects -------------------------------------------------------------------------
 
     def get_project(self, project: str) -> ProjectRecord | None:
+        """The project, or None for a free name: never held, or a reservation whose
+        every holder ended (the item stays, with no holders)."""
         item = self._get(_project_pk(project), "#PROJECT")
         if item is None:
             return None
+        status = ProjectStatus(item["status"])
+        holders = frozenset(item.get("holders") or ())
+        if status is ProjectStatus.RESERVED and not holders:
+            return None
         return ProjectRecord(
             name=project,
-            status=ProjectStatus(item["status"]),
-            reserved_by=item.get("reserved_by"),
+            status=status,
+            reserved_for=item.get("reserved_for") or None,
+            holders=holders,
             created_at=item["created_at"],
         )
 
@@ -560,23 +567,7 @@ class DynamoStore:
             },
         ]
         if reserve_project:
-            items.append(
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": _encode(
-                            {
-                                "pk": _project_pk(session.project),
-                                "sk": "#PROJECT",
-                                "status": ProjectStatus.RESERVED.value,
-                                "reserved_by": session.id,
-                                "created_at": session.created_at,
-                            }
-                        ),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-            )
+            items.append(self._reserve_name(session))
         else:
             items.append(
                 {
@@ -603,6 +594,34 @@ class DynamoStore:
             if len(reasons) > 2 and _failed(reasons[2]):
                 raise ProjectTaken(session.project) from None
             raise
+
+    def _reserve_name(self, session: SessionRecord) -> dict[str, Any]:
+        """Hold a new name for the first release, or join its creator's reservation: the
+        name stays reserved while any first-release session of the creator is live, so
+        one publisher can open several versions of a new project (PEP 694 "Create a
+        Publishing Session"). A reservation with no holders left is a free name."""
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": _key(_project_pk(session.project), "#PROJECT"),
+                "UpdateExpression": (
+                    "SET #status = :reserved, reserved_for = :user, "
+                    "created_at = if_not_exists(created_at, :now) ADD holders :sid"
+                ),
+                "ConditionExpression": (
+                    "attribute_not_exists(pk) OR (#status = :reserved AND "
+                    "(attribute_not_exists(holders) OR reserved_for = :user))"
+                ),
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":reserved": {"S": ProjectStatus.RESERVED.value},
+                    # "" for the operator's admin token, which has no username.
+                    ":user": {"S": session.created_by or ""},
+                    ":now": {"N": str(session.created_at)},
+                    ":sid": {"SS": [session.id]},
+                },
+            }
+        }
 
     def live_session_id(self, project: str, version_key: str) -> str | None:
         item = self._get(f"R#{project}#{version_key}", "#LIVE")
@@ -702,20 +721,16 @@ class DynamoStore:
             }
         ]
         if session.first_release:
+            # Leave the creator's reservation; with no holder left the name is free.
+            # The item exists: create_session wrote it and nothing deletes it.
             items.append(
                 {
-                    "Delete": {
+                    "Update": {
                         "TableName": self._table,
                         "Key": _key(_project_pk(session.project), "#PROJECT"),
-                        "ConditionExpression": (
-                            "attribute_not_exists(pk) OR "
-                            "(#status = :reserved AND reserved_by = :sid)"
-                        ),
-                        "ExpressionAttributeNames": {"#status": "status"},
-                        "ExpressionAttributeValues": {
-                            ":reserved": {"S": ProjectStatus.RESERVED.value},
-                            ":sid": {"S": session.id},
-                        },
+                        "UpdateExpression": "DELETE holders :sid",
+                        "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeValues": {":sid": {"SS": [session.id]}},
                     }
                 }
             )
@@ -1099,10 +1114,13 @@ class DynamoStore:
         *,
         owner: str | None,
         event: SessionEvent = SessionEvent.PUBLISH,
+        registers: bool | None = None,
     ) -> SessionRecord:
         """The single write that makes a publish visible: the session becomes published,
         its commit marker appears, the release is freed, and a first release's reserved
-        name becomes registered (with the creator as owner).
+        name becomes registered (with the creator as owner). `registers` defaults to the
+        session being a first release; it is False when another of the creator's
+        first-release sessions registered the name meanwhile.
 
         A publish within the request (PUBLISH) must still hold its lock; a deferred one
         (PROCESSING_SUCCEEDED) is protected by the processing state itself."""
@@ -1163,14 +1181,18 @@ class DynamoStore:
                 }
             },
         ]
-        if session.first_release:
+        if registers is None:
+            registers = session.first_release
+        if registers:
             items.append(
                 {
                     "Update": {
                         "TableName": self._table,
                         "Key": _key(_project_pk(session.project), "#PROJECT"),
-                        "UpdateExpression": "SET #status = :registered REMOVE reserved_by",
-                        "ConditionExpression": "#status = :reserved AND reserved_by = :sid",
+                        "UpdateExpression": (
+                            "SET #status = :registered REMOVE holders, reserved_for"
+                        ),
+                        "ConditionExpression": "#status = :reserved AND contains(holders, :sid)",
                         "ExpressionAttributeNames": {"#status": "status"},
                         "ExpressionAttributeValues": {
                             ":registered": {"S": ProjectStatus.REGISTERED.value},

@@ -9,6 +9,7 @@ import hmac
 from ..adapters.dynamodb import DynamoStore
 from ..errors import Forbidden, Unauthorized
 from ..records import ADMIN, UPLOAD_ROLES, Principal, ProjectStatus, SessionRecord
+from ..states import SessionStatus
 from ..tokens import ApiToken, credentials_from_header, same_secret
 
 
@@ -39,29 +40,31 @@ class Access:
     def may_upload(
         self, principal: Principal, project: str, session: SessionRecord | None = None
     ) -> bool:
-        """May `principal` upload to `project` right now?
+        """May `principal` upload to `project` (or act on `session`) right now?
 
         A name nobody holds may be registered by any authenticated principal (the
-        index's name-registration policy); a reserved name belongs, for the life of its
-        first-release session, to the principal that created it (PEP 694 SHOULD)."""
+        index's name-registration policy); a reserved name belongs, while any of its
+        first-release sessions is live, to the principal that created them (PEP 694
+        SHOULD). A first-release session that did not publish is its creator's alone,
+        also once it ended: its status and session token are nobody else's."""
         if principal.is_admin:
             return True
         if not principal.token_allows(project):
+            return False
+        if (
+            session is not None
+            and session.first_release
+            and session.status is not SessionStatus.PUBLISHED
+            and session.created_by != principal.username
+        ):
             return False
         assert principal.username is not None
         record = self._store.get_project(project)
         if record is None:
             return True
-        if self._store.get_role(project, principal.username) in UPLOAD_ROLES:
-            return True
-        if record.status is ProjectStatus.RESERVED and record.reserved_by is not None:
-            holder = (
-                session
-                if session is not None and session.id == record.reserved_by
-                else self._store.get_session(record.reserved_by)
-            )
-            return holder is not None and holder.created_by == principal.username
-        return False
+        if record.status is ProjectStatus.RESERVED:
+            return record.reserved_for == principal.username
+        return self._store.get_role(project, principal.username) in UPLOAD_ROLES
 
     def require_upload(
         self, principal: Principal, project: str, session: SessionRecord | None = None

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from ..adapters.dynamodb import DynamoStore
 from ..errors import Conflict, FieldError
 from ..ports import BlobStore, Clock, EdgeCache
-from ..records import FileRecord, SessionRecord
+from ..records import FileRecord, ProjectStatus, SessionRecord
 from ..states import FileStatus, SessionEvent
 from .verification import metadata_key
 
@@ -59,6 +59,10 @@ class Publisher:
                 _log.exception("exposing the files of session %s failed again", session_id)
         return finished
 
+    def _still_reserved(self, project: str) -> bool:
+        record = self._store.get_project(project)
+        return record is None or record.status is ProjectStatus.RESERVED
+
     def publish(
         self, session: SessionRecord, files: list[FileRecord], event: SessionEvent
     ) -> SessionRecord:
@@ -76,9 +80,15 @@ class Publisher:
                         for name in sorted(conflicts)
                     ],
                 )
-            owner = session.created_by if session.first_release else None
+            # A first release registers the name, unless another of its creator's
+            # first-release sessions (another version) did so meanwhile.
+            registers = session.first_release and self._still_reserved(session.project)
             published = self._store.commit_publish(
-                session, self._clock.now(), owner=owner, event=event
+                session,
+                self._clock.now(),
+                owner=session.created_by if registers else None,
+                event=event,
+                registers=registers,
             )
         except BaseException:
             self._store.release_filenames(session, files)

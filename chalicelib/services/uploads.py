@@ -43,7 +43,14 @@ from ..ports import (
     SessionChanged,
     UploadGone,
 )
-from ..records import FileRecord, Principal, ProjectStatus, SessionRecord, Verified
+from ..records import (
+    FileRecord,
+    Principal,
+    ProjectRecord,
+    ProjectStatus,
+    SessionRecord,
+    Verified,
+)
 from ..states import (
     REPLACEABLE_FILE_STATES,
     FileEvent,
@@ -248,12 +255,19 @@ class UploadService:
             raise BadRequest("The session's name or version is not valid.", errors)
         for _attempt in range(_CREATE_ATTEMPTS):
             record = self._store.get_project(project)
-            if record is not None and record.status is ProjectStatus.RESERVED:
-                self._refuse_reserved(principal, project, record.reserved_by)
+            if (
+                record is not None
+                and record.status is ProjectStatus.RESERVED
+                and record.reserved_for != principal.username
+            ):
+                self._refuse_reserved(principal, record)
                 continue
             self._access.require_upload(principal, project)
             now = self._clock.now()
             token = new_session_token()
+            # Under a reservation (its own, or its creator's for another version) a
+            # session is a first release: it registers the name if it publishes first.
+            first_release = record is None or record.status is ProjectStatus.RESERVED
             session = SessionRecord(
                 id=session_id_for(token),
                 token=token,
@@ -265,10 +279,10 @@ class UploadService:
                 expires_at=now
                 + min(self._settings.session_lifetime, self._settings.session_max_lifetime),
                 created_by=principal.username,
-                first_release=record is None,
+                first_release=first_release,
             )
             try:
-                self._store.create_session(session, reserve_project=record is None)
+                self._store.create_session(session, reserve_project=first_release)
             except LiveSessionExists as exc:
                 self._refuse_live(principal, exc.session_id)
                 continue
@@ -279,8 +293,8 @@ class UploadService:
 
     def _refuse_live(self, principal: Principal, session_id: str) -> None:
         """409 with the live session's Location (PEP 694 "Multiple Session Creation
-        Requests"); returns only when that session turned out to be expired, and has
-        been canceled, so the caller retries."""
+        Requests"): the session of this same release. Returns only when that session
+        turned out to be expired, and has been canceled, so the caller retries."""
         live = self._store.get_session(session_id)
         if live is None:
             return
@@ -294,22 +308,18 @@ class UploadService:
             headers={"Location": self._links.session(live)},
         )
 
-    def _refuse_reserved(self, principal: Principal, project: str, holder_id: str | None) -> None:
-        """A first release of `project` is in progress: 403 for others, 409 pointing at
-        it for its creator. Returns only when the holder had expired (and has now been
-        canceled, freeing the name), so the caller retries."""
-        holder = self._store.get_session(holder_id) if holder_id else None
-        if holder is not None:
-            holder = self._expire_if_due(holder)
-            if holder.status.terminal:
-                return
-        self._access.require_upload(principal, project, holder)
-        if holder is None:
-            raise Conflict(f"The name {project!r} is reserved.")
+    def _refuse_reserved(self, principal: Principal, record: ProjectRecord) -> None:
+        """Someone else's first release of the name is in progress: 403 (409 for the
+        operator, without a Location: those sessions are other releases). Returns only
+        when every holder had expired (and has now been canceled, freeing the name), so
+        the caller retries."""
+        holders = [self._store.get_session(h) for h in sorted(record.holders)]
+        if all(h is None or self._expire_if_due(h).status.terminal for h in holders):
+            return
+        self._access.require_upload(principal, record.name)
         raise Conflict(
-            f"The name {project!r} is reserved by a first-release session in progress; "
-            "publish or cancel that session first.",
-            headers={"Location": self._links.session(holder)},
+            f"The name {record.name!r} is reserved by another publisher's first release "
+            "in progress."
         )
 
     def session_status(self, principal: Principal, session_id: str) -> SessionView:
