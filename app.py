@@ -9,7 +9,7 @@ from typing import Any
 
 from chalice.app import Rate, Response
 
-from chalicelib.errors import WharfError
+from chalicelib.errors import ServiceUnavailable, WharfError
 from chalicelib.http import (
     as_problem,
     file_body,
@@ -28,6 +28,7 @@ from chalicelib.http import (
     upload_response,
     user_body,
 )
+from chalicelib.ports import StoreBusy
 from chalicelib.records import Principal
 from chalicelib.runtime import services
 from chalicelib.schemas import (
@@ -72,6 +73,14 @@ def route(path: str, methods: list[str]) -> Callable[[View], View]:
                 return view(**params)
             except WharfError as exc:
                 return problem_response(exc)
+            except StoreBusy as exc:
+                # Nothing was written (ports.StoreBusy): the client may simply retry.
+                return problem_response(
+                    ServiceUnavailable(
+                        "Other requests are changing the same data right now; retry shortly.",
+                        headers={"Retry-After": str(exc.retry_after)},
+                    )
+                )
 
         app.route(path, methods=methods, content_types=ANY_CONTENT)(handled)
         return view

@@ -100,6 +100,14 @@ class UploadGone(Exception):
     lifecycle rule for abandoned uploads, or by a cancel. Its parts are lost."""
 
 
+class StoreBusy(Exception):
+    """Writes kept colliding with other transactions on the same items (DynamoDB's
+    TransactionConflict) after every retry: nothing was written; the caller may retry
+    the whole request later."""
+
+    retry_after = 1
+
+
 class StoreConflict(Exception):
     """A conditional write found the data in another state than it required."""
 

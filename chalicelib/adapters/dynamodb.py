@@ -31,6 +31,8 @@ session's files or none of them.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -45,6 +47,7 @@ from ..ports import (
     LiveSessionExists,
     ProjectTaken,
     SessionChanged,
+    StoreBusy,
     UnknownUser,
 )
 from ..records import (
@@ -151,6 +154,53 @@ def _failed(reason: dict[str, Any]) -> bool:
     return reason.get("Code") == "ConditionalCheckFailed"
 
 
+def _lost_a_race(exc: ClientError) -> bool:
+    """A write that DynamoDB refused only because another transaction was working on
+    the same items at that moment: nothing was written, and trying again is safe."""
+    code = _error_code(exc)
+    if code == "TransactionConflictException":  # a single-item write met a transaction
+        return True
+    if code != "TransactionCanceledException":
+        return False
+    codes = {r.get("Code") for r in _cancellation_reasons(exc)}
+    return "TransactionConflict" in codes and codes <= {"TransactionConflict", "None", None}
+
+
+class _RetryingWrites:
+    """The DynamoDB client, whose writes retry (with jittered backoff) when they lost a
+    race to a concurrent transaction. Every write here is conditional on the state it
+    expects, so running it again cannot apply it twice; a condition that failed is an
+    answer, never retried. After the last attempt: StoreBusy."""
+
+    WRITES = frozenset(
+        {"transact_write_items", "put_item", "update_item", "delete_item", "batch_write_item"}
+    )
+
+    def __init__(self, client: Any, attempts: int = 5, sleep: Any = time.sleep) -> None:
+        self._client = client
+        self._attempts = attempts
+        self._sleep = sleep
+
+    def __getattr__(self, name: str) -> Any:
+        operation = getattr(self._client, name)
+        if name not in self.WRITES:
+            return operation
+
+        def write(**kwargs: Any) -> Any:
+            for attempt in range(1, self._attempts + 1):
+                try:
+                    return operation(**kwargs)
+                except ClientError as exc:
+                    if not _lost_a_race(exc) or attempt == self._attempts:
+                        if _lost_a_race(exc):
+                            raise StoreBusy() from exc
+                        raise
+                self._sleep(random.uniform(0, 0.025 * 2**attempt))
+            raise AssertionError("unreachable")
+
+        return write
+
+
 # -- record <-> item ---------------------------------------------------------------------
 
 
@@ -233,7 +283,7 @@ def _file_record(item: Item) -> FileRecord:
 
 class DynamoStore:
     def __init__(self, client: Any, table: str, *, retention: int, max_lifetime: int) -> None:
-        self._db = client
+        self._db = _RetryingWrites(client)
         self._table = table
         self._retention = retention
         self._max_lifetime = max_lifetime

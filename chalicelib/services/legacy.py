@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..errors import BadRequest, Conflict, FieldError, WharfError
 from ..mechanisms import HTTP_POST_BYTES
+from ..ports import StoreBusy
 from ..records import Principal
 from ..states import FileStatus
 from .uploads import UploadService
@@ -71,6 +72,6 @@ class LegacyService:
                 )
             self._uploads.publish(principal, session.id)
         except BaseException:
-            with contextlib.suppress(WharfError):
+            with contextlib.suppress(WharfError, StoreBusy):
                 self._uploads.cancel_session(principal, session.id)
             raise

@@ -482,12 +482,14 @@ class UploadService:
         )
         try:
             self._store.add_file(session, file, self._clock.now(), replaces=replaces)
-        except SessionChanged as exc:
+        except BaseException as exc:
+            # Not recorded: its multipart upload must not linger (nor any other failure's).
             self._verifier.discard(file)
-            raise _session_state_conflict(exc.current, "add a file") from None
-        except (FilenameInUse, FileChanged):
-            self._verifier.discard(file)
-            raise Conflict(f"{filename!r} changed in this session meanwhile; retry.") from None
+            if isinstance(exc, SessionChanged):
+                raise _session_state_conflict(exc.current, "add a file") from None
+            if isinstance(exc, FilenameInUse | FileChanged):
+                raise Conflict(f"{filename!r} changed in this session meanwhile; retry.") from None
+            raise
         if replaces is not None:
             self._verifier.discard(replaces)
         return FileView(session, file)
