@@ -245,7 +245,8 @@ def sign_parts(session_id: str, file_id: str) -> Response:
 @route("/legacy", methods=["POST"])
 def legacy_upload() -> Response:
     principal = _principal()
-    services().legacy.upload(principal, read_legacy_form(*_request()))
+    form = read_legacy_form(*_request(), max_file=services().settings.post_bytes_max)
+    services().legacy.upload(principal, form)
     return json_response(200, {"status": "published"})
 
 

@@ -38,6 +38,10 @@ class SessionRecord:
     notices: list[str] = field(default_factory=list)
     publish_lock_until: int | None = None
     ended_at: int | None = None
+    # A legacy upload's own one-file session: it does not claim its release (invariant
+    # 3 is for PEP 694 sessions), so a CI matrix's parallel twine uploads of one release
+    # each publish their file; their filename reservations keep files unique.
+    legacy: bool = False
 
     def expired(self, now: int) -> bool:
         return not self.status.terminal and self.expires_at <= now

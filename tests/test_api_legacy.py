@@ -96,6 +96,52 @@ def test_an_open_upload_2_session_for_the_release_is_a_conflict(api: Api, token:
     assert legacy(api, token) == 409
 
 
+def test_a_legacy_upload_in_flight_does_not_block_another_file_of_the_release(
+    api: Api, token: str, services: Services
+) -> None:
+    """A CI matrix uploads each platform's wheel with its own `twine upload`: a legacy
+    upload still in progress (its own session open) must not refuse the others."""
+    alice = services.access.authenticate(f"Bearer {token}")
+    in_flight = services.uploads.create_session(alice, "demo", "1.0", legacy=True).session
+    assert legacy(api, token) == 200
+    assert legacy(api, token, "demo-1.0.tar.gz") == 200
+    assert legacy(api, token) == 409  # the same file again: "already exists"
+    services.uploads.cancel_session(alice, in_flight.id)
+    files = {f.filename for f in services.store.published_files("demo")}
+    assert files == {WHEEL, "demo-1.0.tar.gz"}
+
+
+def test_a_legacy_upload_over_the_request_limit_names_wharf_upload(
+    api: Api, token: str, services: Services
+) -> None:
+    data = b"x" * (services.settings.post_bytes_max + 64 * 1024 + 1)
+    body, content_type = form(
+        {":action": "file_upload", "name": "demo", "version": "1.0"}, WHEEL, data
+    )
+    reply = api.post(
+        "/legacy/", raw=body, content_type=content_type, headers={"Authorization": basic(token)}
+    )
+    assert reply.status == 413
+    assert "wharf upload" in reply.json()["detail"]
+
+
+def test_a_legacy_form_naming_a_field_twice_is_400(api: Api, token: str) -> None:
+    data = dist(WHEEL)
+    fields = {":action": "file_upload", "name": "demo", "version": "1.0"}
+    body, content_type = form(fields, WHEEL, data)
+    boundary = content_type.rsplit("=", 1)[1]
+    twice = body.replace(
+        f"--{boundary}--".encode(),
+        f'--{boundary}\r\nContent-Disposition: form-data; name="version"\r\n\r\n2.0\r\n'
+        f"--{boundary}--".encode(),
+    )
+    reply = api.post(
+        "/legacy/", raw=twice, content_type=content_type, headers={"Authorization": basic(token)}
+    )
+    assert reply.status == 400
+    assert "twice" in reply.json()["detail"]
+
+
 def test_not_multipart_is_415(api: Api) -> None:
     reply = api.as_(ADMIN_TOKEN).post("/legacy/", {"name": "demo"}, content_type="application/json")
     assert reply.status == 415

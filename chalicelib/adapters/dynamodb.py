@@ -217,6 +217,7 @@ def _session_item(s: SessionRecord, ttl: int) -> Item:
         "expires_at": s.expires_at,
         "created_by": s.created_by,
         "first_release": s.first_release,
+        "legacy": s.legacy,
         "notices": s.notices,
         "ended_at": s.ended_at,
         LIVE_INDEX_PARTITION: None if s.status.terminal else "live",
@@ -236,6 +237,7 @@ def _session_record(item: Item) -> SessionRecord:
         expires_at=item["expires_at"],
         created_by=item.get("created_by"),
         first_release=item["first_release"],
+        legacy=bool(item.get("legacy")),
         notices=list(item.get("notices", [])),
         publish_lock_until=item.get("publish_lock_until"),
         ended_at=item.get("ended_at"),
@@ -603,18 +605,7 @@ class DynamoStore:
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": {
-                        **_live_key(session.project, session.version_key),
-                        "session": {"S": session.id},
-                        TTL_ATTRIBUTE: {"N": str(self._data_ttl(session))},
-                    },
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            },
+            self._claim_release(session),
         ]
         if reserve_project:
             items.append(self._reserve_name(session))
@@ -644,6 +635,31 @@ class DynamoStore:
             if len(reasons) > 2 and _failed(reasons[2]):
                 raise ProjectTaken(session.project) from None
             raise
+
+    def _claim_release(self, session: SessionRecord) -> dict[str, Any]:
+        """The release's one live session (invariant 3); a legacy upload's session only
+        checks that no PEP 694 session is live, and claims nothing."""
+        if session.legacy:
+            return {
+                "ConditionCheck": {
+                    "TableName": self._table,
+                    "Key": _live_key(session.project, session.version_key),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            }
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": {
+                    **_live_key(session.project, session.version_key),
+                    "session": {"S": session.id},
+                    TTL_ATTRIBUTE: {"N": str(self._data_ttl(session))},
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
 
     def _reserve_name(self, session: SessionRecord) -> dict[str, Any]:
         """Hold a new name for the first release, or join its creator's reservation: the
@@ -757,9 +773,11 @@ class DynamoStore:
         assert updated is not None
         return updated
 
-    def _release_claims(self, session: SessionRecord) -> list[dict[str, Any]]:
-        """Deletes that free a terminated session's release and (first release) name."""
-        items: list[dict[str, Any]] = [
+    def _free_release(self, session: SessionRecord) -> list[dict[str, Any]]:
+        """The delete that frees an ending session's release, if it claimed it."""
+        if session.legacy:
+            return []
+        return [
             {
                 "Delete": {
                     "TableName": self._table,
@@ -770,6 +788,10 @@ class DynamoStore:
                 }
             }
         ]
+
+    def _release_claims(self, session: SessionRecord) -> list[dict[str, Any]]:
+        """Writes that free a terminated session's release and (first release) name."""
+        items = self._free_release(session)
         if session.first_release:
             # Leave the creator's reservation; with no holder left the name is free.
             # The item exists: create_session wrote it and nothing deletes it.
@@ -1214,7 +1236,7 @@ class DynamoStore:
                     ),
                 }
             },
-            self._release_claims(session)[0],
+            *self._free_release(session),
             # Taken away once the files are public: if the publisher dies between this
             # commit and the tagging, the sweep finds the commit here and finishes it.
             {

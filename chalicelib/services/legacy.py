@@ -52,7 +52,9 @@ class LegacyService:
                 raise BadRequest(
                     f"{field} does not match the uploaded file.", [FieldError(field, "mismatch")]
                 )
-        session = self._uploads.create_session(principal, form.name, form.version).session
+        session = self._uploads.create_session(
+            principal, form.name, form.version, legacy=True
+        ).session
         try:
             file = self._uploads.create_file(
                 principal,

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from ..adapters.dynamodb import DynamoStore
 from ..errors import Conflict, FieldError
-from ..ports import BlobStore, Clock, EdgeCache
+from ..ports import BlobStore, Clock, EdgeCache, ProjectTaken
 from ..records import FileRecord, ProjectStatus, SessionRecord
 from ..states import FileStatus, SessionEvent
 from .verification import metadata_key
@@ -63,6 +63,26 @@ class Publisher:
         record = self._store.get_project(project)
         return record is None or record.status is ProjectStatus.RESERVED
 
+    def _commit(self, session: SessionRecord, event: SessionEvent) -> SessionRecord:
+        """A first release registers the name, unless another of its creator's
+        first-release sessions (another version, or a parallel legacy upload) did so
+        meanwhile: then it commits as a release of the registered project."""
+        registers = session.first_release and self._still_reserved(session.project)
+        try:
+            return self._store.commit_publish(
+                session,
+                self._clock.now(),
+                owner=session.created_by if registers else None,
+                event=event,
+                registers=registers,
+            )
+        except ProjectTaken:
+            if not registers or self._still_reserved(session.project):
+                raise
+        return self._store.commit_publish(
+            session, self._clock.now(), owner=None, event=event, registers=False
+        )
+
     def publish(
         self, session: SessionRecord, files: list[FileRecord], event: SessionEvent
     ) -> SessionRecord:
@@ -80,16 +100,7 @@ class Publisher:
                         for name in sorted(conflicts)
                     ],
                 )
-            # A first release registers the name, unless another of its creator's
-            # first-release sessions (another version) did so meanwhile.
-            registers = session.first_release and self._still_reserved(session.project)
-            published = self._store.commit_publish(
-                session,
-                self._clock.now(),
-                owner=session.created_by if registers else None,
-                event=event,
-                registers=registers,
-            )
+            published = self._commit(session, event)
         except BaseException:
             self._store.release_filenames(session, files)
             raise

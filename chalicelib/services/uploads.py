@@ -241,7 +241,9 @@ class UploadService:
 
     # -- publishing sessions -------------------------------------------------------------
 
-    def create_session(self, principal: Principal, name: str, version: str) -> SessionView:
+    def create_session(
+        self, principal: Principal, name: str, version: str, *, legacy: bool = False
+    ) -> SessionView:
         errors = []
         try:
             project = normalize_name(name)
@@ -280,6 +282,7 @@ class UploadService:
                 + min(self._settings.session_lifetime, self._settings.session_max_lifetime),
                 created_by=principal.username,
                 first_release=first_release,
+                legacy=legacy,
             )
             try:
                 self._store.create_session(session, reserve_project=first_release)
