@@ -52,7 +52,9 @@ def test_invalid_versions_are_refused(version: str) -> None:
         "foo_bar-1.0.0-cp312-cp312-manylinux_2_17_x86_64.whl",
         "foo_bar-1.0-1-py3-none-any.whl",
         "foo_bar-1.0.tar.gz",
-        "Foo.Bar-1.0.tar.gz",
+        "foo_bar-1.0.0.tar.gz",
+        # Wheels keep the spec's older, unnormalized names (as PyPI accepts them).
+        "Foo.Bar-1.0-py3-none-any.whl",
     ],
 )
 def test_distribution_filenames_of_the_release_pass(filename: str) -> None:
