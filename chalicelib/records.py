@@ -60,6 +60,9 @@ class FileRecord:
     created_at: int
     notices: list[str] = field(default_factory=list)
     upload_id: str | None = None  # the S3 multipart upload of the vendor mechanism
+    # The API tokens that had part URLs signed for this file: completion re-authorizes
+    # each, so a revoked token's URLs cannot smuggle bytes into the file.
+    signers: frozenset[str] = frozenset()
     # Known once the file is verified, and published with it (simple API, PEP 658/700).
     metadata_sha256: str | None = None
     requires_python: str | None = None

@@ -18,7 +18,7 @@ import requests
 from chalicelib.config import Settings
 from chalicelib.mechanisms import MAX_PARTS_PER_REQUEST, MIB
 from chalicelib.runtime import Services
-from tests.conftest import Api, run_worker, wheel_name
+from tests.conftest import ADMIN_TOKEN, Api, run_worker, wheel_name
 from tests.dists import wheel
 
 MECHANISM = "vnd-wharf-s3multipart-presigned-v1"
@@ -70,6 +70,24 @@ def put_parts(me: Api, file: dict[str, Any], parts: dict[int, bytes]) -> None:
 
     with ThreadPoolExecutor(4) as pool:
         assert set(pool.map(put, parts)) == {200}
+
+
+def test_parts_signed_for_a_token_revoked_since_are_refused_at_completion(
+    api: Api, me: Api, session: dict[str, Any], big_wheel: bytes
+) -> None:
+    """A presigned part URL outlives the revocation of the token that asked for it (its
+    lifetime is PART_URL_SECONDS): completion re-authorizes every token that had URLs
+    signed for the file (PEP 694 SHOULD re-authorize), and refuses the file."""
+    admin = api.as_(ADMIN_TOKEN)
+    ci = admin.post("/admin/users/alice/tokens", {"description": "ci"}).json()
+    file = start(api.as_(ci["token"]), session, big_wheel)
+    put_parts(api.as_(ci["token"]), file, chunks(file, big_wheel))
+    assert admin.delete(f"/admin/tokens/{ci['id']}").status == 204
+    done = me.complete(file)
+    assert done.status == 400, done.body
+    status = me.get(file["links"]["file-upload-session"]).json()
+    assert status["status"] == "error"
+    assert any("revoked" in n for n in status["notices"])
 
 
 def test_the_vendor_mechanism_is_advertised_first(session: dict[str, Any]) -> None:

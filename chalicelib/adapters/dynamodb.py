@@ -257,6 +257,7 @@ def _file_item(f: FileRecord, ttl: int) -> Item:
         "created_at": f.created_at,
         "notices": f.notices,
         "upload_id": f.upload_id,
+        "signers": set(f.signers) or None,  # DynamoDB has no empty sets
         "metadata_sha256": f.metadata_sha256,
         "requires_python": f.requires_python,
         "uploaded_at": f.uploaded_at,
@@ -277,6 +278,7 @@ def _file_record(item: Item) -> FileRecord:
         created_at=item["created_at"],
         notices=list(item.get("notices", [])),
         upload_id=item.get("upload_id"),
+        signers=frozenset(item.get("signers") or ()),
         metadata_sha256=item.get("metadata_sha256"),
         requires_python=item.get("requires_python"),
         uploaded_at=item.get("uploaded_at"),
@@ -998,6 +1000,27 @@ class DynamoStore:
         updated = self.get_file(file.session_id, file.id)
         assert updated is not None
         return updated
+
+    def add_signer(self, file: FileRecord, token_id: str) -> None:
+        """Record that `token_id` had part URLs signed for the pending file."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_key(session_pk(file.session_id), f"F#{file.id}"),
+                UpdateExpression="ADD signers :token",
+                ConditionExpression="#status = :pending",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":token": {"SS": [token_id]},
+                    ":pending": {"S": FileStatus.PENDING.value},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                item = _response(exc).get("Item")
+                raise FileChanged(_file_record(_decode(item)) if item else None) from None
+            raise
 
     def add_file_notices(self, file: FileRecord, notices: list[str]) -> None:
         """Tell a file's own status why a deferred publish failed (PEP 694: the reason

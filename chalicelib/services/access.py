@@ -66,6 +66,16 @@ class Access:
             return record.reserved_for == principal.username
         return self._store.get_role(project, principal.username) in UPLOAD_ROLES
 
+    def token_may_upload(self, token_id: str, session: SessionRecord) -> bool:
+        """Does the token (by id) exist, and may it still upload to the session?"""
+        record = self._store.get_token(token_id)
+        if record is None:
+            return False
+        principal = Principal(
+            username=record.username, token_id=record.id, projects=record.projects
+        )
+        return self.may_upload(principal, session.project, session)
+
     def require_upload(
         self, principal: Principal, project: str, session: SessionRecord | None = None
     ) -> None:

@@ -122,6 +122,11 @@ def _is_sha256_b64(value: str) -> bool:
         return False
 
 
+def _file_changed(exc: FileChanged) -> Conflict:
+    state = exc.current.status.value if exc.current else "gone"
+    return Conflict(f"The file changed meanwhile; it is {state}.")
+
+
 def _session_state_conflict(session: SessionRecord | None, action: str) -> Conflict:
     if session is None:
         return Conflict(f"Cannot {action}: the session no longer exists.")
@@ -564,6 +569,7 @@ class UploadService:
             raise Conflict(
                 f"The file is {view.status.value}; only a pending file can be completed."
             )
+        self._require_signers_allowed(view)
         if file.size > self._settings.inline_max:
             processing = self._move_file(file, FileEvent.DEFER_COMPLETE)
             self._queue.send({"job": VERIFY_FILE, "session": file.session_id, "file": file.id})
@@ -577,6 +583,29 @@ class UploadService:
                 self._fail_completion(file, exc),
             ) from None
         return FileView(view.session, self._move_file(file, FileEvent.COMPLETE, verified=verified))
+
+    def _require_signers_allowed(self, view: FileView) -> None:
+        """PEP 694 SHOULD re-authorize every step: a part URL stays valid for its whole
+        lifetime (PART_URL_SECONDS) even if the token that asked for it is revoked
+        meanwhile, so completion refuses a file any of whose URLs were signed for a
+        token that may no longer upload to the session. The file goes to error."""
+        revoked = sorted(
+            t for t in view.file.signers if not self._access.token_may_upload(t, view.session)
+        )
+        if revoked:
+            refusal = Unverified(
+                [
+                    FieldError(
+                        "parts",
+                        "part URLs of this file were signed for a token that has since been "
+                        "revoked or lost its role; delete this file and upload it again",
+                    )
+                ]
+            )
+            raise BadRequest(
+                "The file was not accepted: some of its part URLs belong to a revoked token.",
+                self._fail_completion(view.file, refusal),
+            )
 
     def _fail_completion(self, file: FileRecord, refusal: Unverified) -> list[FieldError]:
         """Any completion failure is final for the file (PEP 694 "File Upload Session
@@ -600,8 +629,7 @@ class UploadService:
         except SessionChanged as exc:
             raise _session_state_conflict(exc.current, "change a file") from None
         except FileChanged as exc:
-            state = exc.current.status.value if exc.current else "gone"
-            raise Conflict(f"The file changed meanwhile; it is {state}.") from None
+            raise _file_changed(exc) from None
 
     def _multipart_file(self, view: FileView) -> tuple[FileRecord, str, PartPlan]:
         self._editable_file(view, "upload parts")
@@ -659,6 +687,11 @@ class UploadService:
         ]
         if errors:
             raise BadRequest("Some requested parts are not valid.", errors)
+        if principal.token_id is not None and principal.token_id not in file.signers:
+            try:
+                self._store.add_signer(file, principal.token_id)
+            except FileChanged as exc:
+                raise _file_changed(exc) from None
         expires_at = self._clock.now() + PART_URL_SECONDS
         signed = []
         for number, digest in parts:
