@@ -17,6 +17,7 @@ from typing import Any
 from chalice.app import Response
 
 from .errors import NotAcceptable
+from .hashes import SECURE_GUARANTEED
 from .services.index import IndexFile, ProjectPage
 
 API_VERSION = "1.4"
@@ -123,8 +124,32 @@ def _file_json(f: IndexFile) -> dict[str, Any]:
     return entry
 
 
+# The URL fragment carries one hash (simple-repository-api.rst "Base HTML API": a hashlib
+# algorithm, sha256 recommended). A file may have been verified with any secure
+# guaranteed algorithm instead (PEP 694 "hashes"): sha256 first, then those pip checks in
+# a fragment, then the rest in a fixed order, so a page's bytes (and ETag) are stable.
+_FRAGMENT_PREFERENCE = ("sha256", "sha512", "sha384", "sha224")
+
+
+def fragment_hash(hashes: Mapping[str, str]) -> tuple[str, str] | None:
+    """The (algorithm, hex digest) for a file URL's fragment; None when the file has no
+    secure guaranteed hash (the fragment is a SHOULD: better none than a weak one)."""
+    secure = sorted(
+        (name for name in hashes if name in SECURE_GUARANTEED),
+        key=lambda name: (
+            _FRAGMENT_PREFERENCE.index(name)
+            if name in _FRAGMENT_PREFERENCE
+            else len(_FRAGMENT_PREFERENCE),
+            name,
+        ),
+    )
+    return (secure[0], hashes[secure[0]]) if secure else None
+
+
 def _file_anchor(f: IndexFile) -> str:
-    attrs = [f'href="{html.escape(f.url)}#sha256={f.hashes["sha256"]}"']
+    fragment = fragment_hash(f.hashes)
+    href = f.url + (f"#{fragment[0]}={fragment[1]}" if fragment else "")
+    attrs = [f'href="{html.escape(href)}"']
     if f.requires_python:
         attrs.append(f'data-requires-python="{html.escape(f.requires_python)}"')
     if f.metadata_sha256:

@@ -49,6 +49,13 @@ def upload_gone() -> Unverified:
     )
 
 
+# The metadata digest of a file whose core metadata installers must not resolve from (an
+# sdist's that is not static, core-metadata.rst "Dynamic"): the simple API advertises
+# `core-metadata` only for a non-empty digest. (Empty rather than None because
+# `Verified.metadata_sha256` is a str that the store writes as a DynamoDB string.)
+NOT_ADVERTISED = ""
+
+
 def metadata_key(key: str) -> str:
     """Where a file's core metadata is stored: next to it (PEP 658)."""
     return f"{key}.metadata"
@@ -80,9 +87,14 @@ class Verifier:
                 )
             except Refused as exc:
                 raise Unverified([FieldError("file", str(exc))]) from None
+        # Stored even when not advertised: publishing makes it public with the file.
         self._blobs.put_new(metadata_key(file.key), found.metadata)
         return Verified(
-            metadata_sha256=hashlib.sha256(found.metadata).hexdigest(),
+            metadata_sha256=(
+                hashlib.sha256(found.metadata).hexdigest()
+                if found.metadata_is_reliable
+                else NOT_ADVERTISED
+            ),
             requires_python=found.requires_python,
             uploaded_at=self._clock.now(),
         )
@@ -115,9 +127,7 @@ class Verifier:
         if problems:
             raise Unverified(problems)
         try:
-            self._blobs.complete_multipart(
-                file.key, upload_id, [parts[n] for n in sorted(parts)]
-            )
+            self._blobs.complete_multipart(file.key, upload_id, [parts[n] for n in sorted(parts)])
         except UploadGone:
             raise upload_gone() from None
 
