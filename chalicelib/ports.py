@@ -78,7 +78,10 @@ class BlobStore(Protocol):
 
     def head(self, key: str) -> BlobInfo | None: ...
 
-    def stream(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]: ...
+    def stream(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        """The object's bytes; BlobGone when there is no such object (never was, or was
+        deleted meanwhile, e.g. by a cancel racing a verification)."""
+        ...
 
     def delete(self, key: str) -> None: ...
 
@@ -93,6 +96,10 @@ class JobQueue(Protocol):
     """Deferred work (SQS in production); delivery is at least once."""
 
     def send(self, job: dict[str, str]) -> None: ...
+
+
+class BlobGone(Exception):
+    """The object is not in the blob store (any more)."""
 
 
 class UploadGone(Exception):

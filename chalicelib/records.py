@@ -73,7 +73,9 @@ class FileRecord:
 class Verified:
     """What verification learned about a file's content."""
 
-    metadata_sha256: str
+    # None when installers must not resolve from it (an sdist's core metadata that is
+    # not static, core-metadata.rst "Dynamic"): the simple API does not advertise it.
+    metadata_sha256: str | None
     requires_python: str | None
     uploaded_at: int
 

@@ -277,3 +277,40 @@ def test_publish_time_conflicts_are_409_and_release_the_reservation(
         first is not None
         and first.hashes["sha256"] == hashlib.sha256(dist(SDIST, "first")).hexdigest()
     )
+
+
+def _cancel_first(services: Services, me: Api, file: dict[str, Any], step: Any) -> Any:
+    """`step`, run only after the file was canceled: a DELETE winning the race against
+    the completion in progress at exactly that point."""
+    session_id, file_id = file["links"]["file-upload-session"].split("/")[-3::2]
+    principal = services.access.authenticate(f"Bearer {me.token}")
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        services.uploads.cancel_file(principal, session_id, file_id)
+        return step(*args, **kwargs)
+
+    return racing
+
+
+@pytest.mark.parametrize("point", ["stream", "put_new"])
+def test_a_delete_racing_completion_is_a_409_leaving_nothing(
+    me: Api,
+    session: dict[str, Any],
+    services: Services,
+    aws: tuple[Any, Any, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    point: str,
+) -> None:
+    """The file is deleted while its completion reads its bytes (stream) or stores its
+    metadata (put_new): the answer is a 409 (never a 500), the file is canceled, and no
+    byte of it is left in storage."""
+    data = dist(SDIST)
+    file = me.create_file(session, SDIST, data).json()
+    assert me.upload(file, data).status == 204
+    blobs = services.uploads._verifier._blobs
+    monkeypatch.setattr(blobs, point, _cancel_first(services, me, file, getattr(blobs, point)))
+    done = me.complete(file)
+    assert done.status == 409, done.body
+    assert me.get(file["links"]["file-upload-session"]).json()["status"] == "canceled"
+    listed = aws[1].list_objects_v2(Bucket=services.settings.bucket_name)
+    assert listed.get("KeyCount", 0) == 0, listed.get("Contents")

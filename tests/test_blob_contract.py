@@ -8,7 +8,7 @@ import pytest
 from chalicelib.adapters.memory import MemoryBlobStore
 from chalicelib.adapters.s3 import S3BlobStore
 from chalicelib.config import Settings
-from chalicelib.ports import BlobStore, UploadGone
+from chalicelib.ports import BlobGone, BlobStore, UploadGone
 
 
 @pytest.fixture(params=["memory", "s3"])
@@ -40,6 +40,15 @@ def test_stream_yields_bounded_chunks(blobs: BlobStore) -> None:
     chunks = list(blobs.stream("k", chunk_size=1000))
     assert b"".join(chunks) == data
     assert max(len(c) for c in chunks) <= 1000
+
+
+def test_streaming_a_missing_object_is_blob_gone(blobs: BlobStore) -> None:
+    with pytest.raises(BlobGone):
+        list(blobs.stream("files/never/written.whl"))
+    blobs.put_new("files/a/x.whl", b"x")
+    blobs.delete("files/a/x.whl")
+    with pytest.raises(BlobGone):
+        list(blobs.stream("files/a/x.whl"))
 
 
 def test_delete_is_idempotent(blobs: BlobStore) -> None:

@@ -942,7 +942,7 @@ class DynamoStore:
             values[":notices"] = _serializer.serialize(notices)
         if verified is not None:
             update += ", metadata_sha256 = :msha, requires_python = :rp, uploaded_at = :at"
-            values[":msha"] = {"S": verified.metadata_sha256}
+            values[":msha"] = _serializer.serialize(verified.metadata_sha256)
             values[":rp"] = _serializer.serialize(verified.requires_python)
             values[":at"] = {"N": str(verified.uploaded_at)}
         return {

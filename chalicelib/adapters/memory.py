@@ -7,7 +7,7 @@ import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 
-from ..ports import BlobInfo, StoredPart, UploadGone
+from ..ports import BlobGone, BlobInfo, StoredPart, UploadGone
 
 
 class MemoryBlobStore:
@@ -31,7 +31,9 @@ class MemoryBlobStore:
         return BlobInfo(size=len(data), etag='"' + hashlib.md5(data).hexdigest() + '"')
 
     def stream(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
-        data = self._objects[key]
+        data = self._objects.get(key)
+        if data is None:
+            raise BlobGone(key)
         for start in range(0, len(data), chunk_size):
             yield data[start : start + chunk_size]
 

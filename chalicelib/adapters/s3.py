@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..ports import BlobInfo, StoredPart, UploadGone
+from ..ports import BlobGone, BlobInfo, StoredPart, UploadGone
 
 PUBLIC_TAG = "wharf-public"
 # Taggings in flight at once when publishing: 200 (100 files and their metadata) take
@@ -51,7 +51,12 @@ class S3BlobStore:
         return BlobInfo(size=int(response["ContentLength"]), etag=response["ETag"])
 
     def stream(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
-        body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
+        try:
+            body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
+        except ClientError as exc:
+            if _code(exc) in ("404", "NoSuchKey"):
+                raise BlobGone(key) from None
+            raise
         try:
             yield from body.iter_chunks(chunk_size)
         finally:

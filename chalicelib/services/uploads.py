@@ -127,6 +127,12 @@ def _file_changed(exc: FileChanged) -> Conflict:
     return Conflict(f"The file changed meanwhile; it is {state}.")
 
 
+def _changed(exc: SessionChanged | FileChanged) -> Conflict:
+    if isinstance(exc, SessionChanged):
+        return _session_state_conflict(exc.current, "change a file")
+    return _file_changed(exc)
+
+
 def _session_state_conflict(session: SessionRecord | None, action: str) -> Conflict:
     if session is None:
         return Conflict(f"Cannot {action}: the session no longer exists.")
@@ -582,7 +588,20 @@ class UploadService:
                 "and upload it again.",
                 self._fail_completion(file, exc),
             ) from None
-        return FileView(view.session, self._move_file(file, FileEvent.COMPLETE, verified=verified))
+        try:
+            completed = self._store.move_file(
+                file, FileEvent.COMPLETE, self._clock.now(), verified=verified
+            )
+        except (SessionChanged, FileChanged) as exc:
+            # A cancel won the race: what verification stored (the metadata) must not
+            # outlive the file. (Another completion winning keeps it: same key, same bytes.)
+            if exc.current is None or exc.current.status in (
+                SessionStatus.CANCELED,
+                FileStatus.CANCELED,
+            ):
+                self._verifier.discard(file)
+            raise _changed(exc) from None
+        return FileView(view.session, completed)
 
     def _require_signers_allowed(self, view: FileView) -> None:
         """PEP 694 SHOULD re-authorize every step: a part URL stays valid for its whole
@@ -626,10 +645,8 @@ class UploadService:
             return self._store.move_file(
                 file, event, self._clock.now(), notices=notices, verified=verified
             )
-        except SessionChanged as exc:
-            raise _session_state_conflict(exc.current, "change a file") from None
-        except FileChanged as exc:
-            raise _file_changed(exc) from None
+        except (SessionChanged, FileChanged) as exc:
+            raise _changed(exc) from None
 
     def _multipart_file(self, view: FileView) -> tuple[FileRecord, str, PartPlan]:
         self._editable_file(view, "upload parts")

@@ -15,7 +15,7 @@ from ..distributions import Refused, inspect_distribution
 from ..errors import FieldError
 from ..hashes import MultiHasher
 from ..mechanisms import PartPlan
-from ..ports import BlobStore, Clock, UploadGone
+from ..ports import BlobGone, BlobStore, Clock, UploadGone
 from ..records import FileRecord, SessionRecord, Verified
 
 # Bytes kept in memory while spooling a file for inspection; the rest goes to disk, so
@@ -49,12 +49,6 @@ def upload_gone() -> Unverified:
     )
 
 
-# The metadata digest of a file whose core metadata installers must not resolve from (an
-# sdist's that is not static, core-metadata.rst "Dynamic"): the simple API advertises
-# `core-metadata` only for a non-empty digest. (Empty rather than None because
-# `Verified.metadata_sha256` is a str that the store writes as a DynamoDB string.)
-NOT_ADVERTISED = ""
-
 
 def metadata_key(key: str) -> str:
     """Where a file's core metadata is stored: next to it (PEP 658)."""
@@ -67,6 +61,15 @@ class Verifier:
         self._clock = clock
 
     def verify(self, session: SessionRecord, file: FileRecord) -> Verified:
+        try:
+            return self._verify(session, file)
+        except BlobGone:
+            # Deleted while being verified: a cancel of the file raced its completion.
+            raise Unverified(
+                [FieldError("file", "the file's bytes were deleted while it was verified")]
+            ) from None
+
+    def _verify(self, session: SessionRecord, file: FileRecord) -> Verified:
         info = self._blobs.head(file.key)
         if info is None and file.upload_id is not None:
             # Not assembled yet (an earlier delivery of the same job may have done it).
@@ -93,7 +96,7 @@ class Verifier:
             metadata_sha256=(
                 hashlib.sha256(found.metadata).hexdigest()
                 if found.metadata_is_reliable
-                else NOT_ADVERTISED
+                else None
             ),
             requires_python=found.requires_python,
             uploaded_at=self._clock.now(),
