@@ -314,3 +314,23 @@ def test_a_delete_racing_completion_is_a_409_leaving_nothing(
     assert me.get(file["links"]["file-upload-session"]).json()["status"] == "canceled"
     listed = aws[1].list_objects_v2(Bucket=services.settings.bucket_name)
     assert listed.get("KeyCount", 0) == 0, listed.get("Contents")
+
+
+def test_filenames_naming_one_distribution_are_one_filename(me: Api) -> None:
+    """`FOO-1.0-py3-none-any.whl` and `foo-1.0.0-py3-none-any.whl` are the same wheel to
+    an installer: a release holds one of them (names.filename_key), whatever the
+    spelling, within a session and once published."""
+    session = me.create_session("demo", "1.0").json()
+    pending = me.create_file(session, "demo-1.0-py3-none-any.whl", b"x")
+    assert pending.status == 202
+    again = me.create_file(session, "Demo-1.0.0-py3-none-any.whl", b"y")
+    assert again.status == 409
+    assert again.headers["Location"] == pending.json()["links"]["file-upload-session"]
+    assert me.delete(pending.json()["links"]["file-upload-session"]).status == 204
+    me.add_file(session, "DEMO-1.0-py3-none-any.whl")
+    assert me.publish(session).status == 201
+    later = me.create_session("demo", "1.0.0").json()
+    for spelling in ("demo-1.0.0-py3-none-any.whl", "demo-1-py3-none-any.whl"):
+        refused = me.create_file(later, spelling, b"z")
+        assert refused.status == 409, spelling
+        assert refused.json()["errors"][0]["source"] == "filename"

@@ -56,7 +56,7 @@ def new_session(
 
 def new_file(session: SessionRecord, filename: str | None = None) -> FileRecord:
     fid = random_id()
-    name = filename or f"{session.project}-{session.version}-{fid[:6]}-py3-none-any.whl"
+    name = filename or f"{session.project}-{session.version}-1{fid[:6]}-py3-none-any.whl"
     return FileRecord(
         id=fid,
         session_id=session.id,
@@ -298,7 +298,7 @@ def test_an_uncommitted_reservation_is_released(
     name = "demo-1.0.tar.gz"
     locked = store.lock_for_publish(session, NOW, NOW + 900)
     store.reserve_filenames(locked, [new_file(session, name)], NOW)
-    reservation = {"pk": {"S": "P#demo"}, "sk": {"S": f"F#1#{name}"}}  # the module's layout
+    reservation = {"pk": {"S": "P#demo"}, "sk": {"S": "F#1#demo-1.tar.gz"}}  # the module's layout
     assert "Item" in aws[0].get_item(TableName=settings.table_name, Key=reservation)
     store.release_filenames(locked, [new_file(session, name)])
     assert "Item" not in aws[0].get_item(TableName=settings.table_name, Key=reservation)

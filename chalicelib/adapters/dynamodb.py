@@ -4,12 +4,13 @@ Item layout (pk / sk):
 
     S#<session>   #SESSION          the publishing session
     S#<session>   F#<file>          a file upload session
-    S#<session>   N#<filename>      which file currently holds a filename in the session
+    S#<session>   N#<filename key>  which file currently holds a filename in the session
     R#<project>#<release>  #LIVE    the one non-terminal session of a release (invariant 3)
     P#<project>   #PROJECT          the project: reserved by a first-release session, or registered
     P#<project>   ROLE#<user>       a user's role on the project
     P#<project>   C#<session>       commit marker: the session's files are published
-    P#<project>   F#<release>#<filename>  a filename of the release, reserved or published
+    P#<project>   F#<release>#<filename key>  a filename of the release, reserved or published
+    (a filename key is names.filename_key: one per distribution, however it is spelled)
     INDEX#projects  <project>       a registered project, for the simple API's root
     OUTBOX#expose   <session>       a commit whose files may not be public at the edge yet
     U#<user>      #USER
@@ -40,6 +41,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from ..names import filename_key
 from ..ports import (
     AlreadyExists,
     FileChanged,
@@ -107,6 +109,12 @@ def _status_in(
     """The write condition of a transition (states.py): the item is in one of `sources`."""
     values = {f":s{i}": {"S": s.value} for i, s in enumerate(sorted(sources))}
     return "#status IN (" + ", ".join(values) + ")", values
+
+
+def _slot_sk(filename: str) -> str:
+    """A session's slot for a filename, by the distribution it names (names.filename_key):
+    `FOO-1.0-py3-none-any.whl` and `foo-1.0.0-py3-none-any.whl` share it."""
+    return f"N#{filename_key(filename)}"
 
 
 def _key(pk: str, sk: str) -> dict[str, Any]:
@@ -860,7 +868,7 @@ class DynamoStore:
 
     def file_named(self, session_id: str, filename: str) -> FileRecord | None:
         """The session's live (not canceled) file of that name."""
-        slot = self._get(session_pk(session_id), f"N#{filename}")
+        slot = self._get(session_pk(session_id), _slot_sk(filename))
         return self.get_file(session_id, slot["file_id"]) if slot else None
 
     def add_file(
@@ -880,7 +888,7 @@ class DynamoStore:
             "Item": _encode(
                 {
                     "pk": session_pk(session.id),
-                    "sk": f"N#{file.filename}",
+                    "sk": _slot_sk(file.filename),
                     "file_id": file.id,
                     TTL_ATTRIBUTE: ttl,
                 }
@@ -977,7 +985,7 @@ class DynamoStore:
                 {
                     "Delete": {
                         "TableName": self._table,
-                        "Key": _key(session_pk(file.session_id), f"N#{file.filename}"),
+                        "Key": _key(session_pk(file.session_id), _slot_sk(file.filename)),
                         "ConditionExpression": "attribute_not_exists(pk) OR file_id = :fid",
                         "ExpressionAttributeValues": {":fid": {"S": file.id}},
                     }
@@ -1074,7 +1082,7 @@ class DynamoStore:
                 raise
 
     def _published_sk(self, version_key: str, filename: str) -> str:
-        return f"F#{version_key}#{filename}"
+        return f"F#{version_key}#{filename_key(filename)}"
 
     def reserve_filenames(
         self, session: SessionRecord, files: Sequence[FileRecord], now: int
