@@ -44,6 +44,7 @@ from chalicelib.schemas import UploadRequest as Bare
 from chalicelib.services.index import Redirect
 from chalicelib.services.uploads import FileView, SessionView
 from chalicelib.simple import (
+    INDEX_CACHE,
     STAGE_CACHE,
     negotiate,
     page_response,
@@ -348,7 +349,12 @@ def _slashless() -> bool:
     return not str(request.context.get("path", "/")).endswith("/")
 
 
-def _page(prefix: str, name: str, render: Callable[[dict[str, str], str], Response]) -> Response:
+def _page(
+    prefix: str,
+    name: str,
+    render: Callable[[dict[str, str], str], Response],
+    cache: str = INDEX_CACHE,
+) -> Response:
     """The page at `prefix` + `name` + '/', its canonical URL. Page URLs MUST end with
     '/' and the repository SHOULD redirect the others (simple-repository-api.rst, "Base
     HTML API"); a project name that is not normalized redirects too (Redirect)."""
@@ -358,7 +364,7 @@ def _page(prefix: str, name: str, render: Callable[[dict[str, str], str], Respon
         headers, kind = _accept()
         return render(headers, kind)
     except Redirect as moved:
-        return redirect(f"{services().settings.public_url}/{prefix}{moved.name}/")
+        return redirect(f"{services().settings.public_url}/{prefix}{moved.name}/", cache=cache)
 
 
 @route("/simple", methods=["GET"])
@@ -390,7 +396,8 @@ def stage_index(token: str) -> Response:
         projects = services().index.stage_projects(token)
         return page_response(kind, root_body(kind, base, projects), headers, cache=STAGE_CACHE)
 
-    return _page("stage/", token, render)
+    # Stage URLs carry the session token: never in a shared cache.
+    return _page("stage/", token, render, STAGE_CACHE)
 
 
 @route("/stage/{token}/{name}", methods=["GET"])
@@ -399,7 +406,7 @@ def stage_project(token: str, name: str) -> Response:
         page = services().index.stage_project(token, name)
         return page_response(kind, project_body(kind, page), headers, cache=STAGE_CACHE)
 
-    return _page(f"stage/{token}/", name, render)
+    return _page(f"stage/{token}/", name, render, STAGE_CACHE)
 
 
 @route("/stage/{token}/files/{file_id}/{filename}", methods=["GET"])

@@ -87,7 +87,7 @@ def build(
         publisher=publisher,
         admin=AdminService(store, clock),
         links=Links(settings.public_url),
-        worker=Worker(store, verifier, publisher, clock),
+        worker=Worker(store, verifier, publisher, clock, access),
         index=IndexService(store, blobs, settings.public_url),
         edge=edge,
         legacy=LegacyService(uploads),

@@ -218,7 +218,7 @@ def page_response(
     return Response(body=body, status_code=200, headers={**headers, "Content-Type": kind})
 
 
-def redirect(location: str) -> Response:
+def redirect(location: str, *, cache: str = INDEX_CACHE) -> Response:
     return Response(
-        body="", status_code=301, headers={"Location": location, "Cache-Control": INDEX_CACHE}
+        body="", status_code=301, headers={"Location": location, "Cache-Control": cache}
     )

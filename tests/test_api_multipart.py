@@ -90,6 +90,22 @@ def test_parts_signed_for_a_token_revoked_since_are_refused_at_completion(
     assert any("revoked" in n for n in status["notices"])
 
 
+def test_a_token_revoked_while_its_file_awaits_the_worker_fails_the_file(
+    api: Api, me: Api, session: dict[str, Any], big_wheel: bytes, services: Services
+) -> None:
+    # The deferred path: the worker re-authorizes the signers right before assembling.
+    admin = api.as_(ADMIN_TOKEN)
+    ci = admin.post("/admin/users/alice/tokens", {"description": "ci"}).json()
+    file = start(api.as_(ci["token"]), session, big_wheel)
+    put_parts(api.as_(ci["token"]), file, chunks(file, big_wheel))
+    assert me.complete(file).status == 202
+    assert admin.delete(f"/admin/tokens/{ci['id']}").status == 204
+    run_worker(services)
+    status = me.get(file["links"]["file-upload-session"]).json()
+    assert status["status"] == "error"
+    assert any("revoked" in n for n in status["notices"])
+
+
 def test_the_vendor_mechanism_is_advertised_first(session: dict[str, Any]) -> None:
     assert session["mechanisms"] == [MECHANISM, "http-post-bytes"]
 

@@ -101,6 +101,27 @@ def test_a_409_location_only_names_a_session_of_the_same_release(api: Api) -> No
         assert again.headers["Location"] == session["links"]["session"]
 
 
+def test_a_live_first_release_session_is_shared_once_the_name_is_registered(
+    api: Api,
+) -> None:
+    # PEP 694: sessions are not bound to the credentials that created them; a maintainer
+    # of the now registered project is pointed at alice's open 2.0 session.
+    alice = api.as_(api.new_user("alice"))
+    bob = api.as_(api.new_user("bob"))
+    first = alice.create_session("demo", "1.0").json()
+    second = alice.create_session("demo", "2.0").json()
+    assert alice.publish(first).status == 201
+    admin = api.as_(ADMIN_TOKEN)
+    granted = admin.put(
+        "/admin/projects/demo/roles/bob", {"role": "maintainer"}, content_type="application/json"
+    )
+    assert granted.status == 200
+    assert bob.get(second["links"]["session"]).status == 200
+    again = bob.create_session("demo", "2.0")
+    assert again.status == 409
+    assert again.headers["Location"] == second["links"]["session"]
+
+
 def test_an_ended_first_release_session_is_its_creators_alone(api: Api) -> None:
     alice = api.as_(api.new_user("alice"))
     bob = api.as_(api.new_user("bob"))

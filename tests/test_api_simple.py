@@ -197,6 +197,8 @@ def test_pages_redirect_to_their_trailing_slash(
     reply = api.get(path.format(token=token), headers=JSON)
     assert reply.status == 301
     assert reply.headers["Location"] == "http://wharf.test" + canonical.format(token=token)
+    # A stage URL carries the session token: never cached where others could read it.
+    assert ("private" in reply.headers["Cache-Control"]) == path.startswith("/stage/")
     assert api.get(canonical.format(token=token), headers=JSON).status in (200, 301)
 
 

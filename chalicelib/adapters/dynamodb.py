@@ -620,19 +620,7 @@ class DynamoStore:
         if reserve_project:
             items.append(self._reserve_name(session))
         else:
-            items.append(
-                {
-                    "ConditionCheck": {
-                        "TableName": self._table,
-                        "Key": _key(_project_pk(session.project), "#PROJECT"),
-                        "ConditionExpression": "#status = :registered",
-                        "ExpressionAttributeNames": {"#status": "status"},
-                        "ExpressionAttributeValues": {
-                            ":registered": {"S": ProjectStatus.REGISTERED.value}
-                        },
-                    }
-                }
-            )
+            items.append(self._registered(session.project))
         try:
             self._transact(items)
         except ClientError as exc:
@@ -645,6 +633,17 @@ class DynamoStore:
             if len(reasons) > 2 and _failed(reasons[2]):
                 raise ProjectTaken(session.project) from None
             raise
+
+    def _registered(self, project: str) -> dict[str, Any]:
+        return {
+            "ConditionCheck": {
+                "TableName": self._table,
+                "Key": _key(_project_pk(project), "#PROJECT"),
+                "ConditionExpression": "#status = :registered",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":registered": {"S": ProjectStatus.REGISTERED.value}},
+            }
+        }
 
     def _claim_release(self, session: SessionRecord) -> dict[str, Any]:
         """The release's one live session (invariant 3); a legacy upload's session only
@@ -1316,6 +1315,9 @@ class DynamoStore:
             )
             if owner is not None:
                 items += self._role_puts(session.project, owner, Role.OWNER)
+        else:
+            # A release of a registered project: never of a name reserved, or free.
+            items.append(self._registered(session.project))
         try:
             self._transact(items)
         except ClientError as exc:

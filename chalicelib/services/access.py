@@ -8,9 +8,21 @@ import hmac
 
 from ..adapters.dynamodb import DynamoStore
 from ..errors import Forbidden, Unauthorized
-from ..records import ADMIN, UPLOAD_ROLES, Principal, ProjectStatus, SessionRecord
+from ..records import (
+    ADMIN,
+    UPLOAD_ROLES,
+    FileRecord,
+    Principal,
+    ProjectStatus,
+    SessionRecord,
+    TokenRecord,
+)
 from ..states import SessionStatus
 from ..tokens import ApiToken, credentials_from_header, same_secret
+
+
+def _principal(token: TokenRecord) -> Principal:
+    return Principal(username=token.username, token_id=token.id, projects=token.projects)
 
 
 class Access:
@@ -31,7 +43,7 @@ class Access:
         record = self._store.get_token(parsed.token_id) if parsed else None
         if parsed is None or record is None or not same_secret(parsed.secret, record.secret_hash):
             raise Unauthorized("The token is not valid: it is unknown or was revoked.")
-        return Principal(username=record.username, token_id=record.id, projects=record.projects)
+        return _principal(record)
 
     def authenticate_admin(self, authorization: str | None) -> None:
         if self.authenticate(authorization) is not ADMIN:
@@ -45,8 +57,10 @@ class Access:
         A name nobody holds may be registered by any authenticated principal (the
         index's name-registration policy); a reserved name belongs, while any of its
         first-release sessions is live, to the principal that created them (PEP 694
-        SHOULD). A first-release session that did not publish is its creator's alone,
-        also once it ended: its status and session token are nobody else's."""
+        SHOULD). A first-release session that ended without publishing stays its
+        creator's alone: its status and session token are nobody else's, also once the
+        name is free or someone else's. (A live one follows the name's reservation or
+        roles: PEP 694 sessions are not bound to the credentials that created them.)"""
         if principal.is_admin:
             return True
         if not principal.token_allows(project):
@@ -54,7 +68,7 @@ class Access:
         if (
             session is not None
             and session.first_release
-            and session.status is not SessionStatus.PUBLISHED
+            and session.status is SessionStatus.CANCELED
             and session.created_by != principal.username
         ):
             return False
@@ -66,15 +80,18 @@ class Access:
             return record.reserved_for == principal.username
         return self._store.get_role(project, principal.username) in UPLOAD_ROLES
 
-    def token_may_upload(self, token_id: str, session: SessionRecord) -> bool:
-        """Does the token (by id) exist, and may it still upload to the session?"""
-        record = self._store.get_token(token_id)
-        if record is None:
-            return False
-        principal = Principal(
-            username=record.username, token_id=record.id, projects=record.projects
-        )
-        return self.may_upload(principal, session.project, session)
+    def revoked_signers(
+        self, file: FileRecord, session: SessionRecord, *, trusted: str | None = None
+    ) -> list[str]:
+        """The tokens that had part URLs signed for the file and may no longer upload
+        to its session (deleted, or their user lost the role); `trusted` was just
+        authorized by the caller and is not looked up again."""
+        revoked = []
+        for token_id in sorted(file.signers - {trusted}):
+            record = self._store.get_token(token_id)
+            if record is None or not self.may_upload(_principal(record), session.project, session):
+                revoked.append(token_id)
+        return revoked
 
     def require_upload(
         self, principal: Principal, project: str, session: SessionRecord | None = None

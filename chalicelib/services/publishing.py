@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from ..adapters.dynamodb import DynamoStore
 from ..errors import Conflict, FieldError
 from ..ports import BlobStore, Clock, EdgeCache, ProjectTaken
-from ..records import FileRecord, ProjectStatus, SessionRecord
+from ..records import FileRecord, SessionRecord
 from ..states import FileStatus, SessionEvent
 from .verification import metadata_key
 
@@ -59,15 +59,12 @@ class Publisher:
                 _log.exception("exposing the files of session %s failed again", session_id)
         return finished
 
-    def _still_reserved(self, project: str) -> bool:
-        record = self._store.get_project(project)
-        return record is None or record.status is ProjectStatus.RESERVED
-
     def _commit(self, session: SessionRecord, event: SessionEvent) -> SessionRecord:
         """A first release registers the name, unless another of its creator's
         first-release sessions (another version, or a parallel legacy upload) did so
-        meanwhile: then it commits as a release of the registered project."""
-        registers = session.first_release and self._still_reserved(session.project)
+        meanwhile: then it commits as a release of the registered project (the store's
+        condition checks it is registered, so nothing is decided from a read)."""
+        registers = session.first_release
         try:
             return self._store.commit_publish(
                 session,
@@ -77,7 +74,7 @@ class Publisher:
                 registers=registers,
             )
         except ProjectTaken:
-            if not registers or self._still_reserved(session.project):
+            if not registers:
                 raise
         return self._store.commit_publish(
             session, self._clock.now(), owner=None, event=event, registers=False

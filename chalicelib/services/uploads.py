@@ -61,7 +61,7 @@ from ..states import (
 from ..tokens import is_random_id, new_session_token, random_id, session_id_for
 from .access import Access
 from .publishing import Publisher, unfinished
-from .verification import Unverified, Verifier, upload_gone
+from .verification import Unverified, Verifier, signer_revoked, upload_gone
 from .worker import PUBLISH, VERIFY_FILE
 
 # A synchronous publish holds its session still for at most this long, so a publisher
@@ -70,6 +70,9 @@ from .worker import PUBLISH, VERIFY_FILE
 PUBLISH_LOCK_SECONDS = 120
 FILES_PREFIX = "files/"
 _CREATE_ATTEMPTS = 3
+# Live first-release sessions of one new name (other versions): bounds the reservation
+# item and what a refused creation reads.
+MAX_FIRST_RELEASE_SESSIONS = 100
 
 
 @dataclass(frozen=True)
@@ -268,13 +271,15 @@ class UploadService:
             raise BadRequest("The session's name or version is not valid.", errors)
         for _attempt in range(_CREATE_ATTEMPTS):
             record = self._store.get_project(project)
-            if (
-                record is not None
-                and record.status is ProjectStatus.RESERVED
-                and record.reserved_for != principal.username
-            ):
-                self._refuse_reserved(principal, record)
-                continue
+            if record is not None and record.status is ProjectStatus.RESERVED:
+                if record.reserved_for != principal.username:
+                    self._refuse_reserved(principal, record)
+                    continue
+                if len(record.holders) >= MAX_FIRST_RELEASE_SESSIONS:
+                    raise Conflict(
+                        f"At most {MAX_FIRST_RELEASE_SESSIONS} versions of a new name may be "
+                        "in progress at once; publish or cancel one of them first."
+                    )
             self._access.require_upload(principal, project)
             now = self._clock.now()
             token = new_session_token()
@@ -327,7 +332,7 @@ class UploadService:
         operator, without a Location: those sessions are other releases). Returns only
         when every holder had expired (and has now been canceled, freeing the name), so
         the caller retries."""
-        holders = [self._store.get_session(h) for h in sorted(record.holders)]
+        holders = (self._store.get_session(h) for h in sorted(record.holders))
         if all(h is None or self._expire_if_due(h).status.terminal for h in holders):
             return
         self._access.require_upload(principal, record.name)
@@ -575,7 +580,7 @@ class UploadService:
             raise Conflict(
                 f"The file is {view.status.value}; only a pending file can be completed."
             )
-        self._require_signers_allowed(view)
+        self._require_signers_allowed(view, principal)
         if file.size > self._settings.inline_max:
             processing = self._move_file(file, FileEvent.DEFER_COMPLETE)
             self._queue.send({"job": VERIFY_FILE, "session": file.session_id, "file": file.id})
@@ -603,27 +608,14 @@ class UploadService:
             raise _changed(exc) from None
         return FileView(view.session, completed)
 
-    def _require_signers_allowed(self, view: FileView) -> None:
-        """PEP 694 SHOULD re-authorize every step: a part URL stays valid for its whole
-        lifetime (PART_URL_SECONDS) even if the token that asked for it is revoked
-        meanwhile, so completion refuses a file any of whose URLs were signed for a
-        token that may no longer upload to the session. The file goes to error."""
-        revoked = sorted(
-            t for t in view.file.signers if not self._access.token_may_upload(t, view.session)
-        )
-        if revoked:
-            refusal = Unverified(
-                [
-                    FieldError(
-                        "parts",
-                        "part URLs of this file were signed for a token that has since been "
-                        "revoked or lost its role; delete this file and upload it again",
-                    )
-                ]
-            )
+    def _require_signers_allowed(self, view: FileView, principal: Principal) -> None:
+        """PEP 694 SHOULD re-authorize every step: part URLs signed for a token revoked
+        since must not complete a file (Access.revoked_signers). Checked again by the
+        worker for a deferred file, right before it assembles the parts."""
+        if self._access.revoked_signers(view.file, view.session, trusted=principal.token_id):
             raise BadRequest(
                 "The file was not accepted: some of its part URLs belong to a revoked token.",
-                self._fail_completion(view.file, refusal),
+                self._fail_completion(view.file, signer_revoked()),
             )
 
     def _fail_completion(self, file: FileRecord, refusal: Unverified) -> list[FieldError]:

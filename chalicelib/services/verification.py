@@ -34,6 +34,20 @@ class Unverified(Exception):
         super().__init__("; ".join(self.notices))
 
 
+def signer_revoked() -> Unverified:
+    """A part URL outlives the revocation of the token it was signed for (S3 cannot be
+    told): completion refuses a file any of whose URLs belong to a revoked token."""
+    return Unverified(
+        [
+            FieldError(
+                "parts",
+                "part URLs of this file were signed for a token that has since been revoked "
+                "or lost its role; delete this file and upload it again",
+            )
+        ]
+    )
+
+
 def upload_gone() -> Unverified:
     """The bucket's lifecycle rule aborts multipart uploads older than any session can
     live (infra/template.yaml); a cancel aborts them too. Either way the parts are lost

@@ -14,8 +14,9 @@ from ..errors import WharfError
 from ..ports import Clock, FileChanged, ProjectTaken, SessionChanged
 from ..records import FileRecord, SessionRecord, Verified
 from ..states import FileEvent, FileStatus, SessionEvent, SessionStatus
+from .access import Access
 from .publishing import Publisher, unfinished
-from .verification import Unverified, Verifier
+from .verification import Unverified, Verifier, signer_revoked
 
 VERIFY_FILE = "verify-file"
 PUBLISH = "publish"
@@ -28,8 +29,14 @@ GAVE_UP = (
 
 class Worker:
     def __init__(
-        self, store: DynamoStore, verifier: Verifier, publisher: Publisher, clock: Clock
+        self,
+        store: DynamoStore,
+        verifier: Verifier,
+        publisher: Publisher,
+        clock: Clock,
+        access: Access,
     ) -> None:
+        self._access = access
         self._store = store
         self._verifier = verifier
         self._publisher = publisher
@@ -76,6 +83,8 @@ class Worker:
             self._verifier.discard(file)  # the session's cancel discards the outcome
             return
         try:
+            if self._access.revoked_signers(file, session):
+                raise signer_revoked()  # a URL may have been used since `complete`
             verified = self._verifier.verify(session, file)
         except Unverified as exc:
             self._settle(file, FileEvent.PROCESSING_FAILED, notices=exc.notices)
