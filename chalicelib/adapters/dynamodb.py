@@ -195,16 +195,17 @@ class _RetryingWrites:
             return operation
 
         def write(**kwargs: Any) -> Any:
-            for attempt in range(1, self._attempts + 1):
+            attempt = 1
+            while True:
                 try:
                     return operation(**kwargs)
                 except ClientError as exc:
-                    if not _lost_a_race(exc) or attempt == self._attempts:
-                        if _lost_a_race(exc):
-                            raise StoreBusy() from exc
+                    if not _lost_a_race(exc):
                         raise
+                    if attempt == self._attempts:
+                        raise StoreBusy() from exc
                 self._sleep(random.uniform(0, 0.025 * 2**attempt))
-            raise AssertionError("unreachable")
+                attempt += 1
 
         return write
 
