@@ -10,8 +10,7 @@ import sys
 import threading
 from types import FrameType
 
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from moto.server import ThreadedMotoServer
+from .moto_guard import EmbeddedAws
 
 REGION = "us-east-1"
 SWEEP_SECONDS = 30
@@ -26,14 +25,12 @@ def main() -> int:
     if generated:
         os.environ["WHARF_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
 
-    # Embedded AWS on loopback only (moto binds 0.0.0.0 unless told otherwise).
-    moto = ThreadedMotoServer(
-        ip_address="127.0.0.1", port=int(os.environ.get("WHARF_MOTO_PORT", "0")), verbose=False
-    )
+    # Embedded AWS on loopback only, behind the guard that makes moto safe under
+    # concurrent requests (moto_guard.py: without it moto loses committed writes).
+    moto = EmbeddedAws("127.0.0.1", int(os.environ.get("WHARF_MOTO_PORT", "0")))
     moto.start()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    moto_host, moto_port = moto.get_host_and_port()
-    os.environ["AWS_ENDPOINT_URL"] = f"http://{moto_host}:{moto_port}"
+    os.environ["AWS_ENDPOINT_URL"] = moto.url
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "wharf-local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "wharf-local")
     os.environ["AWS_DEFAULT_REGION"] = os.environ.get("AWS_DEFAULT_REGION", REGION)
@@ -62,8 +59,9 @@ def main() -> int:
     edge = Edge(
         (host, port),
         LocalGateway(app, Config.create(lambda_timeout=900)),
-        # The same moto application the server above runs, called in-process (files.py).
-        FileOrigin(s3, settings.bucket_name, DomainDispatcherApplication(create_backend_app)),
+        # The same (guarded) moto application the server above runs, called in-process
+        # (files.py).
+        FileOrigin(s3, settings.bucket_name, moto.app),
     )
     stop = threading.Event()
 

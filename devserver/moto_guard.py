@@ -1,0 +1,623 @@
+"""The embedded AWS (moto) made safe under concurrent requests (issue 10).
+
+moto keeps every service's state in plain Python objects without locks, and its server
+runs each request in a thread of its own. Under concurrent requests that loses data:
+
+- DynamoDB TransactWriteItems deep-copies every table it touches (once per item), applies
+  the items one at a time, and on a failure puts the copies back. A write another request
+  commits meanwhile is erased by that restore; a copy taken while another request writes
+  fails ("dictionary changed size during iteration", a 500); readers see a transaction half
+  applied. The copy also makes every transaction cost the whole table.
+- Query lists and sorts every item of the table, per request, then keeps one partition.
+- SQS DeleteMessage rebuilds the queue's message list from a snapshot, so a message sent
+  meanwhile is dropped.
+- S3 PutObject with If-None-Match, and CompleteMultipartUpload, check and then write:
+  two racing writers can both succeed, the second overwriting the first.
+
+So the embedded AWS is served through `MotoGuard`, a WSGI middleware in front of moto's
+application, which
+
+1. serializes every DynamoDB request, reads included (nothing sees a transaction half
+   applied; a request costs moto a millisecond or two, so one lock is cheap);
+2. serializes every SQS request, and runs a long poll (ReceiveMessage with
+   WaitTimeSeconds) as short polls that wait for the next SQS write *outside* the lock;
+3. serializes S3 writes per object (a lock per stripe of object paths), leaving reads and
+   part uploads concurrent;
+
+and `install()` replaces two moto methods, once, at class level:
+
+4. DynamoDBBackend.transact_write_items: check every item's condition first, then apply
+   the items, and if applying one fails put back only the items touched; its cost is the
+   transaction's, not the table's;
+5. Table.query on the base table reads only its partition rather than the whole table.
+
+Both are written against moto 5.2.5 (requirements-dev.txt pins it). `install()` checks that
+what they replace and call still has that shape, and raises MotoChanged otherwise, so a moto
+upgrade that moves them fails loudly at start-up and in tests/test_moto_guard.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+import io
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    ConditionalCheckFailed,
+    MockValidationException,
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import Table
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+DYNAMODB = "dynamodb"
+SQS = "sqs"
+S3 = "s3"
+# Object paths share this many S3 locks: bounded memory whatever the number of keys, and
+# two writes to different objects rarely wait for each other.
+S3_STRIPES = 64
+# A long poll looks again at least this often even when no SQS write woke it: a message
+# whose visibility timeout ran out becomes receivable without any write (moto's own long
+# poll looks once a second too).
+SQS_POLL_SECONDS = 1.0
+TRANSACTION_LIMIT = 100
+_TRANSACTION_KINDS = frozenset({"ConditionCheck", "Put", "Delete", "Update"})
+
+
+class MotoChanged(RuntimeError):
+    """moto no longer has the shape the guard's replacements were written against."""
+
+
+# -- the WSGI middleware ----------------------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    """A response of moto's, read whole (moto builds its responses in memory anyway)."""
+
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def call(app: WSGIApplication, environ: WSGIEnvironment) -> Answer:
+    """Run `app` to the end of its response, so that nothing of the request runs after
+    the caller releases its lock."""
+    answered: list[tuple[str, list[tuple[str, str]]]] = []
+    written: list[bytes] = []
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], object]:
+        answered[:] = [(status, headers)]
+        return written.append
+
+    chunks: Iterable[bytes] = app(environ, start_response)
+    try:
+        iterated = list(chunks)
+        body = b"".join([*written, *iterated])  # what write() sent comes first (PEP 3333)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    status, headers = answered[0]
+    return Answer(status, list(headers), body)
+
+
+def buffer_body(environ: WSGIEnvironment) -> bytes:
+    """Read the request body before a lock is taken: a slow sender must not hold it."""
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        data = stream.read(int(length))
+    elif environ.get("wsgi.input_terminated"):  # chunked: werkzeug ends the stream
+        data = stream.read()
+    else:
+        data = b""
+    environ["wsgi.input"] = io.BytesIO(data)
+    environ["CONTENT_LENGTH"] = str(len(data))
+    return bytes(data)
+
+
+def signing_service(environ: WSGIEnvironment) -> str | None:
+    """The service named in a SigV4 credential scope (`AKID/date/region/service/
+    aws4_request`), from the Authorization header or a presigned URL's query."""
+    authorization = str(environ.get("HTTP_AUTHORIZATION", ""))
+    if "Credential=" in authorization:
+        credential = authorization.split("Credential=", 1)[1].split(",", 1)[0].strip()
+    else:
+        query = parse_qs(str(environ.get("QUERY_STRING", "")))
+        credential = query.get("X-Amz-Credential", [""])[0]
+    parts = credential.split("/")
+    return parts[3] if len(parts) == 5 else None
+
+
+def service_of(environ: WSGIEnvironment) -> str | None:
+    """Which guarded service a request is for, or None to pass it through untouched."""
+    target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+    if target.startswith("DynamoDB_"):
+        return DYNAMODB
+    if target.startswith("AmazonSQS."):
+        return SQS
+    # SQS's older query protocol (no X-Amz-Target) is not what boto3 speaks: passed through.
+    # moto itself takes a request it cannot place (unsigned, SigV2) for S3.
+    if signing_service(environ) in (S3, None):
+        return S3
+    return None
+
+
+class MotoGuard:
+    """moto's WSGI application, serializing what moto cannot run concurrently."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self.app = app
+        self._dynamodb = threading.Lock()
+        # Held by every SQS request; a long poll waits on it (releasing it) for a write.
+        self._sqs = threading.Condition(threading.Lock())
+        self._s3 = [threading.Lock() for _ in range(S3_STRIPES)]
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        service = service_of(environ)
+        if service == DYNAMODB:
+            buffer_body(environ)
+            with self._dynamodb:
+                answer = call(self.app, environ)
+        elif service == SQS:
+            answer = self._sqs_request(environ)
+        elif service == S3 and (lock := self._s3_lock(environ)) is not None:
+            with lock:
+                answer = call(self.app, environ)
+        else:
+            return self.app(environ, start_response)
+        start_response(answer.status, answer.headers)
+        return [answer.body]
+
+    # -- S3 --------------------------------------------------------------------------------
+
+    def _s3_lock(self, environ: WSGIEnvironment) -> threading.Lock | None:
+        """The lock of the object a write names; None for reads and part uploads.
+
+        Part uploads stay concurrent: a file's parts go up in parallel, and each holds its
+        request as long as its client takes to send the bytes. moto keeps one entry per
+        part number, so the parts of an upload do not disturb each other; a part sent
+        again while its own upload completes is the one race left to moto."""
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("PUT", "POST", "DELETE"):
+            return None
+        query = parse_qs(str(environ.get("QUERY_STRING", "")), keep_blank_values=True)
+        if method == "PUT" and "uploadId" in query and "partNumber" in query:
+            return None
+        # Path-style (/bucket/key) or virtual-hosted (bucket in Host): the two together
+        # name the object the way the client addressed it.
+        host = str(environ.get("HTTP_HOST", "")).lower()
+        path = str(environ.get("PATH_INFO", ""))
+        return self._s3[hash((host, path)) % S3_STRIPES]
+
+    # -- SQS -------------------------------------------------------------------------------
+
+    def _sqs_request(self, environ: WSGIEnvironment) -> Answer:
+        body = buffer_body(environ)
+        action = str(environ["HTTP_X_AMZ_TARGET"]).split(".", 1)[1]
+        if action == "ReceiveMessage":
+            return self._receive(environ, body)
+        with self._sqs:
+            answer = call(self.app, environ)
+            # A long poll waiting for a message looks again.
+            self._sqs.notify_all()
+        return answer
+
+    def _receive(self, environ: WSGIEnvironment, body: bytes) -> Answer:
+        try:
+            request = json.loads(body)
+        except ValueError:
+            request = None
+        wait = request.get("WaitTimeSeconds") if isinstance(request, dict) else None
+        if type(wait) is not int or not 0 < wait <= 20:
+            # A short poll, or a request moto refuses: one call. (A queue's own
+            # ReceiveMessageWaitTimeSeconds is not consulted; Wharf's queue has none.)
+            with self._sqs:
+                return call(self.app, environ)
+        assert isinstance(request, dict)
+        # moto's own long poll would sleep inside the lock, holding every other SQS
+        # request (the send it waits for included) until it gave up.
+        short = json.dumps({**request, "WaitTimeSeconds": 0}).encode()
+        deadline = time.monotonic() + wait
+        with self._sqs:
+            while True:
+                attempt = dict(environ)
+                attempt["wsgi.input"] = io.BytesIO(short)
+                attempt["CONTENT_LENGTH"] = str(len(short))
+                answer = call(self.app, attempt)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not _received_nothing(answer):
+                    return answer
+                self._sqs.wait(min(remaining, SQS_POLL_SECONDS))
+
+
+def _received_nothing(answer: Answer) -> bool:
+    if not answer.status.startswith("200"):
+        return False
+    try:
+        received = json.loads(answer.body or b"{}")
+    except ValueError:
+        return False
+    return isinstance(received, dict) and not received.get("Messages")
+
+
+# -- the server ---------------------------------------------------------------------------------
+
+
+@dataclass
+class EmbeddedAws:
+    """moto's server (what moto.server.ThreadedMotoServer runs) behind MotoGuard, on
+    loopback only."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    app: MotoGuard = field(init=False)
+    _server: BaseWSGIServer | None = field(default=None, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.app = MotoGuard(DomainDispatcherApplication(create_backend_app))
+
+    def start(self) -> None:
+        install()
+        self._server = make_server(
+            self.host, self.port, self.app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="embedded-aws", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+
+# -- DynamoDB: transactions proportional to themselves, queries to their partition ------------
+
+# (class, attribute) -> what moto had there before install().
+_replaced: dict[tuple[type, str], Any] = {}
+_install_lock = threading.Lock()
+
+
+def install() -> None:
+    """Replace moto's TransactWriteItems and base-table Query (once per process)."""
+    with _install_lock:
+        if _replaced:
+            return
+        check_shape()
+        replacements: dict[tuple[type, str], Any] = {
+            (DynamoDBBackend, "transact_write_items"): transact_write_items,
+            (Table, "query"): _scoped_query(Table.query),
+            (Table, "all_items"): _scoped_all_items(Table.all_items),
+        }
+        for (owner, name), replacement in replacements.items():
+            _replaced[(owner, name)] = owner.__dict__[name]
+            setattr(owner, name, replacement)
+
+
+def uninstall() -> None:
+    """Put moto's own methods back (tests that run moto in-process share it with others)."""
+    with _install_lock:
+        for (owner, name), original in _replaced.items():
+            setattr(owner, name, original)
+        _replaced.clear()
+
+
+def installed() -> bool:
+    return bool(_replaced)
+
+
+def original(owner: type, name: str) -> Any:
+    """moto's own method, whether or not install() replaced it."""
+    return _replaced.get((owner, name), owner.__dict__[name])
+
+
+def _parameters(function: Any) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+# What the replacements call or replace, and the parameters they use by name.
+_EXPECTED: dict[tuple[type, str], set[str]] = {
+    (DynamoDBBackend, "transact_write_items"): {"self", "transact_items"},
+    (DynamoDBBackend, "get_table"): {"table_name"},
+    (DynamoDBBackend, "get_item"): {"table_name", "keys"},
+    (DynamoDBBackend, "get_keys_value"): {"table", "keys"},
+    (DynamoDBBackend, "put_item"): {
+        "table_name",
+        "item_attrs",
+        "condition_expression",
+        "expression_attribute_names",
+        "expression_attribute_values",
+    },
+    (DynamoDBBackend, "delete_item"): {
+        "table_name",
+        "key",
+        "condition_expression",
+        "expression_attribute_names",
+        "expression_attribute_values",
+    },
+    (DynamoDBBackend, "update_item"): {
+        "table_name",
+        "key",
+        "update_expression",
+        "condition_expression",
+        "expression_attribute_names",
+        "expression_attribute_values",
+    },
+    (Table, "put_item"): {"item_attrs", "overwrite"},
+    (Table, "delete_item"): {"hash_key", "range_key"},
+    (Table, "query"): {"hash_key", "index_name"},
+    (Table, "all_items"): {"self"},
+}
+
+
+def check_shape() -> None:
+    """Raise MotoChanged unless moto still has what the replacements rely on."""
+    for (owner, name), wanted in _EXPECTED.items():
+        function = original(owner, name) if name in owner.__dict__ else None
+        if not callable(function):
+            raise MotoChanged(f"moto has no {owner.__name__}.{name} any more")
+        missing = wanted - set(_parameters(function))
+        if missing:
+            raise MotoChanged(f"moto's {owner.__name__}.{name} lost {sorted(missing)}")
+    if _parameters(original(DynamoDBBackend, "transact_write_items")) != ["self", "transact_items"]:
+        raise MotoChanged("moto's DynamoDBBackend.transact_write_items changed its parameters")
+    _check_partition_layout()
+
+
+def _check_partition_layout() -> None:
+    """The partition read (_partition) must see exactly what moto's full listing keeps
+    for that hash key: checked on a scratch table of each kind."""
+    all_items = original(Table, "all_items")
+    for schema in (["pk", "sk"], ["pk"]):
+        # moto builds its tables this way (DynamoDBBackend.create_table); mypy counts
+        # CloudFormation hooks Table leaves to subclasses as abstract.
+        table = Table(  # type: ignore[abstract]
+            "wharf-layout-probe",
+            account_id="000000000000",
+            region="us-east-1",
+            schema=[
+                {"AttributeName": name, "KeyType": kind}
+                for name, kind in zip(schema, ("HASH", "RANGE"), strict=False)
+            ],
+            attr=[{"AttributeName": name, "AttributeType": "S"} for name in schema],
+        )
+        for pk in ("a", "b"):
+            for sk in ("y", "x"):
+                table.put_item({"pk": {"S": pk}, **({"sk": {"S": sk}} if "sk" in schema else {})})
+        for pk in ("a", "b", "c"):
+            hash_key = DynamoType({"S": pk})
+            expected = [item for item in all_items(table) if item.hash_key == hash_key]
+            try:
+                seen = _partition(table, hash_key)
+            except Exception as exc:
+                raise MotoChanged(f"moto's Table.items changed shape: {exc!r}") from exc
+            if seen != expected:
+                raise MotoChanged("moto's Table.items no longer holds items by partition")
+
+
+# -- TransactWriteItems -------------------------------------------------------------------------
+
+Reason = tuple[str, str, dict[str, Any] | None] | tuple[None, None, None]
+
+
+@dataclass
+class _Step:
+    kind: str
+    table_name: str
+    key: dict[str, Any]
+    op: dict[str, Any]
+    current: Item | None
+
+
+def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    """DynamoDBBackend.transact_write_items without the copy of every table.
+
+    moto's own applies the items one by one and, if one fails, puts back a deep copy of
+    each table it took beforehand. Here every item's key and condition are checked before
+    anything is written (a transaction on a given item names it once, and its condition is
+    on that item alone, so the checks see what moto's would); only then are the items
+    applied, and if applying one fails (a bad update expression, an item too large), the
+    items applied so far are put back as they were. The answer is moto's: a
+    ValidationException, or TransactionCanceledException with one reason per item."""
+    if len(transact_items) > TRANSACTION_LIMIT:
+        raise TooManyTransactionsException()
+    steps: list[_Step | None] = []
+    reasons: list[Reason] = []
+    seen: set[tuple[str, str]] = set()
+    for entry in transact_items:
+        if len(entry) > 1:
+            raise TransactWriteSingleOpException
+        kind, op = next(iter(entry.items()))
+        refused_item: dict[str, Any] | None = None
+        try:
+            if kind not in _TRANSACTION_KINDS:
+                raise ValueError("Unsupported transaction operation")
+            table_name = op["TableName"]
+            if kind == "Put":
+                table = self.get_table(table_name)
+                attrs = op["Item"]
+                key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = attrs[table.range_key_attr]
+            else:
+                key = op["Key"]
+            identity = (str(table_name), str(dict(sorted(key.items()))))
+            if identity in seen:
+                raise MultipleTransactionsException()
+            seen.add(identity)
+            current = self.get_item(table_name, key)
+            condition = op.get("ConditionExpression")
+            if condition is not None:
+                check = get_filter_expression(
+                    condition,
+                    op.get("ExpressionAttributeNames"),
+                    op.get("ExpressionAttributeValues"),
+                )
+                if not check.expr(current):
+                    if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                        refused_item = current.to_json()["Attributes"]
+                    raise ConditionalCheckFailed(item=refused_item)
+            steps.append(_Step(kind, table_name, key, op, current))
+            reasons.append((None, None, None))
+        except MockValidationException:
+            raise  # nothing is written yet: nothing to put back
+        except ConditionalCheckFailed as exc:
+            steps.append(None)
+            reasons.append(("ConditionalCheckFailed", str(exc.message), refused_item))
+        except Exception as exc:
+            steps.append(None)
+            reasons.append((type(exc).__name__, str(exc), None))
+    if any(code is not None for code, _, _ in reasons):
+        raise TransactionCanceledException(reasons)
+
+    # Each item as it was before this transaction, to put back on a failure: copies of
+    # the touched items only (an update changes its item in place).
+    touched: list[tuple[str, dict[str, Any], Item | None]] = []
+    for index, step in enumerate(steps):
+        assert step is not None
+        if step.kind == "ConditionCheck":
+            continue
+        touched.append((step.table_name, step.key, copy.deepcopy(step.current)))
+        try:
+            _apply(self, step)
+        except MockValidationException:
+            _put_back(self, touched)
+            raise
+        except ConditionalCheckFailed as exc:
+            reasons[index] = ("ConditionalCheckFailed", str(exc.message), None)
+        except Exception as exc:
+            reasons[index] = (type(exc).__name__, str(exc), None)
+    if any(code is not None for code, _, _ in reasons):
+        _put_back(self, touched)
+        raise TransactionCanceledException(reasons)
+
+
+def _apply(backend: DynamoDBBackend, step: _Step) -> None:
+    """One item, written as moto's own transaction writes it."""
+    op = step.op
+    condition = op.get("ConditionExpression")
+    # None when absent, as moto's own transaction passes them (its annotations say dict).
+    names: Any = op.get("ExpressionAttributeNames")
+    values: Any = op.get("ExpressionAttributeValues")
+    if step.kind == "Put":
+        backend.put_item(
+            step.table_name,
+            op["Item"],
+            condition_expression=condition,
+            expression_attribute_names=names,
+            expression_attribute_values=values,
+        )
+    elif step.kind == "Delete":
+        backend.delete_item(
+            step.table_name,
+            step.key,
+            condition_expression=condition,
+            expression_attribute_names=names,
+            expression_attribute_values=values,
+        )
+    elif step.kind == "Update":
+        backend.update_item(
+            step.table_name,
+            step.key,
+            update_expression=op["UpdateExpression"],
+            condition_expression=condition,
+            expression_attribute_names=names,
+            expression_attribute_values=values,
+        )
+
+
+def _put_back(
+    backend: DynamoDBBackend, touched: list[tuple[str, dict[str, Any], Item | None]]
+) -> None:
+    for table_name, key, before in reversed(touched):
+        table = backend.get_table(table_name)
+        if before is None:
+            hash_key, range_key = backend.get_keys_value(table, key)
+            table.delete_item(hash_key, range_key)
+        else:
+            table.put_item(dict(before.attrs), overwrite=True)
+
+
+# -- Query: one partition -------------------------------------------------------------------------
+
+# The (table, hash key) a base-table query is reading, in this thread: all_items then lists
+# that partition only. moto's query keeps nothing else of the list (it filters on the hash
+# key), so the result is the same; the cost is the partition's, not the table's.
+_scope = threading.local()
+
+
+def _partition(table: Table, hash_key: DynamoType) -> list[Item]:
+    # .get: items is a defaultdict, [] would add the key. Hash key -> {range key -> item},
+    # or hash key -> item for a table without a range key.
+    held: Any = table.items.get(hash_key)
+    if held is None:
+        return []
+    if table.range_key_attr:
+        return sorted(held.values(), key=lambda item: item.range_key)
+    return [held]
+
+
+def _scoped_query(query: Callable[..., Any]) -> Callable[..., Any]:
+    signature = inspect.signature(query)
+
+    @functools.wraps(query)
+    def scoped(self: Table, *args: Any, **kwargs: Any) -> Any:
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        hash_key = arguments.get("hash_key")
+        if hash_key is None or arguments.get("index_name"):
+            return query(self, *args, **kwargs)
+        outer = getattr(_scope, "partition", None)
+        _scope.partition = (self, hash_key)
+        try:
+            return query(self, *args, **kwargs)
+        finally:
+            _scope.partition = outer
+
+    return scoped
+
+
+def _scoped_all_items(all_items: Callable[[Table], list[Item]]) -> Callable[[Table], list[Item]]:
+    @functools.wraps(all_items)
+    def scoped(self: Table) -> list[Item]:
+        scope = getattr(_scope, "partition", None)
+        if scope is None or scope[0] is not self:
+            return all_items(self)
+        return _partition(self, scope[1])
+
+    return scoped

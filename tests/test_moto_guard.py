@@ -1,0 +1,536 @@
+"""The embedded AWS under concurrent requests (devserver/moto_guard.py, issue 10): many
+clients write at once and nothing is lost, nothing answers 500, and a transaction's or a
+query's cost does not grow with the table (counted, never timed)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
+
+from chalicelib.adapters.schema import table_definition
+from devserver import moto_guard
+from devserver.moto_guard import EmbeddedAws, MotoChanged
+
+REGION = "us-east-1"
+THREADS = 12
+
+
+@pytest.fixture(scope="module")
+def embedded() -> Iterator[EmbeddedAws]:
+    """The guarded embedded AWS, in this process (so the tests can count what it does)."""
+    running = EmbeddedAws()
+    running.start()
+    yield running
+    running.stop()
+    # moto is shared with every other test of the session: its own methods back.
+    moto_guard.uninstall()
+
+
+def client(embedded: EmbeddedAws, service: str) -> Any:
+    """A client that never retries: a 500 from the embedded AWS reaches the test."""
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=embedded.url,
+        region_name=REGION,
+        aws_access_key_id="wharf-local",
+        aws_secret_access_key="wharf-local",
+        config=Config(retries={"total_max_attempts": 1}, max_pool_connections=THREADS * 2),
+    )
+
+
+def status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+# -- the hooks fail loudly when moto changes ------------------------------------------------------
+
+
+def test_the_hooks_match_this_moto(embedded: EmbeddedAws) -> None:
+    assert moto_guard.installed()
+    moto_guard.check_shape()
+    assert DynamoDBBackend.transact_write_items is moto_guard.transact_write_items
+
+
+@pytest.mark.parametrize(
+    ("owner", "name", "replacement"),
+    [
+        (DynamoDBBackend, "transact_write_items", lambda self, items, token: None),
+        (DynamoDBBackend, "update_item", lambda self, table_name, key: None),
+        (Table, "delete_item", lambda self, key: None),
+        # The partition read no longer agrees with moto's listing of the table.
+        (Table, "all_items", lambda self: []),
+    ],
+)
+def test_a_moto_of_another_shape_is_refused(
+    monkeypatch: pytest.MonkeyPatch, owner: type, name: str, replacement: Any
+) -> None:
+    monkeypatch.setattr(moto_guard, "_replaced", {})  # as before install()
+    monkeypatch.setattr(owner, name, replacement)
+    with pytest.raises(MotoChanged):
+        moto_guard.check_shape()
+
+
+def test_a_method_gone_from_moto_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(moto_guard, "_replaced", {})
+    monkeypatch.delattr(DynamoDBBackend, "transact_write_items")
+    with pytest.raises(MotoChanged):
+        moto_guard.check_shape()
+
+
+# -- DynamoDB: many writers, nothing lost, no 500 ------------------------------------------------
+
+
+def test_concurrent_transactions_and_writes_lose_nothing(embedded: EmbeddedAws) -> None:
+    db = client(embedded, "dynamodb")
+    db.create_table(**table_definition("guard-writes"))
+    # A table grown by earlier work: moto's own transaction copied all of it, each time.
+    for start in range(0, 1500, 25):
+        db.batch_write_item(
+            RequestItems={
+                "guard-writes": [
+                    {"PutRequest": {"Item": {"pk": s(f"FILLER#{i % 50}"), "sk": s(str(i))}}}
+                    for i in range(start, start + 25)
+                ]
+            }
+        )
+    db.put_item(TableName="guard-writes", Item={"pk": s("COUNTER"), "sk": s("#"), "n": {"N": "0"}})
+    db.put_item(TableName="guard-writes", Item={"pk": s("TEXT"), "sk": s("#"), "n": s("text")})
+    rounds = 15
+    failures: list[str] = []
+    committed = Counter[int]()
+    done = threading.Event()
+
+    def writer(n: int) -> None:
+        db = client(embedded, "dynamodb")
+        me = s(f"W#{n}")
+
+        def put(sk: str, condition: str | None = None) -> dict[str, Any]:
+            op: dict[str, Any] = {"TableName": "guard-writes", "Item": {"pk": me, "sk": s(sk)}}
+            if condition:
+                op["ConditionExpression"] = condition
+            return {"Put": op}
+
+        for j in range(rounds):
+            try:
+                # Committed: a and b together, and the shared counter.
+                db.transact_write_items(
+                    TransactItems=[
+                        put(f"a{j}", "attribute_not_exists(pk)"),
+                        put(f"b{j}"),
+                        {
+                            "Update": {
+                                "TableName": "guard-writes",
+                                "Key": {"pk": s("COUNTER"), "sk": s("#")},
+                                "UpdateExpression": "ADD n :one",
+                                "ExpressionAttributeValues": {":one": {"N": "1"}},
+                            }
+                        },
+                    ]
+                )
+                committed[n] += 1
+                db.put_item(TableName="guard-writes", Item={"pk": me, "sk": s(f"c{j}")})
+                db.put_item(TableName="guard-writes", Item={"pk": me, "sk": s(f"d{j}")})
+                db.delete_item(TableName="guard-writes", Key={"pk": me, "sk": s(f"d{j}")})
+                # Canceled by a condition: nothing of it may stay.
+                with pytest.raises(ClientError) as refused:
+                    db.transact_write_items(
+                        TransactItems=[put(f"x{j}"), put(f"a{j}", "attribute_not_exists(pk)")]
+                    )
+                assert code(refused.value) == "TransactionCanceledException"
+                # Refused while being applied (a number added to a string): the put applied
+                # before it is taken back.
+                with pytest.raises(ClientError) as invalid:
+                    db.transact_write_items(
+                        TransactItems=[
+                            put(f"y{j}"),
+                            {
+                                "Update": {
+                                    "TableName": "guard-writes",
+                                    "Key": {"pk": s("TEXT"), "sk": s("#")},
+                                    "UpdateExpression": "SET n = n + :one",
+                                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                                }
+                            },
+                        ]
+                    )
+                assert status(invalid.value) == 400, invalid.value.response
+            except (ClientError, AssertionError) as exc:
+                failures.append(f"writer {n} round {j}: {exc!r}")
+
+    torn: list[str] = []
+
+    def reader() -> None:
+        # A transaction is never seen half applied: a{j} and b{j} appear together.
+        db = client(embedded, "dynamodb")
+        while not done.is_set():
+            for n in range(THREADS):
+                try:
+                    items = db.query(
+                        TableName="guard-writes",
+                        KeyConditionExpression="pk = :pk",
+                        ExpressionAttributeValues={":pk": s(f"W#{n}")},
+                        ConsistentRead=True,
+                    )["Items"]
+                except ClientError as exc:
+                    failures.append(f"reader: {exc!r}")
+                    continue
+                keys = {item["sk"]["S"] for item in items}
+                torn.extend(
+                    k for k in keys if k[0] in "ab" and ("ba"["ab".index(k[0])] + k[1:]) not in keys
+                )
+
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(THREADS) as pool:
+            list(pool.map(writer, range(THREADS)))
+    finally:
+        done.set()
+        watcher.join()
+
+    assert failures == []
+    assert torn == []
+    assert sum(committed.values()) == THREADS * rounds
+    for n in range(THREADS):
+        items = db.query(
+            TableName="guard-writes",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": s(f"W#{n}")},
+            ConsistentRead=True,
+        )["Items"]
+        keys = sorted(item["sk"]["S"] for item in items)
+        assert keys == sorted(f"{p}{j}" for p in "abc" for j in range(rounds)), n
+    counter = db.get_item(TableName="guard-writes", Key={"pk": s("COUNTER"), "sk": s("#")})
+    assert counter["Item"]["n"] == {"N": str(THREADS * rounds)}
+    assert db.describe_table(TableName="guard-writes")["Table"]["ItemCount"] == (
+        1500 + 2 + THREADS * rounds * 3
+    )
+
+
+# -- the replacement answers what moto's own transaction answers ----------------------------------
+
+SCHEMA = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+ATTRS = [
+    {"AttributeName": "pk", "AttributeType": "S"},
+    {"AttributeName": "sk", "AttributeType": "S"},
+]
+
+
+def backend_with(size: int, name: str = "t") -> DynamoDBBackend:
+    """A DynamoDB backend of its own (not the server's) holding a table of `size` items
+    besides the few the transactions use."""
+    backend = DynamoDBBackend(REGION, "123456789012")
+    table = Table(  # type: ignore[abstract]  # as DynamoDBBackend.create_table builds it
+        name, account_id="123456789012", region=REGION, schema=SCHEMA, attr=ATTRS
+    )
+    backend.tables[name] = table
+    for i in range(size):
+        table.put_item({"pk": s(f"FILLER#{i % 97}"), "sk": s(str(i)), "data": s("x" * 40)})
+    table.put_item({"pk": s("P"), "sk": s("old"), "status": s("open"), "n": {"N": "1"}})
+    table.put_item({"pk": s("P"), "sk": s("text"), "n": s("text")})
+    return backend
+
+
+def put(sk: str, condition: str | None = None, **extra: Any) -> dict[str, Any]:
+    op: dict[str, Any] = {"TableName": "t", "Item": {"pk": s("P"), "sk": s(sk)}, **extra}
+    if condition:
+        op["ConditionExpression"] = condition
+    return {"Put": op}
+
+
+def update(sk: str, expression: str, values: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "Update": {
+            "TableName": "t",
+            "Key": {"pk": s("P"), "sk": s(sk)},
+            "UpdateExpression": expression,
+            "ExpressionAttributeValues": values,
+            **extra,
+        }
+    }
+
+
+TRANSACTIONS: dict[str, list[dict[str, Any]]] = {
+    "committed": [
+        put("new", "attribute_not_exists(pk)"),
+        update(
+            "old",
+            "SET #s = :s ADD n :one",
+            {":s": s("done"), ":one": {"N": "1"}},
+            ExpressionAttributeNames={"#s": "status"},
+        ),
+        {"Delete": {"TableName": "t", "Key": {"pk": s("P"), "sk": s("text")}}},
+        {
+            "ConditionCheck": {
+                "TableName": "t",
+                "Key": {"pk": s("FILLER#1"), "sk": s("1")},
+                "ConditionExpression": "attribute_exists(pk)",
+            }
+        },
+    ],
+    "refused with the current item": [
+        put("new"),
+        put("old", "attribute_not_exists(pk)", ReturnValuesOnConditionCheckFailure="ALL_OLD"),
+        update("text", "SET m = :m", {":m": s("m")}),
+    ],
+    "refused while applied": [
+        put("new"),
+        update(
+            "old", "SET #s = :s", {":s": s("changed")}, ExpressionAttributeNames={"#s": "status"}
+        ),
+        update("text", "SET n = n + :one", {":one": {"N": "1"}}),
+    ],
+    "one item twice": [put("new"), put("new")],
+    "unknown table": [put("new"), {"Put": {"TableName": "nowhere", "Item": {"pk": s("P")}}}],
+}
+
+
+def outcome(
+    transact: Callable[[DynamoDBBackend, list[dict[str, Any]]], None], items: list[dict[str, Any]]
+) -> tuple[str, str, list[Any]]:
+    """What a transaction answers, and the table afterwards."""
+    backend = backend_with(20)
+    try:
+        transact(backend, copy.deepcopy(items))
+        answer = "ok"
+    except Exception as exc:
+        answer = f"{type(exc).__name__}: {getattr(exc, 'description', exc)}"
+    table = backend.tables["t"]
+    state = [item.to_json() for item in moto_guard.original(Table, "all_items")(table)]
+    return answer, type(answer).__name__, state
+
+
+@pytest.mark.parametrize("name", sorted(TRANSACTIONS))
+def test_a_transaction_answers_as_moto_does(embedded: EmbeddedAws, name: str) -> None:
+    items = TRANSACTIONS[name]
+    mine = outcome(moto_guard.transact_write_items, items)
+    motos = outcome(moto_guard.original(DynamoDBBackend, "transact_write_items"), items)
+    assert mine == motos
+
+
+# -- costs that do not grow with the table (counted, not timed) -----------------------------------
+
+
+class Counting:
+    """Counts every deep copy of an object, nested ones included (copy.deepcopy recurses
+    through the module's own name, which this replaces)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        deepcopy = copy.deepcopy
+
+        def counted(value: Any, memo: Any = None, _nil: Any = None) -> Any:
+            self.calls += 1
+            return deepcopy(value, memo) if _nil is None else deepcopy(value, memo, _nil)
+
+        monkeypatch.setattr(copy, "deepcopy", counted)
+
+
+def copies(
+    monkeypatch: pytest.MonkeyPatch,
+    transact: Callable[[DynamoDBBackend, list[dict[str, Any]]], None],
+    size: int,
+    items: list[dict[str, Any]],
+) -> int:
+    backend = backend_with(size)
+    with monkeypatch.context() as patch:
+        counting = Counting(patch)
+        with contextlib.suppress(Exception):  # a refusal costs copies too
+            transact(backend, items)
+    return counting.calls
+
+
+@pytest.mark.parametrize(
+    "name", ["committed", "refused with the current item", "refused while applied"]
+)
+def test_a_transaction_copies_what_it_touches_not_the_table(
+    embedded: EmbeddedAws, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    items = TRANSACTIONS[name]
+    small = copies(monkeypatch, moto_guard.transact_write_items, 10, items)
+    large = copies(monkeypatch, moto_guard.transact_write_items, 2000, items)
+    assert small == large
+    # The instrument sees the problem it guards against: moto's own copies the table.
+    motos = moto_guard.original(DynamoDBBackend, "transact_write_items")
+    assert copies(monkeypatch, motos, 2000, items) > copies(monkeypatch, motos, 10, items) + 2000
+
+
+def comparisons(monkeypatch: pytest.MonkeyPatch, backend: DynamoDBBackend) -> tuple[int, Any]:
+    """How many key comparisons one base-table query makes, and what it answers."""
+    counted = Counter[str]()
+    with monkeypatch.context() as patch:
+        for name in ("__eq__", "__lt__"):
+            method = getattr(DynamoType, name)
+
+            def counting(self: Any, other: Any, _name: str = name, _method: Any = method) -> Any:
+                counted[_name] += 1
+                return _method(self, other)
+
+            patch.setattr(DynamoType, name, counting)
+        # No start key: None, which moto's annotation leaves out.
+        query: Any = backend.query
+        items, scanned, last = query("t", s("P"), "BEGINS_WITH", [s("o")], 10, None, True, None)
+    return sum(counted.values()), ([i.to_json() for i in items], scanned, last)
+
+
+def test_a_query_reads_its_partition_not_the_table(
+    embedded: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small, answer = comparisons(monkeypatch, backend_with(10))
+    large, same = comparisons(monkeypatch, backend_with(2000))
+    assert small == large
+    assert answer == same
+    assert [item["Attributes"]["sk"] for item in answer[0]] == [s("old")]
+    # moto's own listing of the table answers the same, at the table's cost.
+    with monkeypatch.context() as patch:
+        patch.setattr(Table, "all_items", moto_guard.original(Table, "all_items"))
+        patch.setattr(Table, "query", moto_guard.original(Table, "query"))
+        motos_small, motos_answer = comparisons(monkeypatch, backend_with(10))
+        motos_large, _ = comparisons(monkeypatch, backend_with(2000))
+    assert motos_answer == answer
+    assert motos_large > motos_small + 2000
+
+
+# -- SQS: sends are never lost, a long poll holds nobody back ------------------------------------
+
+
+def test_a_long_poll_does_not_hold_back_the_send_it_waits_for(embedded: EmbeddedAws) -> None:
+    sqs = client(embedded, "sqs")
+    url = sqs.create_queue(QueueName="guard-long-poll")["QueueUrl"]
+    received: list[list[dict[str, Any]]] = []
+    waiting = threading.Thread(
+        target=lambda: received.append(
+            client(embedded, "sqs")
+            .receive_message(QueueUrl=url, WaitTimeSeconds=20)
+            .get("Messages", [])
+        )
+    )
+    waiting.start()
+    # Were the long poll to hold the queue's lock, this send would wait until the poll gave
+    # up empty-handed (and the assertion below fail), whatever the timing.
+    sqs.send_message(QueueUrl=url, MessageBody="wake up")
+    waiting.join()
+    assert [m["Body"] for m in received[0]] == ["wake up"]
+
+
+def test_concurrent_sends_and_deletes_lose_no_message(embedded: EmbeddedAws) -> None:
+    sqs = client(embedded, "sqs")
+    url = sqs.create_queue(QueueName="guard-jobs", Attributes={"VisibilityTimeout": "300"})[
+        "QueueUrl"
+    ]
+    per_sender = 15
+    sent = {f"job-{n}-{i}" for n in range(8) for i in range(per_sender)}
+    received: set[str] = set()
+    failures: list[str] = []
+    senders_done = threading.Event()
+
+    def send(n: int) -> None:
+        queue = client(embedded, "sqs")
+        for i in range(per_sender):
+            queue.send_message(QueueUrl=url, MessageBody=f"job-{n}-{i}")
+
+    def consume() -> None:
+        queue = client(embedded, "sqs")
+        empty = False
+        while not empty:  # an empty long poll after the last send: the queue is drained
+            try:
+                messages = queue.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                ).get("Messages", [])
+                for message in messages:
+                    received.add(message["Body"])
+                    queue.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            except ClientError as exc:
+                failures.append(repr(exc))
+                return
+            empty = not messages and senders_done.is_set()
+
+    consumers = [threading.Thread(target=consume) for _ in range(3)]
+    for consumer in consumers:
+        consumer.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(send, range(8)))
+    finally:
+        senders_done.set()
+        for consumer in consumers:
+            consumer.join()
+    assert failures == []
+    assert received == sent
+
+
+# -- S3: conditional writes have one winner -------------------------------------------------------
+
+
+def test_one_of_many_racing_conditional_puts_wins(embedded: EmbeddedAws) -> None:
+    s3 = client(embedded, "s3")
+    s3.create_bucket(Bucket="guard-bucket")
+    barrier = threading.Barrier(16)
+
+    def put_new(n: int) -> tuple[int, bytes]:
+        body = f"writer {n} ".encode() * 10_000
+        mine = client(embedded, "s3")
+        barrier.wait()
+        try:
+            mine.put_object(Bucket="guard-bucket", Key="once", Body=body, IfNoneMatch="*")
+        except ClientError as exc:
+            return status(exc), body
+        return 200, body
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(put_new, range(16)))
+    winners = [body for answer, body in answers if answer == 200]
+    assert sorted(answer for answer, _ in answers) == [200] + [412] * 15
+    stored = s3.get_object(Bucket="guard-bucket", Key="once")["Body"].read()
+    assert stored == winners[0]
+
+
+def test_racing_completions_of_one_upload_all_succeed(embedded: EmbeddedAws) -> None:
+    s3 = client(embedded, "s3")
+    s3.create_bucket(Bucket="guard-multipart")
+    data = hashlib.sha256(b"part").digest() * 40000
+    upload = s3.create_multipart_upload(Bucket="guard-multipart", Key="assembled")["UploadId"]
+    etag = s3.upload_part(
+        Bucket="guard-multipart", Key="assembled", UploadId=upload, PartNumber=1, Body=data
+    )["ETag"]
+    barrier = threading.Barrier(8)
+
+    def complete(_: int) -> int:
+        mine = client(embedded, "s3")
+        barrier.wait()
+        try:
+            mine.complete_multipart_upload(
+                Bucket="guard-multipart",
+                Key="assembled",
+                UploadId=upload,
+                MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+            )
+        except ClientError as exc:
+            return status(exc)
+        return 200
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(complete, range(8))) == [200] * 8
+    assert s3.get_object(Bucket="guard-multipart", Key="assembled")["Body"].read() == data
