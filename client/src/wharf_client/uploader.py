@@ -1,0 +1,248 @@
+"""Publishing a release through PEP 694: one publishing session per release; for each
+file a file upload session, its bytes, `complete`, and a wait while it is `processing`;
+then `publish` and a wait for `published`.
+
+Rerun after a crash, the same command continues: creating the session answers 409 with
+the live session's `Location` (PEP 694 "Multiple Session Creation Requests"), whose
+`files` say what is done; completed files with the same bytes are skipped, a pending
+file is resumed (the multipart mechanism sends only the parts the server lacks)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .api import Answer, Api
+from .dists import Dist, Release
+from .errors import NetworkError, Problem, Refused
+from .mechanisms import HTTP_POST_BYTES, Parts, choose, post_bytes, supported
+from .progress import Reporter
+
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+POLL_SECONDS = 1.0
+MAX_WAIT_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class Options:
+    parallel_files: int = 4
+    parallel_parts: int = 4
+    stage: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    project: str
+    version: str
+    session_url: str
+    stage_url: str
+    status: str  # "published", or "open" when staged
+    uploaded: list[str]
+    skipped: list[str]
+
+
+def _refusal(what: str, body: Any, status: int = 409) -> Refused:
+    notices = body.get("notices", []) if isinstance(body, dict) else []
+    title = f"{what}: {body.get('status', 'failed')}" if isinstance(body, dict) else what
+    return Refused(Problem(status, title, "", [{"source": "", "message": n} for n in notices]))
+
+
+class Uploader:
+    def __init__(self, api: Api, root_url: str, reporter: Reporter, options: Options) -> None:
+        self._api = api
+        self._root = root_url
+        self._report = reporter
+        self._options = options
+
+    # -- the session ------------------------------------------------------------------
+
+    def open_session(self, release: Release) -> dict[str, Any]:
+        """Create the release's session, or join the live one (a rerun)."""
+        label = f"{release.project} {release.version}"
+        answer = self._api.call(
+            "POST",
+            self._root,
+            {"name": release.project, "version": str(release.version)},
+            # Safe to repeat: a second creation answers 409 pointing at the first.
+            idempotent=True,
+            expect=(201, 409),
+            context=f"{label}: creating the publishing session",
+        )
+        if answer.status == 201:
+            self._report.step(f"{label}: publishing session created")
+            return dict(answer.body)
+        if not answer.location:
+            raise Refused(Problem.from_answer(409, answer.body, "Conflict"), label)
+        session = self._api.get(answer.location, context=f"{label}: the session in progress")
+        self._report.step(f"{label}: continuing the session in progress")
+        return dict(session.body)
+
+    def wait(self, url: str, what: str, leaving: str = "processing") -> dict[str, Any]:
+        """Poll a status URL while it is `leaving`, honouring Retry-After."""
+        deadline = time.monotonic() + MAX_WAIT_SECONDS
+        while True:
+            answer = self._api.get(url, context=what)
+            body: dict[str, Any] = answer.body
+            if body.get("status") != leaving:
+                return body
+            if time.monotonic() > deadline:
+                raise NetworkError(f"{what}: still {leaving} after {MAX_WAIT_SECONDS:.0f} s")
+            self._api.sleep(answer.retry_after(POLL_SECONDS))
+
+    def publish(self, session_url: str, label: str) -> dict[str, Any]:
+        session = self._api.get(session_url, context=f"{label}: the session").body
+        if session.get("status") == "published":
+            return dict(session)
+        # Not repeated (a publish is no idempotent step), but a lost answer is not a lost
+        # publish: the session's status, read next, tells.
+        with contextlib.suppress(NetworkError):
+            self._api.call(
+                "POST",
+                session["links"]["publish"],
+                {},
+                idempotent=False,
+                expect=(200, 201, 202),
+                context=f"{label}: publishing",
+            )
+        final = self.wait(session_url, f"{label}: publishing")
+        if final.get("status") != "published":
+            raise _refusal(f"{label}: publishing failed", final)
+        return final
+
+    # -- a release --------------------------------------------------------------------
+
+    def upload(self, release: Release) -> Outcome:
+        label = f"{release.project} {release.version}"
+        session = self.open_session(release)
+        mechanism = choose(list(session.get("mechanisms") or [HTTP_POST_BYTES]))
+        self._report.release(label, release.size)
+        uploaded: list[str] = []
+        skipped: list[str] = []
+
+        def one(dist: Dist) -> None:
+            if self._file(session, dist, mechanism):
+                uploaded.append(dist.filename)
+            else:
+                skipped.append(dist.filename)
+
+        with ThreadPoolExecutor(max(1, self._options.parallel_files)) as pool:
+            futures = [pool.submit(one, d) for d in release.dists]
+        for future in futures:
+            future.result()  # the first failure, after every file had its chance
+        links = session["links"]
+        status = "open"
+        if not self._options.stage:
+            status = self.publish(links["session"], label)["status"]
+            self._report.step(f"{label}: published")
+        return Outcome(
+            release.project,
+            str(release.version),
+            links["session"],
+            links.get("stage", ""),
+            status,
+            sorted(uploaded),
+            sorted(skipped),
+        )
+
+    # -- a file -----------------------------------------------------------------------
+
+    def _file(self, session: dict[str, Any], dist: Dist, mechanism: str) -> bool:
+        """Make the file `completed` in the session; False when it already was, with the
+        same bytes."""
+        existing = (session.get("files") or {}).get(dist.filename)
+        if existing and existing.get("status") == "processing":
+            existing = self.wait(existing["link"], f"{dist.filename}: processing") | {
+                "link": existing["link"]
+            }
+        if existing and existing.get("status") == "completed" and self._staged_same(session, dist):
+            self._report.step(f"{dist.filename}: already uploaded, skipped")
+            self._report.sent(dist.filename, 0)
+            return False
+        resume = existing["link"] if existing and existing.get("status") == "pending" else None
+        try:
+            self._send(session, dist, mechanism, resume)
+        except Refused:
+            if resume is None:
+                raise
+            # The pending upload was another attempt's, perhaps of other bytes: start over.
+            self._api.call("DELETE", resume, idempotent=True, expect=(204, 404, 409))
+            self._send(session, dist, mechanism, None)
+        return True
+
+    def _send(
+        self, session: dict[str, Any], dist: Dist, mechanism: str, resume: str | None
+    ) -> None:
+        if resume is not None:
+            file = self._api.get(resume, context=dist.filename).body
+        else:
+            file = self._create(session, dist, mechanism)
+        links = file["links"]
+        details = file["mechanism"]
+        identifier = details.get("identifier", mechanism)
+        if not supported(identifier):
+            raise Refused(Problem(422, f"unsupported mechanism {identifier!r}"), dist.filename)
+        self._report.file(dist.filename, dist.size)
+        progress: Callable[[int], None] = lambda n: self._report.sent(dist.filename, n)  # noqa: E731
+        if file.get("status") == "pending":
+            if identifier == HTTP_POST_BYTES:
+                post_bytes(self._api, dist, details, progress)
+            else:
+                Parts(self._api, dist, details, self._options.parallel_parts, progress).send()
+            self._complete(links, dist)
+        final = self.wait(links["file-upload-session"], f"{dist.filename}: verifying")
+        if final.get("status") != "completed":
+            raise _refusal(f"{dist.filename} was not accepted", final)
+        self._report.step(f"{dist.filename}: completed")
+
+    def _create(self, session: dict[str, Any], dist: Dist, mechanism: str) -> dict[str, Any]:
+        answer = self._api.call(
+            "POST",
+            session["links"]["upload"],
+            {
+                "filename": dist.filename,
+                "size": dist.size,
+                "hashes": {"sha256": dist.sha256},
+                "mechanism": mechanism,
+            },
+            # Safe to repeat: a second creation answers 409 pointing at the pending one.
+            idempotent=True,
+            expect=(201, 202, 409),
+            context=f"{dist.filename}: starting its upload",
+        )
+        if answer.status == 409:
+            if not answer.location:
+                raise Refused(Problem.from_answer(409, answer.body, "Conflict"), dist.filename)
+            return dict(self._api.get(answer.location, context=dist.filename).body)
+        return dict(answer.body)
+
+    def _complete(self, links: dict[str, str], dist: Dist) -> Answer:
+        # Repeated after a lost answer, complete is a 409 (no longer pending): the file's
+        # status, read next, says how it ended.
+        return self._api.call(
+            "POST",
+            links["complete"],
+            {},
+            idempotent=True,
+            expect=(200, 201, 202, 409),
+            context=f"{dist.filename}: completing",
+        )
+
+    def _staged_same(self, session: dict[str, Any], dist: Dist) -> bool:
+        """Are the completed file's bytes ours? The file status does not carry hashes;
+        the session's stage index (PEP 694 "Staged Previews") lists them."""
+        stage = session.get("links", {}).get("stage")
+        if not stage:
+            return False
+        try:
+            page = self._api.get(f"{stage.rstrip('/')}/{dist.project}/", accept=SIMPLE_JSON)
+        except NetworkError:
+            return False
+        files = page.body.get("files", []) if isinstance(page.body, dict) else []
+        return any(
+            f.get("filename") == dist.filename and f.get("hashes", {}).get("sha256") == dist.sha256
+            for f in files
+        )
