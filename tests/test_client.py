@@ -1,0 +1,176 @@
+"""`wharf upload` end to end: the client installed with `pip install ./client` into a
+virtual environment of its own and run as a subprocess against the local stack, with real
+files on disk; what it publishes is then installed by pip."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devserver.harness import ROOT, free_port
+from tests.conftest import Stack, wheel_name
+from tests.dists import dist, metadata, wheel
+from tests.test_downloads import clean_env, pip, venv  # noqa: F401 (a fixture)
+
+JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def wharf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The `wharf` command, from `pip install ./client` in a fresh environment."""
+    env_dir = tmp_path_factory.mktemp("client") / "env"
+    subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True)
+    subprocess.run(
+        [str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet", str(ROOT / "client")],
+        check=True,
+        env=clean_env(),
+    )
+    yield env_dir / "bin" / "wharf"
+
+
+def run(wharf: Path, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = clean_env(HOME=os.environ.get("HOME", "/tmp"))
+    env.pop("WHARF_TOKEN", None)
+    if token is not None:
+        env["WHARF_TOKEN"] = token
+    return subprocess.run([str(wharf), *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def write(directory: Path, files: dict[str, bytes]) -> list[str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+    return [str(directory / name) for name in files]
+
+
+def published(stack: Stack, project: str) -> dict[str, dict[str, object]]:
+    page = stack.api().get(f"/simple/{project}/", headers=JSON).json()
+    return {f["filename"]: f for f in page["files"]}
+
+
+def big_wheel(name: str, version: str, tag: str, size: int) -> tuple[str, bytes]:
+    filename = wheel_name(name, version, tag)
+    payload = {f"{name}/blob.bin": os.urandom(size)}
+    return filename, wheel(filename, members=payload, compression=zipfile.ZIP_STORED)
+
+
+def test_a_release_of_several_files_is_published_and_installable(
+    stack: Stack, users: dict[str, str], wharf: Path, tmp_path: Path, venv: Path
+) -> None:
+    # One file larger than three parts of the vendor mechanism (8 MiB each).
+    large, large_bytes = big_wheel("clientdemo", "1.0", "py3-none-any", 26 * MIB)
+    files = {large: large_bytes, "clientdemo-1.0.tar.gz": dist("clientdemo-1.0.tar.gz")}
+    paths = write(tmp_path / "dist", files)
+    done = run(
+        wharf, "upload", "--repository-url", f"{stack.base}/upload/", *paths, token=users["alice"]
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Published clientdemo 1.0 (2 files)." in done.stdout
+    assert users["alice"] not in done.stdout + done.stderr  # never printed
+    listed = published(stack, "clientdemo")
+    assert set(listed) == set(files)
+    installed = pip(venv, "install", "--index-url", f"{stack.base}/simple/", "clientdemo==1.0")
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+
+
+def test_stage_then_publish(
+    stack: Stack, users: dict[str, str], wharf: Path, tmp_path: Path, venv: Path
+) -> None:
+    name = wheel_name("stagedemo", "1.0")
+    paths = write(tmp_path / "dist", {name: dist(name)})
+    staged = run(
+        wharf,
+        "upload",
+        "--stage",
+        "--repository-url",
+        f"{stack.base}/upload/",
+        *paths,
+        token=users["alice"],
+    )
+    assert staged.returncode == 0, staged.stdout + staged.stderr
+    command = re.search(r"pip install --index-url (\S+) stagedemo==1\.0", staged.stdout)
+    publish = re.search(r"wharf publish (\S+)", staged.stdout)
+    assert command and publish, staged.stdout
+    assert stack.api().get("/simple/stagedemo/", headers=JSON).status == 404  # not yet
+    tried = pip(venv, "install", "--index-url", command.group(1), "stagedemo==1.0")
+    assert tried.returncode == 0, tried.stdout + tried.stderr
+    status = run(wharf, "status", publish.group(1), token=users["alice"])
+    assert status.returncode == 0 and f"{name}: completed" in status.stdout, status.stdout
+    done = run(wharf, "publish", publish.group(1), token=users["alice"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert set(published(stack, "stagedemo")) == {name}
+
+
+def test_the_client_publishes_its_own_wheel(
+    stack: Stack, users: dict[str, str], wharf: Path, tmp_path: Path, venv: Path
+) -> None:
+    built = tmp_path / "built"
+    subprocess.run(
+        [
+            str(wharf.parent / "python"),
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(built),
+            str(ROOT / "client"),
+        ],
+        check=True,
+        env=clean_env(),
+    )
+    (own,) = built.glob("wharf_client-*.whl")
+    done = run(
+        wharf, "upload", "--repository-url", f"{stack.base}/upload/", str(own), token=users["alice"]
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert own.name in published(stack, "wharf-client")
+    installed = pip(
+        venv,
+        "download",
+        "--index-url",
+        f"{stack.base}/simple/",
+        "--dest",
+        str(tmp_path / "got"),
+        "wharf-client",
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+
+
+def test_bad_input_gets_a_clear_message_and_its_own_exit_code(
+    stack: Stack, users: dict[str, str], wharf: Path, tmp_path: Path
+) -> None:
+    url = f"{stack.base}/upload/"
+    # Not a distribution: refused before anything is sent (usage: 2).
+    notes = tmp_path / "NOTES.txt"
+    notes.write_text("hello")
+    refused = run(wharf, "upload", "--repository-url", url, str(notes), token=users["alice"])
+    assert refused.returncode == 2 and "NOTES.txt" in refused.stderr, refused.stderr
+    # A wheel whose metadata names another version than its filename: the server's
+    # verification refuses it (3), saying why.
+    name = wheel_name("badmeta", "1.0")
+    lying = wheel(name, meta=metadata("badmeta", "2.0"))
+    (path,) = write(tmp_path / "dist", {name: lying})
+    refused = run(wharf, "upload", "--repository-url", url, path, token=users["alice"])
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "2.0" in refused.stderr
+    # A wrong token (3), and no token at all (2).
+    good = write(tmp_path / "ok", {"okdemo-1.0.tar.gz": dist("okdemo-1.0.tar.gz")})
+    wrong = run(wharf, "upload", "--repository-url", url, *good, token="wharf_nope")
+    assert wrong.returncode == 3 and "401" in wrong.stderr, wrong.stderr
+    assert "wharf_nope" not in wrong.stdout + wrong.stderr
+    missing = run(wharf, "upload", "--repository-url", url, *good)
+    assert missing.returncode == 2 and "token" in missing.stderr
+    # An unreachable server (4).
+    nowhere = f"http://127.0.0.1:{free_port()}/upload/"
+    down = run(wharf, "upload", "--repository-url", nowhere, *good, token=users["alice"])
+    assert down.returncode == 4 and "connect" in down.stderr, down.stderr
