@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .mechanisms import HTTP_POST_BYTES, multipart_identifier
 
 DAY = 86_400
 MIB = 1024 * 1024
@@ -27,6 +30,24 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ValueError(f"{name} must be positive, got {value}")
     return value
+
+
+def _mechanisms(env: dict[str, str]) -> tuple[str, ...]:
+    raw = env.get("WHARF_MECHANISMS", "")
+    return tuple(name.strip() for name in raw.split(",") if name.strip())
+
+
+def _endpoint(env: dict[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    # boto3 would take a bare host as a path and sign URLs nobody can reach.
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"{name} must be an http(s) URL such as http://127.0.0.1:9000, got {raw!r}"
+        )
+    return raw.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -60,6 +81,39 @@ class Settings:
     # Deliveries of a job before SQS moves it to the dead-letter queue (the template's
     # maxReceiveCount): the last one settles what it leaves in error, never processing.
     job_attempts: int = 3
+    # The upload mechanisms offered, in the server's order of preference (WHARF_MECHANISMS);
+    # empty: every one Wharf has (`offered_mechanisms`). A local stack offering only
+    # http-post-bytes shows how a client copes with PEP 694's one required mechanism.
+    mechanisms: tuple[str, ...] = ()
+    # Local only (WHARF_S3_PRESIGN_ENDPOINT): the S3 endpoint presigned URLs name instead of
+    # AWS_ENDPOINT_URL, so that tests can put a proxy between the client and the embedded
+    # S3. Empty: the endpoint the server itself uses.
+    s3_presign_endpoint: str = ""
+
+    def __post_init__(self) -> None:
+        # Checked here, not per request: a misconfigured server must not start at all.
+        if not self.mechanisms:
+            return
+        known = (multipart_identifier(self.operator), HTTP_POST_BYTES)
+        unknown = [name for name in self.mechanisms if name not in known]
+        if unknown:
+            raise ValueError(
+                f"WHARF_MECHANISMS names unknown mechanisms {', '.join(map(repr, unknown))}; "
+                f"this server has {', '.join(known)} (WHARF_OPERATOR={self.operator!r})"
+            )
+        if len(set(self.mechanisms)) != len(self.mechanisms):
+            raise ValueError(f"WHARF_MECHANISMS lists a mechanism twice: {self.mechanisms}")
+        if HTTP_POST_BYTES not in self.mechanisms:
+            # PEP 694 requires every server to offer it: the one mechanism every client has.
+            raise ValueError(
+                f"WHARF_MECHANISMS must include {HTTP_POST_BYTES} (PEP 694 requires it)"
+            )
+
+    @property
+    def offered_mechanisms(self) -> tuple[str, ...]:
+        """What sessions advertise and create_file accepts, most preferred first: by
+        default bytes straight to S3, then through the API."""
+        return self.mechanisms or (multipart_identifier(self.operator), HTTP_POST_BYTES)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -84,4 +138,6 @@ class Settings:
             inline_max=_int(env, "WHARF_INLINE_MAX", 8 * MIB),
             inline_publish_max_files=_int(env, "WHARF_INLINE_PUBLISH_MAX_FILES", 100),
             job_attempts=_int(env, "WHARF_JOB_ATTEMPTS", 3),
+            mechanisms=_mechanisms(env),
+            s3_presign_endpoint=_endpoint(env, "WHARF_S3_PRESIGN_ENDPOINT"),
         )

@@ -94,17 +94,29 @@ def build(
     )
 
 
+def _region() -> str:
+    return os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+
+
+_CONFIG = Config(retries={"mode": "standard"}, max_pool_connections=50)
+# SigV4: boto3 would presign S3 with SigV2 otherwise.
+_S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
+
+
 def aws_clients() -> tuple[Any, Any, Any]:
     """boto3 clients; AWS_ENDPOINT_URL (the local stack's moto) is honoured by boto3."""
-    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
-    config = Config(retries={"mode": "standard"}, max_pool_connections=50)
-    dynamodb = boto3.client("dynamodb", region_name=region, config=config)
-    # SigV4: boto3 would presign S3 with SigV2 otherwise.
-    s3 = boto3.client(
-        "s3", region_name=region, config=config.merge(Config(signature_version="s3v4"))
-    )
-    sqs = boto3.client("sqs", region_name=region, config=config)
+    region = _region()
+    dynamodb = boto3.client("dynamodb", region_name=region, config=_CONFIG)
+    s3 = boto3.client("s3", region_name=region, config=_S3_CONFIG)
+    sqs = boto3.client("sqs", region_name=region, config=_CONFIG)
     return dynamodb, s3, sqs
+
+
+def s3_presigner(endpoint: str) -> Any:
+    """An S3 client used only to presign URLs naming `endpoint` (WHARF_S3_PRESIGN_ENDPOINT):
+    signed as the store's own client signs, with the same credentials and region. Creating
+    it sends nothing."""
+    return boto3.client("s3", region_name=_region(), endpoint_url=endpoint, config=_S3_CONFIG)
 
 
 def with_edge_parameter(settings: Settings) -> Settings:
@@ -159,7 +171,13 @@ def services() -> Services:
         _services = build(
             settings,
             dynamodb=dynamodb,
-            blobs=S3BlobStore(s3, settings.bucket_name),
+            blobs=S3BlobStore(
+                s3,
+                settings.bucket_name,
+                s3_presigner(settings.s3_presign_endpoint)
+                if settings.s3_presign_endpoint
+                else None,
+            ),
             queue=SqsJobQueue(sqs, settings.queue_url),
             edge=edge,
         )

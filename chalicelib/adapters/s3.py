@@ -22,9 +22,12 @@ def _code(exc: ClientError) -> str:
 
 
 class S3BlobStore:
-    def __init__(self, client: Any, bucket: str) -> None:
+    def __init__(self, client: Any, bucket: str, presigner: Any = None) -> None:
         self._s3 = client
         self._bucket = bucket
+        # Presigned URLs name this client's endpoint: by default the one this store uses
+        # (WHARF_S3_PRESIGN_ENDPOINT gives the local stack another, runtime.py).
+        self._presigner = presigner or client
 
     def put_new(self, key: str, data: bytes) -> bool:
         try:
@@ -104,7 +107,7 @@ class S3BlobStore:
     def presign_part(
         self, key: str, upload_id: str, number: int, sha256_b64: str, expires_in: int
     ) -> tuple[str, dict[str, str]]:
-        url = self._s3.generate_presigned_url(
+        url = self._presigner.generate_presigned_url(
             "upload_part",
             Params={
                 "Bucket": self._bucket,
@@ -140,7 +143,7 @@ class S3BlobStore:
 
     def presign_get(self, key: str, expires_in: int) -> str:
         return str(
-            self._s3.generate_presigned_url(
+            self._presigner.generate_presigned_url(
                 "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
             )
         )

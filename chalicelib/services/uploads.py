@@ -168,8 +168,9 @@ class UploadService:
         self._publisher = publisher
         self._links = Links(settings.public_url)
         self.multipart = multipart_identifier(settings.operator)
-        # Server-preferred order (PEP 694 "mechanisms"): bytes straight to S3 first.
-        self.mechanisms = (self.multipart, HTTP_POST_BYTES)
+        # Server-preferred order (PEP 694 "mechanisms"); by default bytes straight to S3
+        # first (Settings.offered_mechanisms, WHARF_MECHANISMS).
+        self.mechanisms = settings.offered_mechanisms
 
     # -- loading, with authorization and lazy expiry -------------------------------------
 
