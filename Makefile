@@ -72,6 +72,7 @@ scan: package $(CHECKOV_VENV)/.installed
 bench: $(STAMP)
 	$(PY) -m bench.upload
 	$(PY) -m bench.download
+	$(PY) -m bench.publish
 
 clean:
 	rm -rf $(VENV) $(PACKAGE_VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache build

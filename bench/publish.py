@@ -1,0 +1,335 @@
+"""Publish benchmark (`make bench`): the `wharf` client (client/, PEP 694 Upload 2.0)
+against the local stack, and twine (the legacy upload API) against pypiserver, for the
+same files: a 30-wheel, 150 MiB release and one 1 GiB wheel.
+
+Each tool runs as a user runs it, from a virtualenv of its own (created here, thrown away
+after), on files on disk. Measured: wall time from start to exit (the release published),
+and the process's peak RSS (the kernel's ru_maxrss, exact, from os.wait4) against its
+idle size (the peak of `<tool> --version`: interpreter and imports, no work).
+
+Prints figures; asserts nothing. Goals: `wharf upload` publishes faster than twine to
+pypiserver; the client stays under 100 MiB above idle for the 1 GiB file.
+
+BENCH_PUBLISH_SCALE (default 1) scales every file size, e.g. 0.05 for a quick check."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from base64 import urlsafe_b64encode
+from dataclasses import dataclass
+from pathlib import Path
+
+from devserver.harness import ROOT, LocalStack, free_port, request
+
+MIB = 1024 * 1024
+SCALE = float(os.environ.get("BENCH_PUBLISH_SCALE", "1"))
+RELEASE_FILES = 30
+RELEASE_FILE_SIZE = max(64 * 1024, int(5 * MIB * SCALE))
+BIG_FILE_SIZE = max(64 * 1024, int(1024 * MIB * SCALE))
+BIG_LABEL = f"{BIG_FILE_SIZE / MIB:.0f} MiB file"
+ADMIN = "bench-admin-token"
+# Real releases of this size are a wheel per interpreter and platform.
+PYTHONS = ("cp310", "cp311", "cp312", "cp313", "cp314")
+PLATFORMS = (
+    "manylinux_2_17_x86_64",
+    "manylinux_2_17_aarch64",
+    "musllinux_1_2_x86_64",
+    "macosx_10_9_x86_64",
+    "macosx_11_0_arm64",
+    "win_amd64",
+)
+# Stored members' headers and the dist-info files: what a wheel adds to its payload.
+WHEEL_OVERHEAD = 4096
+
+
+def _record_hash(digest: bytes) -> str:
+    return "sha256=" + urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def write_wheel(directory: Path, name: str, version: str, tag: str, size: int) -> Path:
+    """A valid wheel of about `size` bytes (RECORD and all) whose payload is random,
+    incompressible bytes, streamed to disk a MiB at a time."""
+    path = directory / f"{name}-{version}-{tag}.whl"
+    info = f"{name}-{version}.dist-info"
+    records: list[str] = []
+    stamp = (2020, 1, 1, 0, 0, 0)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        blob = f"{name}/blob.bin"
+        digest = hashlib.sha256()
+        remaining = max(1, size - WHEEL_OVERHEAD)
+        total = remaining
+        with archive.open(zipfile.ZipInfo(blob, date_time=stamp), "w") as out:
+            while remaining:
+                chunk = os.urandom(min(MIB, remaining))
+                digest.update(chunk)
+                out.write(chunk)
+                remaining -= len(chunk)
+        records.append(f"{blob},{_record_hash(digest.digest())},{total}")
+        small = {
+            f"{name}/__init__.py": f"VERSION = {version!r}\n".encode(),
+            f"{info}/METADATA": (
+                f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                "Requires-Python: >=3.10\n"
+            ).encode(),
+            f"{info}/WHEEL": (
+                f"Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: false\nTag: {tag}\n"
+            ).encode(),
+        }
+        for member, data in small.items():
+            archive.writestr(zipfile.ZipInfo(member, date_time=stamp), data)
+            records.append(f"{member},{_record_hash(hashlib.sha256(data).digest())},{len(data)}")
+        records.append(f"{info}/RECORD,,")
+        archive.writestr(
+            zipfile.ZipInfo(f"{info}/RECORD", date_time=stamp), "\n".join(records) + "\n"
+        )
+    return path
+
+
+def build_dists(directory: Path) -> tuple[list[Path], Path]:
+    release = directory / "release"
+    big = directory / "big"
+    release.mkdir()
+    big.mkdir()
+    tags = [f"{py}-{py}-{platform}" for py in PYTHONS for platform in PLATFORMS]
+    files = [
+        write_wheel(release, "benchpub", "1.0", tag, RELEASE_FILE_SIZE)
+        for tag in tags[:RELEASE_FILES]
+    ]
+    return files, write_wheel(big, "benchbig", "1.0", "py3-none-any", BIG_FILE_SIZE)
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_kib: int
+    returncode: int
+    output: str
+
+
+def run(command: list[str], log: Path, env: dict[str, str] | None = None) -> Run:
+    """Run `command` to its exit: wall time, its peak RSS (ru_maxrss: KiB on Linux) and
+    its output. os.wait4 reaps the process itself, so the peak is the kernel's, not a
+    sample's."""
+    with log.open("w+") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped above, not by Popen
+        out.seek(0)
+        return Run(seconds, usage.ru_maxrss, process.returncode, out.read())
+
+
+def make_venv(path: Path, *packages: str) -> Path:
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    subprocess.run(
+        [str(path / "bin" / "python"), "-m", "pip", "install", "--quiet", *packages],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    return path / "bin"
+
+
+def client_venv(directory: Path) -> Path:
+    # Built from a copy: building in client/ itself would write into another's work tree.
+    source = directory / "client-src"
+    shutil.copytree(
+        ROOT / "client",
+        source,
+        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".*cache"),
+    )
+    return make_venv(directory / "client-venv", str(source))
+
+
+def user_token(stack: LocalStack) -> str:
+    headers = {"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"}
+    created = request(stack.base + "/admin/users", "POST", b'{"username": "bench"}', headers)
+    assert created.status == 201, created.body
+    issued = request(stack.base + "/admin/users/bench/tokens", "POST", b"{}", headers)
+    assert issued.status == 201, issued.body
+    return str(json.loads(issued.body)["token"])
+
+
+def wharf_files(stack: LocalStack, project: str) -> int:
+    reply = request(
+        f"{stack.base}/simple/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    return len(json.loads(reply.body)["files"]) if reply.status == 200 else 0
+
+
+def pypiserver_files(base: str, project: str) -> int:
+    reply = request(f"{base}/simple/{project}/")
+    return reply.body.count(b"<a ") if reply.status == 200 else 0
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60  # a bound on start-up, not a measure of it
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode}")
+        try:
+            if request(url).status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@dataclass
+class Results:
+    idle_kib: int
+    release: Run
+    big: Run
+    release_files: int
+    big_files: int
+
+
+def bench_wharf(directory: Path, release: list[Path], big: Path) -> Results:
+    bin_dir = client_venv(directory)
+    wharf = str(bin_dir / "wharf")
+    idle = run([wharf, "--version"], directory / "wharf-idle.log")
+    stack = LocalStack.start(ADMIN, WHARF_MAX_FILE_SIZE=str(2 * max(BIG_FILE_SIZE, MIB)))
+    try:
+        token = user_token(stack)
+        tuning = [
+            flag
+            for name, option in (
+                ("BENCH_PARALLEL_FILES", "--parallel-files"),
+                ("BENCH_PARALLEL_PARTS", "--parallel-parts"),
+            )
+            if (value := os.environ.get(name))
+            for flag in (option, value)
+        ]
+        base = [wharf, "upload", "--repository-url", f"{stack.base}/upload/", "--token", token]
+        command = [*base, "--quiet", *tuning]
+        # No credentials of the person running the bench: only what is given above.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("WHARF_", "AWS_"))}
+        release_run = run([*command, *map(str, release)], directory / "wharf-release.log", env)
+        big_run = run([*command, str(big)], directory / "wharf-big.log", env)
+        return Results(
+            idle.peak_kib,
+            release_run,
+            big_run,
+            wharf_files(stack, "benchpub"),
+            wharf_files(stack, "benchbig"),
+        )
+    finally:
+        stack.stop()
+
+
+def bench_twine(directory: Path, release: list[Path], big: Path) -> Results:
+    bin_dir = make_venv(directory / "pypiserver-venv", "pypiserver")
+    packages = directory / "pypiserver-packages"
+    packages.mkdir()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    twine = str(Path(sys.executable).parent / "twine")
+    idle = run([twine, "--version"], directory / "twine-idle.log")
+    server = subprocess.Popen(
+        [
+            str(bin_dir / "pypi-server"),
+            "run",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            # No authentication at all (pypiserver's documented way), no PyPI fallback.
+            "-a",
+            ".",
+            "-P",
+            ".",
+            "--disable-fallback",
+            str(packages),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_up(base + "/", server)
+        command = [
+            twine,
+            "upload",
+            "--repository-url",
+            base + "/",
+            "--username",
+            "bench",
+            "--password",
+            "bench",
+            "--non-interactive",
+            "--disable-progress-bar",
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TWINE_")}
+        release_run = run([*command, *map(str, release)], directory / "twine-release.log", env)
+        big_run = run([*command, str(big)], directory / "twine-big.log", env)
+        return Results(
+            idle.peak_kib,
+            release_run,
+            big_run,
+            pypiserver_files(base, "benchpub"),
+            pypiserver_files(base, "benchbig"),
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def report(title: str, results: Results) -> None:
+    idle = results.idle_kib / 1024
+    print(f"{title}: idle {idle:.0f} MiB")
+    for label, outcome, files in (
+        ("release", results.release, results.release_files),
+        (BIG_LABEL, results.big, results.big_files),
+    ):
+        peak = outcome.peak_kib / 1024
+        state = "ok" if outcome.returncode == 0 else f"FAILED (exit {outcome.returncode})"
+        print(
+            f"  {label:<13} {outcome.seconds:8.2f} s  peak {peak:5.0f} MiB "
+            f"(+{peak - idle:.0f} over idle)  {files} file(s) listed after  {state}"
+        )
+        if outcome.returncode != 0:
+            print("    " + "\n    ".join(outcome.output.strip().splitlines()[-15:]))
+
+
+def main() -> int:
+    if not (ROOT / "client" / "pyproject.toml").exists():
+        print("client/ has no pyproject.toml yet: nothing to benchmark", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="wharf-bench-publish-") as temporary:
+        directory = Path(temporary)
+        release, big = build_dists(directory)
+        wharf = bench_wharf(directory, release, big)
+        twine = bench_twine(directory, release, big)
+
+    release_mib = RELEASE_FILES * RELEASE_FILE_SIZE / MIB
+    print(
+        f"release: {RELEASE_FILES} wheels of {RELEASE_FILE_SIZE / MIB:.2f} MiB "
+        f"({release_mib:.0f} MiB); big file: {BIG_FILE_SIZE / MIB:.0f} MiB; "
+        f"scale {SCALE:g}"
+    )
+    report("wharf upload -> local stack (Upload 2.0)", wharf)
+    report("twine upload -> pypiserver (legacy API)", twine)
+    for label, ours, theirs in (
+        ("release", wharf.release, twine.release),
+        (BIG_LABEL, wharf.big, twine.big),
+    ):
+        print(
+            f"{label}: twine/wharf time {theirs.seconds / ours.seconds:.2f}x "
+            "(goal > 1: wharf faster)"
+        )
+    growth = (wharf.big.peak_kib - wharf.idle_kib) / 1024
+    print(f"wharf client memory over idle, {BIG_LABEL}: {growth:.0f} MiB (goal < 100)")
+    failed = [r for r in (wharf.release, wharf.big, twine.release, twine.big) if r.returncode]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
