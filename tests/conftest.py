@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -272,6 +273,28 @@ def run_worker(services: runtime.Services) -> int:
 
 
 # -- the local stack, for end-to-end tests over real HTTP ------------------------------------
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without the machine's pip and uv configuration."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", UV_NO_CONFIG="1")
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh virtual environment with the newest pip from PyPI."""
+    path = tmp_path_factory.mktemp("venv") / "env"
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    python = path / "bin" / "python"
+    cert = os.environ.get("PIP_CERT")
+    env = clean_env(**({"PIP_CERT": cert} if cert else {}))
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True, env=env
+    )
+    yield path
 
 
 class Stack(LocalStack):

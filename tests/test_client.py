@@ -4,20 +4,25 @@ files on disk; what it publishes is then installed by pip."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from devserver.harness import ROOT, free_port
-from tests.conftest import Stack, wheel_name
+from tests.conftest import ADMIN_TOKEN, Stack, clean_env, wheel_name
 from tests.dists import dist, metadata, wheel
-from tests.test_downloads import clean_env, pip, venv  # noqa: F401 (a fixture)
+from tests.proxy import RecordingProxy
+from tests.test_downloads import pip
 
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 MIB = 1024 * 1024
@@ -174,3 +179,116 @@ def test_bad_input_gets_a_clear_message_and_its_own_exit_code(
     nowhere = f"http://127.0.0.1:{free_port()}/upload/"
     down = run(wharf, "upload", "--repository-url", nowhere, *good, token=users["alice"])
     assert down.returncode == 4 and "connect" in down.stderr, down.stderr
+
+
+def test_a_server_offering_only_http_post_bytes(wharf: Path, tmp_path: Path) -> None:
+    """A generic PEP 694 server may offer only the required mechanism: the client uses it."""
+    stack = Stack.start(ADMIN_TOKEN, WHARF_MECHANISMS="http-post-bytes")
+    try:
+        token = stack.api(ADMIN_TOKEN).new_user("carol")
+        files = {n: dist(n) for n in ("plaindemo-1.0.tar.gz", wheel_name("plaindemo", "1.0"))}
+        paths = write(tmp_path / "dist", files)
+        done = run(
+            wharf, "upload", "--repository-url", f"{stack.base}/upload/", *paths, token=token
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert set(published(stack, "plaindemo")) == set(files)
+    finally:
+        assert stack.stop() == 0, stack.output
+
+
+@pytest.fixture(scope="module")
+def proxied() -> Iterator[tuple[Stack, RecordingProxy, str]]:
+    """A local stack whose presigned part URLs name a proxy in front of its S3: what
+    reaches storage is counted there, and connections can be cut."""
+    with RecordingProxy() as proxy:
+        stack = Stack.start(ADMIN_TOKEN, WHARF_S3_PRESIGN_ENDPOINT=proxy.url)
+        try:
+            moto = urlsplit(stack.moto)
+            proxy.target = (moto.hostname or "127.0.0.1", moto.port or 80)
+            yield stack, proxy, stack.api(ADMIN_TOKEN).new_user("dave")
+        finally:
+            assert stack.stop() == 0, stack.output
+
+
+def part_number(request_line: str) -> int:
+    found = re.search(r"[?&]partNumber=(\d+)", request_line)
+    assert found, request_line
+    return int(found.group(1))
+
+
+def stored_parts(stack: Stack, token: str, project: str, version: str, filename: str) -> set[int]:
+    """The parts storage holds for the file's pending upload, as the server lists them."""
+    me = stack.api(token)
+    live = me.create_session(project, version)
+    assert live.status == 409, live.body
+    session = me.get(live.headers["Location"]).json()
+    file = me.get(session["files"][filename]["link"]).json()
+    parts = me.get(file["mechanism"]["parts_url"]).json()["parts"]
+    return {p["number"] for p in parts if p["uploaded"]}
+
+
+def test_killed_mid_file_a_rerun_sends_only_the_missing_parts(
+    proxied: tuple[Stack, RecordingProxy, str], wharf: Path, tmp_path: Path
+) -> None:
+    stack, proxy, token = proxied
+    large, data = big_wheel("killdemo", "1.0", "py3-none-any", 36 * MIB)  # 5 parts
+    paths = write(tmp_path / "dist", {large: data})
+    command = [
+        "upload",
+        "--plain",
+        "--parallel-parts",
+        "1",
+        "--repository-url",
+        f"{stack.base}/upload/",
+        *paths,
+    ]
+    proxy.forget()
+    env = clean_env(WHARF_TOKEN=token)
+    client = subprocess.Popen(
+        [str(wharf), *command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(6000):  # a bound on waiting, not a measure of speed
+            if len(proxy.puts) >= 2:
+                break
+            time.sleep(0.005)
+        # Hold the next parts back (cut, retried by the client) so the kill lands mid-file.
+        proxy.cut_uploads(after_bytes=MIB, times=10_000)
+        for _ in range(6000):
+            if proxy.uploads_cut:
+                break
+            time.sleep(0.005)
+    finally:
+        client.send_signal(signal.SIGKILL)
+        client.wait()
+    proxy.cut_uploads(after_bytes=MIB, times=0)
+    stored = stored_parts(stack, token, "killdemo", "1.0", large)
+    assert 2 <= len(stored) < 5, stored
+    before = len(proxy.puts)
+    done = run(wharf, *command, token=token)
+    assert done.returncode == 0, done.stdout + done.stderr
+    resent = {part_number(line) for line in proxy.puts[before:]}
+    assert resent == set(range(1, 6)) - stored
+    assert published(stack, "killdemo")[large]["hashes"] == {
+        "sha256": hashlib.sha256(data).hexdigest()
+    }
+
+
+def test_connections_cut_during_parts_are_retried(
+    proxied: tuple[Stack, RecordingProxy, str], wharf: Path, tmp_path: Path
+) -> None:
+    stack, proxy, token = proxied
+    large, data = big_wheel("cutdemo", "1.0", "py3-none-any", 20 * MIB)  # 3 parts
+    paths = write(tmp_path / "dist", {large: data})
+    cuts_before = proxy.uploads_cut
+    proxy.cut_uploads(after_bytes=2 * MIB, times=3)
+    done = run(
+        wharf, "upload", "--plain", "--repository-url", f"{stack.base}/upload/", *paths, token=token
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert proxy.uploads_cut - cuts_before == 3
+    listed = published(stack, "cutdemo")[large]
+    assert listed["hashes"] == {"sha256": hashlib.sha256(data).hexdigest()}
+    downloaded = stack.api().get(str(listed["url"]))
+    assert hashlib.sha256(downloaded.body).hexdigest() == hashlib.sha256(data).hexdigest()

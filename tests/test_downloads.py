@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from devserver.harness import free_port, request
-from tests.conftest import ADMIN_TOKEN, Api, Stack, wait_for, wheel_name
+from tests.conftest import ADMIN_TOKEN, Api, Stack, clean_env, wait_for, wheel_name
 from tests.dists import dist, wheel
 from tests.proxy import RecordingProxy
 
@@ -165,28 +165,6 @@ def test_readers_of_the_simple_api_see_all_of_a_release_or_none(
 
 
 # -- real installers -----------------------------------------------------------------------
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without the machine's pip and uv configuration."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", UV_NO_CONFIG="1")
-    env.update(extra)
-    return env
-
-
-@pytest.fixture(scope="session")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A fresh virtual environment with the newest pip from PyPI."""
-    path = tmp_path_factory.mktemp("venv") / "env"
-    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-    python = path / "bin" / "python"
-    cert = os.environ.get("PIP_CERT")
-    env = clean_env(**({"PIP_CERT": cert} if cert else {}))
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True, env=env
-    )
-    yield path
 
 
 def pip(venv: Path, *args: str) -> subprocess.CompletedProcess[str]:

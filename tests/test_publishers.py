@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import Stack, wheel_name
+from tests.conftest import Stack, clean_env, wheel_name
 from tests.dists import dist
-from tests.test_downloads import clean_env
 
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 

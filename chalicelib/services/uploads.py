@@ -524,11 +524,16 @@ class UploadService:
                 [FieldError("size", f"at most {limit} bytes")],
             )
         if mechanism == HTTP_POST_BYTES and size > self._settings.post_bytes_max:
-            advice = f"use the {self.multipart} mechanism instead"
+            limit = self._settings.post_bytes_max
+            if self.multipart in self.mechanisms:
+                advice = f"use the {self.multipart} mechanism instead"
+                why = f"{advice}, which sends the bytes straight to storage"
+            else:  # WHARF_MECHANISMS left it out
+                advice = "this index offers no mechanism for larger files"
+                why = advice
             raise Conflict(
-                f"{HTTP_POST_BYTES} carries at most {self._settings.post_bytes_max} bytes "
-                f"(the API's request size limit); {advice}, which sends the bytes straight "
-                "to storage.",
+                f"{HTTP_POST_BYTES} carries at most {limit} bytes (the API's request size "
+                f"limit); {why}.",
                 [FieldError("mechanism", advice)],
             )
 

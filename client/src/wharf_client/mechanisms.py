@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +19,7 @@ import httpx
 
 from .api import Api, backoff, describe
 from .dists import Dist
-from .errors import NetworkError, Problem, Refused
+from .errors import NetworkError, Problem, Refused, UsageError
 
 HTTP_POST_BYTES = "http-post-bytes"
 S3_MULTIPART = "-s3multipart-presigned-v1"  # vnd-<operator>-s3multipart-presigned-v1
@@ -62,10 +62,14 @@ def post_bytes(api: Api, dist: Dist, mechanism: dict[str, Any], progress: Progre
     progress(len(data))
 
 
+SIGN_BATCH = 100  # parts signed per request: URLs are used within minutes of signing
+STREAM_CHUNK = 1024 * 1024
+
+
 @dataclass
 class Parts:
-    """The multipart mechanism for one file: `parallel` parts in flight at once, so memory
-    is bounded by parallel x part_size, never by the file's size."""
+    """The multipart mechanism for one file: `parallel` parts in flight at once, each
+    hashed and sent from disk in chunks, so memory stays flat whatever the file's size."""
 
     api: Api
     dist: Dist
@@ -73,28 +77,46 @@ class Parts:
     parallel: int
     progress: Progress
 
-    def send(self) -> int:
-        """Upload every part the server does not hold yet; returns how many were sent."""
-        listed = self.api.get(self.mechanism["parts_url"], context=self._where("listing parts"))
-        parts = listed.body.get("parts", []) if isinstance(listed.body, dict) else []
-        missing = [p["number"] for p in parts if not p.get("uploaded")]
-        held = sum(p["size"] for p in parts if p.get("uploaded"))
-        if held:
-            self.progress(held)
+    @property
+    def _size(self) -> int:
+        return int(self.mechanism["part_size"])
+
+    def _length(self, number: int) -> int:
+        return min(self._size, self.dist.size - (number - 1) * self._size)
+
+    def send(self, *, fresh: bool = False) -> int:
+        """Upload every part the server does not hold yet; returns how many were sent.
+        A `fresh` file upload session holds none: no need to ask."""
+        count = int(self.mechanism["part_count"])
+        missing = list(range(1, count + 1))
+        if not fresh:
+            listed = self.api.get(self.mechanism["parts_url"], context=self._where("listing"))
+            parts = listed.body.get("parts", []) if isinstance(listed.body, dict) else []
+            held = {int(p["number"]) for p in parts if p.get("uploaded")}
+            missing = [n for n in missing if n not in held]
+            self.progress(sum(self._length(n) for n in held))
         errors: list[BaseException] = []
         stop = threading.Event()
 
-        def one(number: int) -> None:
+        def batch(numbers: list[int]) -> None:
             if stop.is_set():
                 return
             try:
-                self._part(number)
+                digests = {n: self._digest(n) for n in numbers}
+                signed = self._sign(digests)
+                for number in numbers:
+                    if stop.is_set():
+                        return
+                    self._put(number, digests[number], signed[number])
             except BaseException as exc:
                 stop.set()
                 errors.append(exc)
 
+        # Each worker signs a small batch just before sending it, so no URL waits long.
+        size = max(1, min(SIGN_BATCH, -(-len(missing) // max(1, self.parallel))))
+        batches = [missing[i : i + size] for i in range(0, len(missing), size)]
         with ThreadPoolExecutor(max(1, self.parallel)) as pool:
-            list(pool.map(one, missing))
+            list(pool.map(batch, batches))
         if errors:
             raise errors[0]
         return len(missing)
@@ -102,44 +124,55 @@ class Parts:
     def _where(self, what: str) -> str:
         return f"{self.dist.filename}: {what}"
 
-    def _read(self, number: int) -> bytes:
-        size = int(self.mechanism["part_size"])
+    def _chunks(self, number: int) -> Iterator[bytes]:
+        left = self._length(number)
         with self.dist.path.open("rb") as stream:
-            stream.seek((number - 1) * size)
-            return stream.read(size)
+            stream.seek((number - 1) * self._size)
+            while left > 0:
+                chunk = stream.read(min(STREAM_CHUNK, left))
+                if not chunk:
+                    raise UsageError(f"{self.dist.filename} changed on disk during the upload")
+                left -= len(chunk)
+                yield chunk
 
-    def _sign(self, number: int, digest: str) -> dict[str, Any]:
-        # Signing twice is harmless: asked again, the server signs a fresh URL.
+    def _digest(self, number: int) -> str:
+        digest = hashlib.sha256()
+        for chunk in self._chunks(number):
+            digest.update(chunk)
+        return base64.b64encode(digest.digest()).decode()
+
+    def _sign(self, digests: dict[int, str]) -> dict[int, dict[str, Any]]:
+        # Signing again is harmless: the server signs fresh URLs.
         answer = self.api.call(
             "POST",
             self.mechanism["parts_url"],
-            {"parts": [{"number": number, "sha256": digest}]},
+            {"parts": [{"number": n, "sha256": d} for n, d in digests.items()]},
             idempotent=True,
-            context=self._where(f"signing part {number}"),
+            context=self._where(f"signing parts {min(digests)}-{max(digests)}"),
         )
-        signed: dict[str, Any] = answer.body["parts"][0]
-        return signed
+        return {int(p["number"]): p for p in answer.body["parts"]}
 
-    def _part(self, number: int) -> None:
-        """Sign and PUT one part; a cut connection or a 5xx is retried with backoff (a
-        part PUT again replaces itself), an expired URL is signed anew."""
-        data = self._read(number)
-        digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-        signed = self._sign(number, digest)
+    def _put(self, number: int, digest: str, signed: dict[str, Any]) -> None:
+        """PUT one part, streamed from disk; a cut connection or a 5xx is retried with
+        backoff (a part PUT again replaces itself), an expired URL is signed anew."""
+        length = self._length(number)
         for attempt in range(PART_ATTEMPTS):
             last = attempt == PART_ATTEMPTS - 1
+            headers = {**signed["headers"], "Content-Length": str(length)}
             try:
-                reply = self.api.storage.put(signed["url"], content=data, headers=signed["headers"])
+                reply = self.api.storage.put(
+                    signed["url"], content=self._chunks(number), headers=headers
+                )
             except httpx.TransportError as exc:
                 if last:
                     raise NetworkError(self._where(f"part {number}: {describe(exc)}")) from None
                 self.api.sleep(backoff(attempt))
                 continue
             if reply.status_code < 300:
-                self.progress(len(data))
+                self.progress(length)
                 return
             if reply.status_code == 403 and not last:  # expired: sign again
-                signed = self._sign(number, digest)
+                signed = self._sign({number: digest})[number]
                 continue
             if (reply.status_code >= 500 or reply.status_code == 429) and not last:
                 self.api.sleep(backoff(attempt))

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from .api import Answer, Api
+from .api import Api
 from .dists import Dist, Release
 from .errors import NetworkError, Problem, Refused
 from .mechanisms import HTTP_POST_BYTES, Parts, choose, post_bytes, supported
@@ -187,13 +187,16 @@ class Uploader:
             raise Refused(Problem(422, f"unsupported mechanism {identifier!r}"), dist.filename)
         self._report.file(dist.filename, dist.size)
         progress: Callable[[int], None] = lambda n: self._report.sent(dist.filename, n)  # noqa: E731
+        final = file
         if file.get("status") == "pending":
             if identifier == HTTP_POST_BYTES:
                 post_bytes(self._api, dist, details, progress)
             else:
-                Parts(self._api, dist, details, self._options.parallel_parts, progress).send()
-            self._complete(links, dist)
-        final = self.wait(links["file-upload-session"], f"{dist.filename}: verifying")
+                parts = Parts(self._api, dist, details, self._options.parallel_parts, progress)
+                parts.send(fresh=resume is None)
+            final = self._complete(links, dist)
+        if final.get("status") != "completed":
+            final = self.wait(links["file-upload-session"], f"{dist.filename}: verifying")
         if final.get("status") != "completed":
             raise _refusal(f"{dist.filename} was not accepted", final)
         self._report.step(f"{dist.filename}: completed")
@@ -219,10 +222,11 @@ class Uploader:
             return dict(self._api.get(answer.location, context=dist.filename).body)
         return dict(answer.body)
 
-    def _complete(self, links: dict[str, str], dist: Dist) -> Answer:
-        # Repeated after a lost answer, complete is a 409 (no longer pending): the file's
-        # status, read next, says how it ended.
-        return self._api.call(
+    def _complete(self, links: dict[str, str], dist: Dist) -> dict[str, Any]:
+        """The file's status after `complete`: `completed` (201), or anything else, which
+        the file's own status then settles. Repeated after a lost answer, complete is a
+        409 (no longer pending), and its status tells how it ended."""
+        answer = self._api.call(
             "POST",
             links["complete"],
             {},
@@ -230,6 +234,7 @@ class Uploader:
             expect=(200, 201, 202, 409),
             context=f"{dist.filename}: completing",
         )
+        return dict(answer.body) if answer.status in (200, 201) and answer.body else {}
 
     def _staged_same(self, session: dict[str, Any], dist: Dist) -> bool:
         """Are the completed file's bytes ours? The file status does not carry hashes;
