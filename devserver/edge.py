@@ -193,6 +193,9 @@ class Edge(ThreadingHTTPServer):
 
 class EdgeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The head and the body of an answer are two writes: with Nagle's algorithm the
+    # second waits for the client's delayed ACK (~40 ms) on every kept-alive request.
+    disable_nagle_algorithm = True
     server: Edge
     raw_requestline: bytes  # set by handle_one_request (untyped in typeshed)
 

@@ -292,3 +292,21 @@ def test_connections_cut_during_parts_are_retried(
     assert listed["hashes"] == {"sha256": hashlib.sha256(data).hexdigest()}
     downloaded = stack.api().get(str(listed["url"]))
     assert hashlib.sha256(downloaded.body).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_rerun_skips_files_completed_with_the_same_bytes(
+    stack: Stack, users: dict[str, str], wharf: Path, tmp_path: Path
+) -> None:
+    names = [wheel_name("rerundemo", "1.0"), "rerundemo-1.0.tar.gz"]
+    paths = write(tmp_path / "dist", {n: dist(n) for n in names})
+    url = f"{stack.base}/upload/"
+    staged = run(
+        wharf, "upload", "--stage", "--plain", "--repository-url", url, *paths, token=users["alice"]
+    )
+    assert staged.returncode == 0, staged.stdout + staged.stderr
+    # The same command without --stage joins the session and publishes what is there.
+    done = run(wharf, "upload", "--plain", "--repository-url", url, *paths, token=users["alice"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "continuing the session in progress" in done.stdout
+    assert done.stdout.count("already uploaded, skipped") == 2, done.stdout
+    assert set(published(stack, "rerundemo")) == set(names)

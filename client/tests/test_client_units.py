@@ -149,3 +149,22 @@ def test_refusals_are_not_retried() -> None:
     with pytest.raises(Refused) as caught:
         api_with(script).call("GET", "http://s/x", idempotent=True)
     assert caught.value.problem.status == 403 and len(script.calls) == 1
+
+
+def test_a_terminal_gets_a_bar_per_file_and_one_for_the_release() -> None:
+    import io
+
+    from rich.console import Console
+    from wharf_client.progress import Bars
+
+    screen = io.StringIO()
+    bars = Bars(Console(file=screen, force_terminal=True, width=120))
+    bars.release("demo 1.0", 300)
+    bars.file("demo-1.0.tar.gz", 100)
+    bars.file("demo-1.0-py3-none-any.whl", 200)
+    bars.sent("demo-1.0.tar.gz", 100)
+    bars.step("demo-1.0.tar.gz: completed")
+    bars.close()
+    shown = screen.getvalue()
+    for label in ("demo 1.0", "demo-1.0.tar.gz", "demo-1.0-py3-none-any.whl", "completed"):
+        assert label in shown
