@@ -33,6 +33,9 @@ LOCAL_ONLY = {
     "WHARF_LOCAL_WORKER",
     "WHARF_LOG_LEVEL",
     "WHARF_QUEUE_NAME",
+    # Tests of clients against a server offering only some mechanisms; AWS keeps the
+    # default (both).
+    "WHARF_MECHANISMS",
 }
 FROM_EDGE_PARAMETER = {"WHARF_PUBLIC_URL", "WHARF_DISTRIBUTION_ID"}
 # In AWS read from Secrets Manager (the *_SECRET variables name the secrets).
