@@ -81,6 +81,17 @@ def test_credentials_come_from_the_command_line_then_the_environment_then_pypirc
     assert resolve("https://elsewhere/upload/", None, pypirc=pypirc).token is None
 
 
+def test_a_token_is_trimmed_and_a_garbled_one_refused_unshown(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("WHARF_TOKEN", raising=False)
+    url = "https://idx.example/upload/"
+    assert resolve(url, "wharf_secret\n", pypirc=tmp_path / "none").token == "wharf_secret"
+    with pytest.raises(UsageError) as caught:
+        resolve(url, "wharf_se\x00cret", pypirc=tmp_path / "none")
+    assert "secret" not in str(caught.value)
+
+
 def test_a_problem_is_shown_as_title_detail_and_each_field_error() -> None:
     body = {
         "title": "Bad request",
@@ -136,7 +147,7 @@ def test_idempotent_steps_are_retried_on_429_5xx_and_cut_connections() -> None:
 
 def test_other_steps_are_tried_once() -> None:
     script = Script(503)
-    with pytest.raises(Refused):
+    with pytest.raises(NetworkError):  # a 5xx is the server not working: exit code 4
         api_with(script).call("POST", "http://s/publish", {}, idempotent=False)
     assert len(script.calls) == 1
     script = Script(httpx.ConnectError("refused"))

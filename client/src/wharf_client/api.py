@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 
@@ -25,15 +26,19 @@ class Answer:
     headers: httpx.Headers
     body: Any  # the parsed JSON, or None
 
+    url: str = ""
+
     @property
     def location(self) -> str | None:
+        """The Location header, made absolute (it may be relative to the request)."""
         location = self.headers.get("location")
-        return str(location) if location else None
+        return urljoin(self.url, str(location)) if location else None
 
     def retry_after(self, default: float) -> float:
+        # At least a fifth of a second: a server saying 0 must not get a busy loop.
         value = self.headers.get("retry-after", "")
         try:
-            return max(0.0, min(float(value), 60.0))
+            return max(0.2, min(float(value), 60.0))
         except ValueError:
             return default
 
@@ -82,8 +87,10 @@ class Api:
         url: str,
         body: Mapping[str, Any] | None = None,
         *,
-        content: bytes | None = None,
+        # A body streamed from disk is a function giving a fresh iterator per attempt.
+        content: bytes | Callable[[], Iterable[bytes]] | None = None,
         content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
         idempotent: bool,
         expect: tuple[int, ...] = (200, 201, 202, 204),
         context: str = "",
@@ -91,12 +98,13 @@ class Api:
         """One API request. Idempotent ones (GET, DELETE, and POSTs whose repetition the
         server answers the same) are retried on connection failures, 429 and 5xx,
         honouring Retry-After; others get one try, so that nothing runs twice. An answer
-        outside `expect` is Refused, carrying the server's problem."""
-        headers: dict[str, str] = {}
+        outside `expect` is Refused, carrying the server's problem; a 429 or 5xx that
+        persists is a NetworkError (the server is not saying no, it is not working)."""
+        sent = dict(headers or {})
         if body is not None:
-            headers["Content-Type"] = UPLOAD_JSON
+            sent["Content-Type"] = UPLOAD_JSON
         elif content_type:
-            headers["Content-Type"] = content_type
+            sent["Content-Type"] = content_type
         attempts = self._attempts if idempotent else 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
@@ -105,8 +113,8 @@ class Api:
                     method,
                     url,
                     json={"meta": META, **body} if body is not None else None,
-                    content=content,
-                    headers=headers,
+                    content=content() if callable(content) else content,
+                    headers=sent,
                 )
             except httpx.TransportError as exc:
                 if last:
@@ -118,6 +126,17 @@ class Api:
                 self.sleep(answer.retry_after(backoff(attempt)))
                 continue
             if answer.status not in expect:
+                if answer.status in RETRY_STATUSES:
+                    raise NetworkError(
+                        "\n".join(
+                            [
+                                context or url,
+                                *Problem.from_answer(
+                                    answer.status, answer.body, reply.reason_phrase
+                                ).lines(),
+                            ]
+                        )
+                    )
                 raise Refused(
                     Problem.from_answer(answer.status, answer.body, reply.reason_phrase),
                     context,
@@ -126,13 +145,8 @@ class Api:
         raise AssertionError("the loop returns or raises")  # pragma: no cover
 
     def get(self, url: str, *, context: str = "", accept: str | None = None) -> Answer:
-        if accept is None:
-            return self.call("GET", url, idempotent=True, context=context)
-        try:
-            reply = self._http.get(url, headers={"Accept": accept})
-        except httpx.TransportError as exc:
-            raise NetworkError(f"{context or url}: {describe(exc)}") from None
-        return _answer(reply)
+        headers = {"Accept": accept} if accept else None
+        return self.call("GET", url, headers=headers, idempotent=True, context=context)
 
 
 def _answer(reply: httpx.Response) -> Answer:
@@ -140,7 +154,7 @@ def _answer(reply: httpx.Response) -> Answer:
         body = reply.json() if reply.content else None
     except ValueError:
         body = None
-    return Answer(reply.status_code, reply.headers, body)
+    return Answer(reply.status_code, reply.headers, body, str(reply.request.url))
 
 
 def describe(exc: httpx.TransportError) -> str:

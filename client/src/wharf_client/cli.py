@@ -9,11 +9,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
+from . import __version__, upload
 from .api import Api
-from .credentials import TOKEN_ENV, URL_ENV, resolve
-from .dists import releases
-from .errors import EXIT_UNEXPECTED, UsageError, WharfClientError
+from .credentials import NO_TOKEN, TOKEN_ENV, URL_ENV, resolve
+from .errors import EXIT_UNEXPECTED, Problem, Refused, UsageError, WharfClientError
 from .progress import Plain, reporter
 from .uploader import Options, Uploader
 
@@ -78,6 +77,8 @@ def _run(args: argparse.Namespace, out: Plain) -> int:
     if args.command == "upload":
         return _upload(args, out)
     target = resolve(args.session_url, args.token, args.repository)
+    if not target.token:
+        raise UsageError(NO_TOKEN)
     api = Api(target.token)
     try:
         if args.command == "status":
@@ -88,40 +89,45 @@ def _run(args: argparse.Namespace, out: Plain) -> int:
             if not args.quiet:
                 _print_status(body, out)
         elif args.command == "cancel":
-            api.call("DELETE", args.session_url, idempotent=True, context="canceling")
+            _cancel(api, args.session_url)
             out.step(f"canceled: {args.session_url}")
         elif args.command == "extend":
-            session = api.get(args.session_url, context="extending").body
-            body = api.call(
-                "POST",
-                session["links"]["extend"],
-                {"extend-for": args.seconds},
-                idempotent=True,
-                context="extending",
-            ).body
-            out.step(f"expires at {body.get('expires-at')}")
+            _extend(api, args.session_url, args.seconds, out)
     finally:
         api.close()
     return 0
 
 
+def _cancel(api: Api, url: str) -> None:
+    answer = api.call("DELETE", url, idempotent=True, expect=(204, 409), context="canceling")
+    if answer.status == 409:  # canceled by a first try whose answer was lost, or refused
+        session = api.get(url, context="canceling").body
+        if session.get("status") != "canceled":
+            raise Refused(Problem.from_answer(409, answer.body, "Conflict"), "canceling")
+
+
+def _extend(api: Api, url: str, seconds: int, out: Plain) -> None:
+    extend = api.get(url, context="extending").body.get("links", {}).get("extend")
+    if not extend:  # PEP 694: no link when the server does not extend sessions
+        raise Refused(Problem(409, "this server does not extend sessions"), "extending")
+    body = api.call(
+        "POST", extend, {"extend-for": seconds}, idempotent=True, context="extending"
+    ).body
+    out.step(f"expires at {body.get('expires-at')}")
+
+
 def _upload(args: argparse.Namespace, out: Plain) -> int:
-    if args.parallel_files < 1 or args.parallel_parts < 1:
-        raise UsageError("--parallel-files and --parallel-parts are at least 1")
-    target = resolve(args.repository_url, args.token, args.repository)
-    found = releases(args.dists)  # refuses bad files before anything is sent
-    if not target.token:
-        raise UsageError(
-            f"no token: give --token, set ${TOKEN_ENV}, or add it to ~/.pypirc (username __token__)"
-        )
     shown = reporter(quiet=args.quiet, plain=args.plain or None)
-    api = Api(target.token, pool=max(16, args.parallel_files * args.parallel_parts * 2))
-    options = Options(args.parallel_files, args.parallel_parts, args.stage)
-    try:
-        outcomes = [Uploader(api, target.url, shown, options).upload(r) for r in found]
-    finally:
-        shown.close()
-        api.close()
+    outcomes = upload(
+        args.dists,
+        repository_url=args.repository_url,
+        token=args.token,
+        repository=args.repository,
+        stage=args.stage,
+        parallel_files=args.parallel_files,
+        parallel_parts=args.parallel_parts,
+        shown=shown,
+    )
     for outcome in outcomes:
         files = len(outcome.uploaded) + len(outcome.skipped)
         if outcome.status == "published":

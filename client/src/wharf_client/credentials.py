@@ -7,11 +7,13 @@ import configparser
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import UsageError
 
 TOKEN_USER = "__token__"
 TOKEN_ENV = "WHARF_TOKEN"
+NO_TOKEN = "no token: give --token, set $WHARF_TOKEN, or add it to ~/.pypirc (username __token__)"
 URL_ENV = "WHARF_REPOSITORY_URL"
 
 
@@ -27,8 +29,23 @@ def _pypirc(path: Path | None = None) -> configparser.ConfigParser:
     return config
 
 
-def _same_url(a: str, b: str) -> bool:
-    return a.rstrip("/") == b.rstrip("/")
+def _same_server(repository: str, url: str) -> bool:
+    """Is `url` (the upload endpoint, or a session URL under it) on that server?"""
+    if not repository:
+        return False
+    a, b = urlsplit(repository), urlsplit(url)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+
+def _checked(token: str | None) -> str | None:
+    """A token as sent in a header: surrounding whitespace (a newline from a file or a CI
+    secret) dropped; anything else unprintable refused without showing it."""
+    if token is None:
+        return None
+    token = token.strip()
+    if token and not all(" " < ch < "\x7f" for ch in token):
+        raise UsageError("the token has characters a token never has (check how it is set)")
+    return token or None
 
 
 def resolve(
@@ -53,7 +70,7 @@ def resolve(
             (
                 config[name]
                 for name in config.sections()
-                if _same_url(config[name].get("repository", ""), url)
+                if _same_server(config[name].get("repository", ""), url)
             ),
             None,
         )
@@ -63,11 +80,11 @@ def resolve(
             "give the server's upload endpoint: --repository-url URL (Wharf's <base>/upload/), "
             f"{URL_ENV}, or a ~/.pypirc section with --repository"
         )
-    token = token or os.environ.get(TOKEN_ENV)
+    token = _checked(token) or _checked(os.environ.get(TOKEN_ENV))
     if not token and section is not None and section.get("username", TOKEN_USER) == TOKEN_USER:
-        token = section.get("password")
+        token = _checked(section.get("password"))
     if not token:
-        token = _from_keyring(url)
+        token = _checked(_from_keyring(section.get("repository", url) if section else url))
     return Target(url, token)
 
 

@@ -24,6 +24,7 @@ from .errors import NetworkError, Problem, Refused, UsageError
 HTTP_POST_BYTES = "http-post-bytes"
 S3_MULTIPART = "-s3multipart-presigned-v1"  # vnd-<operator>-s3multipart-presigned-v1
 PART_ATTEMPTS = 6
+STREAM_CHUNK = 1024 * 1024
 
 
 def supported(identifier: str) -> bool:
@@ -45,25 +46,35 @@ Progress = Callable[[int], None]
 
 
 def post_bytes(api: Api, dist: Dist, mechanism: dict[str, Any], progress: Progress) -> None:
-    """The file's bytes in one request (http-post-bytes files are small: the server caps
-    them). Sent again after a crash, the server answers 409: the bytes are there."""
-    data = dist.path.read_bytes()
-    answer = api.call(
+    """The file's bytes in one request, streamed from disk. Sent again after a crash,
+    the server may answer 409 (bytes already there): `complete` then decides."""
+    api.call(
         "POST",
         mechanism["file_url"],
-        content=data,
+        content=lambda: _chunks(dist, 0, dist.size),
         content_type="application/octet-stream",
+        headers={"Content-Length": str(dist.size)},
         idempotent=True,
         expect=(200, 201, 202, 204, 409),
         context=f"{dist.filename}: sending its bytes",
     )
-    if answer.status == 409 and "already" not in str(answer.body).lower():
-        raise Refused(Problem.from_answer(409, answer.body, "Conflict"), dist.filename)
-    progress(len(data))
+    progress(dist.size)
+
+
+def _chunks(dist: Dist, offset: int, length: int) -> Iterator[bytes]:
+    """`length` bytes of the file from `offset`, a chunk at a time (a fresh iterator for
+    each attempt: a retried request sends them again)."""
+    with dist.path.open("rb") as stream:
+        stream.seek(offset)
+        while length > 0:
+            chunk = stream.read(min(STREAM_CHUNK, length))
+            if not chunk:
+                raise UsageError(f"{dist.filename} became shorter on disk during the upload")
+            length -= len(chunk)
+            yield chunk
 
 
 SIGN_BATCH = 100  # parts signed per request: URLs are used within minutes of signing
-STREAM_CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -125,15 +136,7 @@ class Parts:
         return f"{self.dist.filename}: {what}"
 
     def _chunks(self, number: int) -> Iterator[bytes]:
-        left = self._length(number)
-        with self.dist.path.open("rb") as stream:
-            stream.seek((number - 1) * self._size)
-            while left > 0:
-                chunk = stream.read(min(STREAM_CHUNK, left))
-                if not chunk:
-                    raise UsageError(f"{self.dist.filename} changed on disk during the upload")
-                left -= len(chunk)
-                yield chunk
+        return _chunks(self.dist, (number - 1) * self._size, self._length(number))
 
     def _digest(self, number: int) -> str:
         digest = hashlib.sha256()

@@ -9,14 +9,13 @@ file is resumed (the multipart mechanism sends only the parts the server lacks).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from .api import Api
+from .api import Api, backoff
 from .dists import Dist, Release
 from .errors import NetworkError, Problem, Refused
 from .mechanisms import HTTP_POST_BYTES, Parts, choose, post_bytes, supported
@@ -24,6 +23,7 @@ from .progress import Reporter
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 POLL_SECONDS = 1.0
+PUBLISH_ATTEMPTS = 4
 MAX_WAIT_SECONDS = 3600.0
 
 
@@ -94,24 +94,32 @@ class Uploader:
             self._api.sleep(answer.retry_after(POLL_SECONDS))
 
     def publish(self, session_url: str, label: str) -> dict[str, Any]:
-        session = self._api.get(session_url, context=f"{label}: the session").body
-        if session.get("status") == "published":
-            return dict(session)
-        # Not repeated (a publish is no idempotent step), but a lost answer is not a lost
-        # publish: the session's status, read next, tells.
-        with contextlib.suppress(NetworkError):
-            self._api.call(
-                "POST",
-                session["links"]["publish"],
-                {},
-                idempotent=False,
-                expect=(200, 201, 202),
-                context=f"{label}: publishing",
-            )
-        final = self.wait(session_url, f"{label}: publishing")
-        if final.get("status") != "published":
-            raise _refusal(f"{label}: publishing failed", final)
-        return final
+        """Publish and wait for `published`. The POST is not blindly repeated: after a
+        lost or failed answer the session's status says whether it happened, and only an
+        unpublished session is asked again (the server refuses a second publish anyway)."""
+        for attempt in range(PUBLISH_ATTEMPTS):
+            session = self.wait(session_url, f"{label}: the session")
+            if session.get("status") == "published":
+                return session
+            if session.get("status") not in ("open", "error"):
+                raise _refusal(f"{label}: cannot publish", session)
+            try:
+                self._api.call(
+                    "POST",
+                    session["links"]["publish"],
+                    {},
+                    idempotent=False,
+                    expect=(200, 201, 202),
+                    context=f"{label}: publishing",
+                )
+            except NetworkError:
+                self._api.sleep(backoff(attempt))
+                continue
+            final = self.wait(session_url, f"{label}: publishing")
+            if final.get("status") != "published":
+                raise _refusal(f"{label}: publishing failed", final)
+            return final
+        raise NetworkError(f"{label}: publishing kept failing; run the command again")
 
     # -- a release --------------------------------------------------------------------
 
@@ -134,6 +142,7 @@ class Uploader:
         for future in futures:
             future.result()  # the first failure, after every file had its chance
         links = session["links"]
+        self._refuse_leftovers(links["session"], release, label)
         status = "open"
         if not self._options.stage:
             status = self.publish(links["session"], label)["status"]
@@ -148,6 +157,22 @@ class Uploader:
             sorted(skipped),
         )
 
+    def _refuse_leftovers(self, session_url: str, release: Release, label: str) -> None:
+        """A joined session may hold files of an earlier attempt that this command does
+        not name: publishing would publish them too (or fail on them). Say so instead."""
+        ours = {d.filename for d in release.dists}
+        files = self._api.get(session_url, context=label).body.get("files") or {}
+        others = sorted(name for name in files if name not in ours)
+        if others:
+            raise Refused(
+                Problem(
+                    409,
+                    f"{label}: the session in progress also holds files this command does not name",
+                    f"Name them too, or delete them (or `wharf cancel {session_url}`).",
+                    [{"source": name, "message": files[name].get("status", "")} for name in others],
+                )
+            )
+
     # -- a file -----------------------------------------------------------------------
 
     def _file(self, session: dict[str, Any], dist: Dist, mechanism: str) -> bool:
@@ -160,17 +185,24 @@ class Uploader:
             }
         if existing and existing.get("status") == "completed" and self._staged_same(session, dist):
             self._report.step(f"{dist.filename}: already uploaded, skipped")
-            self._report.sent(dist.filename, 0)
+            self._report.file(dist.filename, dist.size)
+            self._report.sent(dist.filename, dist.size)
             return False
+        if existing and existing.get("status") == "error":
+            # PEP 694: a file in error is deleted before it is uploaded again.
+            self._api.call("DELETE", existing["link"], idempotent=True, expect=(204, 404, 409))
         resume = existing["link"] if existing and existing.get("status") == "pending" else None
-        try:
-            self._send(session, dist, mechanism, resume)
-        except Refused:
-            if resume is None:
-                raise
-            # The pending upload was another attempt's, perhaps of other bytes: start over.
+        if resume is not None:
+            try:
+                self._send(session, dist, mechanism, resume)
+                if self._staged_same(session, dist) is not False:
+                    return True
+            except Refused:
+                pass
+            # The pending upload was another attempt's, perhaps of other bytes (the file
+            # was rebuilt): start over with these.
             self._api.call("DELETE", resume, idempotent=True, expect=(204, 404, 409))
-            self._send(session, dist, mechanism, None)
+        self._send(session, dist, mechanism, None)
         return True
 
     def _send(
@@ -236,18 +268,19 @@ class Uploader:
         )
         return dict(answer.body) if answer.status in (200, 201) and answer.body else {}
 
-    def _staged_same(self, session: dict[str, Any], dist: Dist) -> bool:
-        """Are the completed file's bytes ours? The file status does not carry hashes;
-        the session's stage index (PEP 694 "Staged Previews") lists them."""
+    def _staged_same(self, session: dict[str, Any], dist: Dist) -> bool | None:
+        """Are the completed file's bytes ours? None when the server cannot tell: the
+        file status does not carry hashes; the session's stage index (PEP 694 "Staged
+        Previews"), where there is one, lists them."""
         stage = session.get("links", {}).get("stage")
         if not stage:
-            return False
+            return None
         try:
             page = self._api.get(f"{stage.rstrip('/')}/{dist.project}/", accept=SIMPLE_JSON)
-        except NetworkError:
-            return False
+        except (NetworkError, Refused):
+            return None
         files = page.body.get("files", []) if isinstance(page.body, dict) else []
-        return any(
-            f.get("filename") == dist.filename and f.get("hashes", {}).get("sha256") == dist.sha256
-            for f in files
-        )
+        hashes = [f.get("hashes", {}) for f in files if f.get("filename") == dist.filename]
+        if not hashes:
+            return None
+        return any(h.get("sha256") == dist.sha256 for h in hashes)
