@@ -182,8 +182,15 @@ def test_bad_input_gets_a_clear_message_and_its_own_exit_code(
 
 
 def test_a_server_offering_only_http_post_bytes(wharf: Path, tmp_path: Path) -> None:
-    """A generic PEP 694 server may offer only the required mechanism: the client uses it."""
-    stack = Stack.start(ADMIN_TOKEN, WHARF_MECHANISMS="http-post-bytes")
+    """A generic PEP 694 server may offer only the required mechanism: the client uses it.
+    This one also verifies every file and publishes every release later (202 and
+    `processing`): the client waits them out, following Retry-After."""
+    stack = Stack.start(
+        ADMIN_TOKEN,
+        WHARF_MECHANISMS="http-post-bytes",
+        WHARF_INLINE_MAX="1",
+        WHARF_INLINE_PUBLISH_MAX_FILES="1",
+    )
     try:
         token = stack.api(ADMIN_TOKEN).new_user("carol")
         files = {n: dist(n) for n in ("plaindemo-1.0.tar.gz", wheel_name("plaindemo", "1.0"))}
