@@ -83,7 +83,7 @@ def negotiate(accept: str | None) -> str:
     best: tuple[float, int, int] | None = None
     chosen = None
     for offer, preference in _PREFERENCE.items():
-        matches = [(_specificity(r, offer), q) for r, q in ranges if _specificity(r, offer)]
+        matches = [m for m in ((_specificity(r, offer), q) for r, q in ranges) if m[0]]
         if not matches:
             continue
         # The most specific range decides; among equally specific ones, the best quality.

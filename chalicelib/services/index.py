@@ -3,6 +3,7 @@ for a stage (PEP 694 "Staged Previews"), which adds one session's completed file
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -48,8 +49,16 @@ class ProjectPage:
         release to this index (names.release_key), listed as first published."""
         first: dict[str, IndexFile] = {}
         for f in sorted(self.files, key=lambda f: (f.uploaded_at or 0, f.version)):
-            first.setdefault(release_key(Version(f.version)), f)
-        return sorted((f.version for f in first.values()), key=Version)
+            first.setdefault(_parsed(f.version)[1], f)
+        return sorted((f.version for f in first.values()), key=lambda v: _parsed(v)[0])
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(version: str) -> tuple[Version, str]:
+    """A published version and its release key, parsed once per process: every render
+    of a project page needs them for every file."""
+    parsed = Version(version)
+    return parsed, release_key(parsed)
 
 
 class Redirect(Exception):
