@@ -10,6 +10,7 @@ import sys
 import threading
 from types import FrameType
 
+from .inprocess import InProcessAws
 from .moto_guard import EmbeddedAws
 
 REGION = "us-east-1"
@@ -34,6 +35,8 @@ def main() -> int:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "wharf-local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "wharf-local")
     os.environ["AWS_DEFAULT_REGION"] = os.environ.get("AWS_DEFAULT_REGION", REGION)
+    # The stack's own calls reach moto in-process; the port is for everyone else.
+    InProcessAws(moto.url, moto.app).install()
 
     # Imported only now: the app's AWS clients must see the endpoint above.
     from chalice.config import Config
