@@ -12,12 +12,13 @@ the port stays for everyone else (tests, benchmarks, presigned URLs)."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 import boto3
-from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HeadersDict
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.compat import HTTPHeaders
 from werkzeug.test import EnvironBuilder
 
 if TYPE_CHECKING:
@@ -26,27 +27,45 @@ if TYPE_CHECKING:
 
 class _Body(io.RawIOBase):
     """A WSGI response body read as a file (botocore's StreamingBody wraps it), one chunk
-    of the application's iterable at a time: a large GetObject is not joined first."""
+    of the application's iterable at a time: a large GetObject is not joined first, and
+    each byte is copied once, into what `read` returns."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         super().__init__()
         self._chunks = chunks
         self._iterator = iter(chunks)
-        self._pending = b""
+        self._pending = memoryview(b"")
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def _next(self) -> bool:
         while not self._pending:
             chunk = next(self._iterator, None)
             if chunk is None:
-                return 0
-            self._pending = chunk
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
+                return False
+            self._pending = memoryview(chunk)
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        if not self._next():
+            return b""
+        taken, self._pending = self._pending[:size], self._pending[size:]
+        return bytes(taken)
+
+    def readall(self) -> bytes:
+        parts = []
+        while self._next():
+            parts.append(self._pending)
+            self._pending = memoryview(b"")
+        return b"".join(parts)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
     def stream(self, amt: int = 64 * 1024, decode_content: bool | None = None) -> Iterator[bytes]:
         # What botocore's AWSResponse.content reads (urllib3's HTTPResponse has it).
@@ -78,12 +97,17 @@ class InProcessAws:
         self._endpoint = endpoint.rstrip("/")
         self._app = app
 
-    def install(self) -> None:
-        """For every client created from boto3's default session from now on (the
-        stack's own: runtime.aws_clients)."""
-        boto3.setup_default_session()
-        assert boto3.DEFAULT_SESSION is not None
-        boto3.DEFAULT_SESSION.events.register("before-send", self.answer)
+    def install(self, session: boto3.Session | None = None) -> None:
+        """For every client created from `session` from now on; by default boto3's
+        default session (the stack's own clients: runtime.aws_clients)."""
+        if session is None:
+            boto3.setup_default_session()
+            session = boto3.DEFAULT_SESSION
+        assert session is not None
+        # botocore sends what a before-send handler returns instead of the request (its
+        # stubs type handlers as returning None).
+        handler = cast("Callable[..., None]", self.answer)
+        session.events.register("before-send", handler)
 
     def answer(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
         url = urlsplit(request.url)
@@ -110,8 +134,10 @@ class InProcessAws:
         body = _Body(self._app(environ, start_response))
         if not request.stream_output:
             # Read whole now, as botocore would, so the application's work is done here.
-            content = body.read()
+            content = body.readall()
             body.close()
             body = _Body([content])
         status, headers = answered[0]
-        return AWSResponse(request.url, int(status.split()[0]), HeadersDict(headers), body)
+        return AWSResponse(
+            request.url, int(status.split()[0]), HTTPHeaders.from_pairs(headers), body
+        )
