@@ -35,6 +35,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -75,6 +76,8 @@ from ..states import (
 from .schema import LIVE_INDEX, LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
 
 TRANSACTION_LIMIT = 100
+# Rounds of a BatchGetItem whose keys DynamoDB left unprocessed (throttling) before giving up.
+BATCH_ATTEMPTS = 5
 PROJECT_INDEX = "INDEX#projects"
 EXPOSE_OUTBOX = "OUTBOX#expose"
 USER_INDEX = "INDEX#users"
@@ -307,6 +310,26 @@ class DynamoStore:
         response = self._db.get_item(TableName=self._table, Key=_key(pk, sk), ConsistentRead=True)
         item = response.get("Item")
         return _decode(item) if item else None
+
+    def _get_many(self, *keys: tuple[str, str]) -> list[Item | None]:
+        """The items at `keys` (pk, sk), in order, None where there is none: one strongly
+        consistent BatchGetItem where a request would otherwise read them one by one."""
+        unique = list(dict.fromkeys(keys))
+        found: dict[tuple[str, str], Item] = {}
+        request: dict[str, Any] = {
+            self._table: {"Keys": [_key(pk, sk) for pk, sk in unique], "ConsistentRead": True}
+        }
+        for attempt in range(1, BATCH_ATTEMPTS + 1):
+            response = self._db.batch_get_item(RequestItems=request)
+            for raw in response.get("Responses", {}).get(self._table, []):
+                item = _decode(raw)
+                found[(item["pk"], item["sk"])] = item
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return [found.get(key) for key in keys]
+            # Throttled: DynamoDB hands back what it did not read; ask again after a pause.
+            time.sleep(random.uniform(0, 0.025 * 2**attempt))
+        raise StoreBusy()
 
     def _query(self, pk: str, prefix: str = "", *, below: str = "") -> Iterator[Item]:
         """Items of a partition whose sort key starts with `prefix`, or sorts below
@@ -569,6 +592,14 @@ class DynamoStore:
         item = self._get(_project_pk(project), f"ROLE#{username}")
         return Role(item["role"]) if item else None
 
+    def get_standing(self, project: str, username: str) -> tuple[ProjectRecord | None, Role | None]:
+        """The project (as get_project) and the user's role on it, in one round trip: what
+        every authorization of an upload reads."""
+        item, role = self._get_many(
+            (_project_pk(project), "#PROJECT"), (_project_pk(project), f"ROLE#{username}")
+        )
+        return _project_record(project, item), Role(role["role"]) if role else None
+
     def project_roles(self, project: str) -> list[tuple[str, Role]]:
         """(username, role) of everyone with a role on the project, by name."""
         return [
@@ -588,20 +619,7 @@ class DynamoStore:
     def get_project(self, project: str) -> ProjectRecord | None:
         """The project, or None for a free name: never held, or a reservation whose
         every holder ended (the item stays, with no holders)."""
-        item = self._get(_project_pk(project), "#PROJECT")
-        if item is None:
-            return None
-        status = ProjectStatus(item["status"])
-        holders = frozenset(item.get("holders") or ())
-        if status is ProjectStatus.RESERVED and not holders:
-            return None
-        return ProjectRecord(
-            name=project,
-            status=status,
-            reserved_for=item.get("reserved_for") or None,
-            holders=holders,
-            created_at=item["created_at"],
-        )
+        return _project_record(project, self._get(_project_pk(project), "#PROJECT"))
 
     # -- publishing sessions ------------------------------------------------------------
 
@@ -866,10 +884,32 @@ class DynamoStore:
         item = self._get(session_pk(session_id), f"F#{file_id}")
         return _file_record(item) if item else None
 
-    def file_named(self, session_id: str, filename: str) -> FileRecord | None:
-        """The session's live (not canceled) file of that name."""
-        slot = self._get(session_pk(session_id), _slot_sk(filename))
-        return self.get_file(session_id, slot["file_id"]) if slot else None
+    def get_session_and_file(
+        self, session_id: str, file_id: str
+    ) -> tuple[SessionRecord | None, FileRecord | None]:
+        """A file upload session and its publishing session, in one round trip."""
+        session, file = self._get_many(
+            (session_pk(session_id), SESSION_SK), (session_pk(session_id), f"F#{file_id}")
+        )
+        return (
+            _session_record(session) if session else None,
+            _file_record(file) if file else None,
+        )
+
+    def filename_in_release(
+        self, session: SessionRecord, filename: str
+    ) -> tuple[FileRecord | None, PublishedFile | None]:
+        """What holds `filename` for a new file of the session: the session's live (not
+        canceled) file of that name, and the release's published file of that name. One
+        round trip, and one more for each that exists."""
+        slot, published = self._get_many(
+            (session_pk(session.id), _slot_sk(filename)),
+            (_project_pk(session.project), self._published_sk(session.version_key, filename)),
+        )
+        return (
+            self.get_file(session.id, slot["file_id"]) if slot else None,
+            self._if_committed(session.project, published),
+        )
 
     def add_file(
         self, session: SessionRecord, file: FileRecord, now: int, *, replaces: FileRecord | None
@@ -1005,9 +1045,18 @@ class DynamoStore:
                     _file_record(_decode(item)) if item else self.get_file(file.session_id, file.id)
                 ) from None
             raise
-        updated = self.get_file(file.session_id, file.id)
-        assert updated is not None
-        return updated
+        # What the transaction wrote, without reading it back: the condition held, so the
+        # file was in a source state and is now in the target one.
+        _, target = file_move(event)
+        moved = replace(file, status=target, notices=file.notices if notices is None else notices)
+        if verified is None:
+            return moved
+        return replace(
+            moved,
+            metadata_sha256=verified.metadata_sha256,
+            requires_python=verified.requires_python,
+            uploaded_at=verified.uploaded_at,
+        )
 
     def add_signer(self, file: FileRecord, token_id: str) -> None:
         """Record that `token_id` had part URLs signed for the pending file."""
@@ -1354,7 +1403,13 @@ class DynamoStore:
 
     def published_file(self, project: str, version_key: str, filename: str) -> PublishedFile | None:
         """The published file of that name in the release, if its publish committed."""
-        item = self._get(_project_pk(project), self._published_sk(version_key, filename))
+        return self._if_committed(
+            project, self._get(_project_pk(project), self._published_sk(version_key, filename))
+        )
+
+    def _if_committed(self, project: str, item: Item | None) -> PublishedFile | None:
+        """A filename item as a published file, unless it is only reserved (its session's
+        commit marker is not there)."""
         if item is None or self._get(_project_pk(project), f"C#{item['session']}") is None:
             return None
         return _published_record(project, item)
@@ -1379,6 +1434,22 @@ class DynamoStore:
             for item in self._query(_project_pk(project), "F#")
             if item["session"] in committed
         ]
+
+
+def _project_record(project: str, item: Item | None) -> ProjectRecord | None:
+    if item is None:
+        return None
+    status = ProjectStatus(item["status"])
+    holders = frozenset(item.get("holders") or ())
+    if status is ProjectStatus.RESERVED and not holders:
+        return None
+    return ProjectRecord(
+        name=project,
+        status=status,
+        reserved_for=item.get("reserved_for") or None,
+        holders=holders,
+        created_at=item["created_at"],
+    )
 
 
 def _published_record(project: str, item: Item) -> PublishedFile:

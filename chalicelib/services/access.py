@@ -73,12 +73,12 @@ class Access:
         ):
             return False
         assert principal.username is not None
-        record = self._store.get_project(project)
+        record, role = self._store.get_standing(project, principal.username)
         if record is None:
             return True
         if record.status is ProjectStatus.RESERVED:
             return record.reserved_for == principal.username
-        return self._store.get_role(project, principal.username) in UPLOAD_ROLES
+        return role in UPLOAD_ROLES
 
     def revoked_signers(
         self, file: FileRecord, session: SessionRecord, *, trusted: str | None = None

@@ -248,9 +248,10 @@ class UploadService:
 
     def _load_file(self, principal: Principal, session_id: str, file_id: str) -> FileView:
         known = is_random_id(session_id) and is_random_id(file_id)
-        session = self._store.get_session(session_id) if known else None
-        file = self._store.get_file(session_id, file_id) if session else None
-        if file is None:
+        session, file = (
+            self._store.get_session_and_file(session_id, file_id) if known else (None, None)
+        )
+        if session is None or file is None:
             raise NotFound("No such file upload session.")
         return FileView(self._admit(principal, session), file)
 
@@ -471,14 +472,14 @@ class UploadService:
         if errors:
             raise BadRequest("The file upload session request is not valid.", errors)
         self._require_size_accepted(size, mechanism)
-        replaces = self._store.file_named(session.id, filename)
+        replaces, published = self._store.filename_in_release(session, filename)
         if replaces is not None and replaces.status not in REPLACEABLE_FILE_STATES:
             raise Conflict(
                 f"{filename!r} is being uploaded in this session; cancel that upload "
                 "before starting another (PEP 694 'Replacing a ... File').",
                 headers={"Location": self._links.file(replaces)},
             )
-        if self._store.published_file(session.project, session.version_key, filename):
+        if published is not None:
             raise Conflict(
                 f"{filename!r} is already published in this release; published files never change.",
                 [FieldError("filename", "already published")],

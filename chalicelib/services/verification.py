@@ -63,7 +63,6 @@ def upload_gone() -> Unverified:
     )
 
 
-
 def metadata_key(key: str) -> str:
     """Where a file's core metadata is stored: next to it (PEP 658)."""
     return f"{key}.metadata"
@@ -84,17 +83,17 @@ class Verifier:
             ) from None
 
     def _verify(self, session: SessionRecord, file: FileRecord) -> Verified:
-        info = self._blobs.head(file.key)
-        if info is None and file.upload_id is not None:
-            # Not assembled yet (an earlier delivery of the same job may have done it).
-            self._assemble(file, file.upload_id)
+        # Assembled from parts of exactly the planned sizes, a multipart file has its
+        # declared size; one sent whole is looked at first.
+        assembled = file.upload_id is not None and self._assemble(file, file.upload_id)
+        if not assembled:
             info = self._blobs.head(file.key)
-        if info is None:
-            raise Unverified([FieldError("file", "no bytes were uploaded for this file")])
-        if info.size != file.size:
-            raise Unverified(
-                [FieldError("size", f"declared {file.size} bytes, stored {info.size}")]
-            )
+            if info is None:
+                raise Unverified([FieldError("file", "no bytes were uploaded for this file")])
+            if info.size != file.size:
+                raise Unverified(
+                    [FieldError("size", f"declared {file.size} bytes, stored {info.size}")]
+                )
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
             self._check_hashes(file, spool)
             spool.seek(0)
@@ -108,21 +107,22 @@ class Verifier:
         self._blobs.put_new(metadata_key(file.key), found.metadata)
         return Verified(
             metadata_sha256=(
-                hashlib.sha256(found.metadata).hexdigest()
-                if found.metadata_is_reliable
-                else None
+                hashlib.sha256(found.metadata).hexdigest() if found.metadata_is_reliable else None
             ),
             requires_python=found.requires_python,
             uploaded_at=self._clock.now(),
         )
 
-    def _assemble(self, file: FileRecord, upload_id: str) -> None:
+    def _assemble(self, file: FileRecord, upload_id: str) -> bool:
         """Complete the multipart upload from S3's own list of parts, refusing a missing
-        or wrongly sized part (the mechanism's `complete`)."""
+        or wrongly sized part (the mechanism's `complete`). False when the upload is no
+        longer there but the object is: an earlier delivery of the same job assembled it."""
         plan = PartPlan.for_size(file.size)
         try:
             parts = {p.number: p for p in self._blobs.stored_parts(file.key, upload_id)}
         except UploadGone:
+            if self._blobs.head(file.key) is not None:
+                return False
             raise upload_gone() from None
         problems: list[FieldError] = []
         missing = [n for n in range(1, plan.count + 1) if n not in parts]
@@ -146,7 +146,10 @@ class Verifier:
         try:
             self._blobs.complete_multipart(file.key, upload_id, [parts[n] for n in sorted(parts)])
         except UploadGone:
+            if self._blobs.head(file.key) is not None:
+                return False  # completed meanwhile by another delivery
             raise upload_gone() from None
+        return True
 
     def _check_hashes(self, file: FileRecord, spool: IO[bytes]) -> None:
         hasher = MultiHasher(file.hashes)
