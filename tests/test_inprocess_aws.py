@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSPreparedRequest
+from botocore.compat import HTTPHeaders
 from botocore.exceptions import ClientError
 from moto.core.responses import BaseResponse
 
@@ -85,7 +86,7 @@ def test_every_service_is_answered_without_the_network(
 
 def test_other_endpoints_are_sent_as_usual(embedded: EmbeddedAws, nowhere: str) -> None:
     answering = InProcessAws(nowhere, embedded.app)
-    elsewhere = AWSPreparedRequest("GET", "http://127.0.0.1:1/x", {}, b"", False)
+    elsewhere = AWSPreparedRequest("GET", "http://127.0.0.1:1/x", HTTPHeaders(), b"", False)
     assert answering.answer(elsewhere) is None
 
 
