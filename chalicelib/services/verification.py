@@ -84,10 +84,13 @@ class Verifier:
 
     def _verify(self, session: SessionRecord, file: FileRecord) -> Verified:
         # Assembled from parts of exactly the planned sizes, a multipart file has its
-        # declared size; one sent whole is looked at first.
+        # declared size. A file sent whole is looked at; so is one whose upload is gone
+        # (an earlier delivery of the same job assembled it, or it was aborted).
         assembled = file.upload_id is not None and self._assemble(file, file.upload_id)
         if not assembled:
             info = self._blobs.head(file.key)
+            if info is None and file.upload_id is not None:
+                raise upload_gone()  # neither the upload nor an object assembled from it
             if info is None:
                 raise Unverified([FieldError("file", "no bytes were uploaded for this file")])
             if info.size != file.size:
@@ -116,14 +119,12 @@ class Verifier:
     def _assemble(self, file: FileRecord, upload_id: str) -> bool:
         """Complete the multipart upload from S3's own list of parts, refusing a missing
         or wrongly sized part (the mechanism's `complete`). False when the upload is no
-        longer there but the object is: an earlier delivery of the same job assembled it."""
+        longer there: an earlier delivery of the same job may have assembled it."""
         plan = PartPlan.for_size(file.size)
         try:
             parts = {p.number: p for p in self._blobs.stored_parts(file.key, upload_id)}
         except UploadGone:
-            if self._blobs.head(file.key) is not None:
-                return False
-            raise upload_gone() from None
+            return False
         problems: list[FieldError] = []
         missing = [n for n in range(1, plan.count + 1) if n not in parts]
         if missing:
@@ -146,9 +147,7 @@ class Verifier:
         try:
             self._blobs.complete_multipart(file.key, upload_id, [parts[n] for n in sorted(parts)])
         except UploadGone:
-            if self._blobs.head(file.key) is not None:
-                return False  # completed meanwhile by another delivery
-            raise upload_gone() from None
+            return False  # completed (or aborted) meanwhile
         return True
 
     def _check_hashes(self, file: FileRecord, spool: IO[bytes]) -> None:
