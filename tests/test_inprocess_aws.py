@@ -74,6 +74,12 @@ def test_every_service_is_answered_without_the_network(
     ranged = s3.get_object(Bucket="inprocess-files", Key="k", Range="bytes=10-19")
     assert ranged["Body"].read() == data[10:20]
     assert ranged["ContentRange"] == f"bytes 10-19/{len(data)}"
+    # Keys as a URL path quotes them (a local version's "+", spaces, "%"), read back as put.
+    odd = "files/demo/x/demo-1.0+local.1-py3-none-any.whl/a b%20c"
+    s3.put_object(Bucket="inprocess-files", Key=odd, Body=b"odd")
+    assert s3.get_object(Bucket="inprocess-files", Key=odd)["Body"].read() == b"odd"
+    listed = s3.list_objects_v2(Bucket="inprocess-files", Prefix="files/")["Contents"]
+    assert [o["Key"] for o in listed] == [odd]
     with pytest.raises(ClientError) as missing:
         s3.head_object(Bucket="inprocess-files", Key="absent")
     assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
