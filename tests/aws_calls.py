@@ -62,6 +62,7 @@ class Call:
     operation: str
     requests: tuple[Request, ...]
     unmapped: bool = False  # the operation is missing from OPERATIONS
+    presigned: bool = False  # a URL signed for someone else to call, not a call made
 
 
 @dataclass
@@ -320,12 +321,13 @@ def _before_parameter_build(params: Params, model: Any, context: Any, **_: Any) 
         return
     service, operation = model.service_model.service_name, model.name
     region = context.get("client_region") or REGION  # presigning carries no region
+    presigned = bool(context.get("is_presign_request"))  # botocore's generate_presigned_url
     try:
         requests = tuple(requests_for(service, operation, params, region))
     except UnknownOperation:
-        _record(Call(function, service, operation, (), unmapped=True))
+        _record(Call(function, service, operation, (), unmapped=True, presigned=presigned))
         return
-    _record(Call(function, service, operation, requests))
+    _record(Call(function, service, operation, requests, presigned=presigned))
     if service == "s3" and operation in ("HeadObject", "GetObject"):
         context[_MISSING_KEY] = (function, params["Bucket"], params["Key"])
 
