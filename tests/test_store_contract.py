@@ -24,6 +24,7 @@ from chalicelib.records import (
     Role,
     SessionRecord,
     TokenRecord,
+    Verified,
 )
 from chalicelib.states import FileEvent, FileStatus, SessionEvent, SessionStatus
 from chalicelib.tokens import new_session_token, random_id, session_id_for
@@ -132,7 +133,7 @@ def test_a_sibling_first_release_publishes_after_the_name_is_registered(
     with pytest.raises(ProjectTaken):  # it no longer registers the name
         store.commit_publish(locked, NOW, owner="alice")
     store.commit_publish(locked, NOW, owner=None, registers=False)
-    assert store.get_role("demo", "alice") is Role.OWNER
+    assert store.get_standing("demo", "alice")[1] is Role.OWNER
 
 
 def test_canceling_frees_the_release_and_the_name(store: DynamoStore) -> None:
@@ -203,6 +204,46 @@ def test_file_moves_follow_the_table(store: DynamoStore) -> None:
     store.add_file(session, new_file(session, file.filename), NOW, replaces=None)
 
 
+def test_a_move_answers_the_file_as_stored(store: DynamoStore) -> None:
+    # move_file does not read the file back: what it answers must be what is stored.
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    file = new_file(session)
+    store.add_file(session, file, NOW, replaces=None)
+    verified = Verified(metadata_sha256="1" * 64, requires_python=">=3.10", uploaded_at=NOW)
+    done = store.move_file(file, FileEvent.COMPLETE, NOW, verified=verified)
+    assert done == store.get_file(session.id, file.id)
+    other = new_file(session)
+    store.add_file(session, other, NOW, replaces=None)
+    failed = store.move_file(other, FileEvent.COMPLETE_FAILED, NOW, notices=["bad hash"])
+    assert failed == store.get_file(session.id, other.id)
+    assert store.move_file(failed, FileEvent.CANCEL, NOW) == store.get_file(session.id, other.id)
+
+
+def test_batched_reads_agree_with_single_reads(store: DynamoStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    file = new_file(session, "demo-1.0.tar.gz")
+    store.add_file(session, file, NOW, replaces=None)
+    stored = store.get_file(session.id, file.id)
+    absent = random_id()
+    assert store.get_session_and_file(session.id, file.id) == (
+        store.get_session(session.id),
+        stored,
+    )
+    assert store.get_session_and_file(session.id, absent) == (store.get_session(session.id), None)
+    assert store.get_session_and_file(absent, file.id) == (None, None)
+    assert store.get_standing("demo", "alice") == (store.get_project("demo"), None)
+    assert store.filename_in_release(session, "demo-1.0.tar.gz") == (stored, None)
+    published(store, session, [completed(store, file)])
+    later = new_session(first=False)
+    store.create_session(later, reserve_project=False)
+    listed = store.published_file("demo", "1", "demo-1.0.tar.gz")
+    assert listed is not None
+    assert store.filename_in_release(later, "demo-1.0.tar.gz") == (None, listed)
+    assert store.get_standing("demo", "alice") == (store.get_project("demo"), Role.OWNER)
+
+
 def test_a_session_being_published_accepts_no_changes(store: DynamoStore) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)
@@ -230,7 +271,7 @@ def test_publish_registers_the_name_and_makes_the_creator_owner(store: DynamoSto
     assert done.status is SessionStatus.PUBLISHED and done.publish_lock_until is None
     project = store.get_project("demo")
     assert project is not None and project.status is ProjectStatus.REGISTERED
-    assert store.get_role("demo", "alice") is Role.OWNER
+    assert store.get_standing("demo", "alice")[1] is Role.OWNER
     assert store.project_names() == ["demo"]
     assert store.live_session_id("demo", "1") is None
 
@@ -342,9 +383,9 @@ def test_users_tokens_and_roles(store: DynamoStore) -> None:
         store.create_user("alice", NOW)
     assert store.user_exists("alice") and not store.user_exists("bob")
     store.put_role("demo", "alice", Role.MAINTAINER)
-    assert store.get_role("demo", "alice") is Role.MAINTAINER
+    assert store.get_standing("demo", "alice")[1] is Role.MAINTAINER
     assert store.delete_role("demo", "alice") and not store.delete_role("demo", "alice")
-    assert store.get_role("demo", "alice") is None
+    assert store.get_standing("demo", "alice")[1] is None
 
 
 def test_user_listings_follow_every_write(store: DynamoStore) -> None:

@@ -588,10 +588,6 @@ class DynamoStore:
             raise
         return True
 
-    def get_role(self, project: str, username: str) -> Role | None:
-        item = self._get(_project_pk(project), f"ROLE#{username}")
-        return Role(item["role"]) if item else None
-
     def get_standing(self, project: str, username: str) -> tuple[ProjectRecord | None, Role | None]:
         """The project (as get_project) and the user's role on it, in one round trip: what
         every authorization of an upload reads."""
