@@ -185,9 +185,11 @@ class MotoGuard:
         # moto's dispatcher finds a request's service anew each time, listing moto's
         # package directory on disk to do so (an eighth of a DynamoDB call's CPU). The
         # guard has already told the service apart: its application, built once, answers.
-        self._service_app = service_app
-        self._service_apps: dict[str, WSGIApplication] = {}
-        self._apps_lock = threading.Lock()
+        self._service_apps = (
+            {service: service_app(service) for service in (DYNAMODB, SQS, S3)}
+            if service_app is not None
+            else {}
+        )
         self._dynamodb = threading.Lock()
         # Held by every SQS request; a long poll waits on it (releasing it) for a write.
         self._sqs = threading.Condition(threading.Lock())
@@ -211,15 +213,7 @@ class MotoGuard:
         return [answer.body]
 
     def _app_for(self, service: str | None) -> WSGIApplication:
-        if service is None or self._service_app is None:
-            return self.app
-        app = self._service_apps.get(service)
-        if app is None:
-            with self._apps_lock:
-                app = self._service_apps.get(service)
-                if app is None:
-                    app = self._service_apps[service] = self._service_app(service)
-        return app
+        return self._service_apps.get(service or "", self.app)
 
     # -- S3 --------------------------------------------------------------------------------
 
@@ -560,34 +554,19 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
 def _apply(backend: DynamoDBBackend, step: _Step) -> None:
     """One item, written as moto's own transaction writes it."""
     op = step.op
-    condition = op.get("ConditionExpression")
     # None when absent, as moto's own transaction passes them (its annotations say dict).
-    names: Any = op.get("ExpressionAttributeNames")
-    values: Any = op.get("ExpressionAttributeValues")
+    expressions: dict[str, Any] = {
+        "condition_expression": op.get("ConditionExpression"),
+        "expression_attribute_names": op.get("ExpressionAttributeNames"),
+        "expression_attribute_values": op.get("ExpressionAttributeValues"),
+    }
     if step.kind == "Put":
-        backend.put_item(
-            step.table_name,
-            op["Item"],
-            condition_expression=condition,
-            expression_attribute_names=names,
-            expression_attribute_values=values,
-        )
+        backend.put_item(step.table_name, op["Item"], **expressions)
     elif step.kind == "Delete":
-        backend.delete_item(
-            step.table_name,
-            step.key,
-            condition_expression=condition,
-            expression_attribute_names=names,
-            expression_attribute_values=values,
-        )
+        backend.delete_item(step.table_name, step.key, **expressions)
     elif step.kind == "Update":
         backend.update_item(
-            step.table_name,
-            step.key,
-            update_expression=op["UpdateExpression"],
-            condition_expression=condition,
-            expression_attribute_names=names,
-            expression_attribute_values=values,
+            step.table_name, step.key, update_expression=op["UpdateExpression"], **expressions
         )
 
 
