@@ -14,6 +14,7 @@ BENCH_PUBLISH_SCALE (default 1) scales every file size, e.g. 0.05 for a quick ch
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -24,6 +25,7 @@ import tempfile
 import time
 import zipfile
 from base64 import urlsafe_b64encode
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,6 +195,22 @@ class Results:
     big_files: int
 
 
+def measure(
+    tool: str,
+    command: list[str],
+    env: dict[str, str],
+    directory: Path,
+    release: list[Path],
+    big: Path,
+    idle: Run,
+    listed: Callable[[str], int],
+) -> Results:
+    """`command` run on the release, then on the big file; what the index lists after."""
+    release_run = run([*command, *map(str, release)], directory / f"{tool}-release.log", env)
+    big_run = run([*command, str(big)], directory / f"{tool}-big.log", env)
+    return Results(idle.peak_kib, release_run, big_run, listed("benchpub"), listed("benchbig"))
+
+
 def bench_wharf(directory: Path, release: list[Path], big: Path) -> Results:
     bin_dir = client_venv(directory)
     wharf = str(bin_dir / "wharf")
@@ -213,15 +231,8 @@ def bench_wharf(directory: Path, release: list[Path], big: Path) -> Results:
         command = [*base, "--quiet", *tuning]
         # No credentials of the person running the bench: only what is given above.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WHARF_", "AWS_"))}
-        release_run = run([*command, *map(str, release)], directory / "wharf-release.log", env)
-        big_run = run([*command, str(big)], directory / "wharf-big.log", env)
-        return Results(
-            idle.peak_kib,
-            release_run,
-            big_run,
-            wharf_files(stack, "benchpub"),
-            wharf_files(stack, "benchbig"),
-        )
+        listed = functools.partial(wharf_files, stack)
+        return measure("wharf", command, env, directory, release, big, idle, listed)
     finally:
         stack.stop()
 
@@ -268,15 +279,8 @@ def bench_twine(directory: Path, release: list[Path], big: Path) -> Results:
             "--disable-progress-bar",
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("TWINE_")}
-        release_run = run([*command, *map(str, release)], directory / "twine-release.log", env)
-        big_run = run([*command, str(big)], directory / "twine-big.log", env)
-        return Results(
-            idle.peak_kib,
-            release_run,
-            big_run,
-            pypiserver_files(base, "benchpub"),
-            pypiserver_files(base, "benchbig"),
-        )
+        listed = functools.partial(pypiserver_files, base)
+        return measure("twine", command, env, directory, release, big, idle, listed)
     finally:
         server.terminate()
         server.wait(timeout=30)

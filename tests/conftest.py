@@ -26,7 +26,9 @@ from chalicelib.adapters.s3 import S3BlobStore
 from chalicelib.adapters.schema import create_bucket, create_queue, create_table
 from chalicelib.adapters.sqs import SqsJobQueue
 from chalicelib.config import QUEUE_NAME, Settings
+from devserver import moto_guard
 from devserver.harness import LocalStack, request
+from devserver.moto_guard import EmbeddedAws
 from tests.dists import dist
 
 REGION = "us-east-1"
@@ -67,6 +69,18 @@ def aws(settings: Settings) -> Iterator[tuple[Any, Any, Any]]:
         create_table(dynamodb, settings.table_name)
         create_bucket(s3, settings.bucket_name, REGION)
         yield dynamodb, s3, sqs
+
+
+@pytest.fixture(scope="module")
+def embedded() -> Iterator[EmbeddedAws]:
+    """The local stack's guarded embedded AWS, in this process (so tests can count and
+    compare what it does)."""
+    running = EmbeddedAws()
+    running.start()
+    yield running
+    running.stop()
+    # moto is shared with every other test of the session: its own methods back.
+    moto_guard.uninstall()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -224,6 +224,13 @@ def part_number(request_line: str) -> int:
     return int(found.group(1))
 
 
+def wait_until(condition: Callable[[], bool]) -> None:
+    for _ in range(6000):  # a bound on waiting (30 s), not a measure of speed
+        if condition():
+            return
+        time.sleep(0.005)
+
+
 def stored_parts(stack: Stack, token: str, project: str, version: str, filename: str) -> set[int]:
     """The parts storage holds for the file's pending upload, as the server lists them."""
     me = stack.api(token)
@@ -256,16 +263,10 @@ def test_killed_mid_file_a_rerun_sends_only_the_missing_parts(
         [str(wharf), *command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        for _ in range(6000):  # a bound on waiting, not a measure of speed
-            if len(proxy.puts) >= 2:
-                break
-            time.sleep(0.005)
+        wait_until(lambda: len(proxy.puts) >= 2)
         # Hold the next parts back (cut, retried by the client) so the kill lands mid-file.
         proxy.cut_uploads(after_bytes=MIB, times=10_000)
-        for _ in range(6000):
-            if proxy.uploads_cut:
-                break
-            time.sleep(0.005)
+        wait_until(lambda: proxy.uploads_cut > 0)
     finally:
         client.send_signal(signal.SIGKILL)
         client.wait()

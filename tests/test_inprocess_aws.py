@@ -5,7 +5,6 @@ boto3 client gets is what it got over HTTP from moto's own code."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -23,15 +22,6 @@ from devserver.moto_guard import EmbeddedAws
 
 REGION = "us-east-1"
 MIB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def embedded() -> Iterator[EmbeddedAws]:
-    running = EmbeddedAws()
-    running.start()
-    yield running
-    running.stop()
-    moto_guard.uninstall()  # moto is shared with the session's other tests
 
 
 @pytest.fixture(scope="module")

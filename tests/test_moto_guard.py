@@ -9,7 +9,7 @@ import copy
 import hashlib
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,17 +27,6 @@ from devserver.moto_guard import EmbeddedAws, MotoChanged
 
 REGION = "us-east-1"
 THREADS = 12
-
-
-@pytest.fixture(scope="module")
-def embedded() -> Iterator[EmbeddedAws]:
-    """The guarded embedded AWS, in this process (so the tests can count what it does)."""
-    running = EmbeddedAws()
-    running.start()
-    yield running
-    running.stop()
-    # moto is shared with every other test of the session: its own methods back.
-    moto_guard.uninstall()
 
 
 def client(embedded: EmbeddedAws, service: str) -> Any:
@@ -132,6 +121,16 @@ def test_concurrent_transactions_and_writes_lose_nothing(embedded: EmbeddedAws) 
                 op["ConditionExpression"] = condition
             return {"Put": op}
 
+        def add_one(pk: str, expression: str) -> dict[str, Any]:
+            return {
+                "Update": {
+                    "TableName": "guard-writes",
+                    "Key": {"pk": s(pk), "sk": s("#")},
+                    "UpdateExpression": expression,
+                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                }
+            }
+
         for j in range(rounds):
             try:
                 # Committed: a and b together, and the shared counter.
@@ -139,14 +138,7 @@ def test_concurrent_transactions_and_writes_lose_nothing(embedded: EmbeddedAws) 
                     TransactItems=[
                         put(f"a{j}", "attribute_not_exists(pk)"),
                         put(f"b{j}"),
-                        {
-                            "Update": {
-                                "TableName": "guard-writes",
-                                "Key": {"pk": s("COUNTER"), "sk": s("#")},
-                                "UpdateExpression": "ADD n :one",
-                                "ExpressionAttributeValues": {":one": {"N": "1"}},
-                            }
-                        },
+                        add_one("COUNTER", "ADD n :one"),
                     ]
                 )
                 committed[n] += 1
@@ -163,17 +155,7 @@ def test_concurrent_transactions_and_writes_lose_nothing(embedded: EmbeddedAws) 
                 # before it is taken back.
                 with pytest.raises(ClientError) as invalid:
                     db.transact_write_items(
-                        TransactItems=[
-                            put(f"y{j}"),
-                            {
-                                "Update": {
-                                    "TableName": "guard-writes",
-                                    "Key": {"pk": s("TEXT"), "sk": s("#")},
-                                    "UpdateExpression": "SET n = n + :one",
-                                    "ExpressionAttributeValues": {":one": {"N": "1"}},
-                                }
-                            },
-                        ]
+                        TransactItems=[put(f"y{j}"), add_one("TEXT", "SET n = n + :one")]
                     )
                 assert status(invalid.value) == 400, invalid.value.response
             except (ClientError, AssertionError) as exc:
