@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from wharf_client import credentials
 from wharf_client.api import Api
 from wharf_client.credentials import resolve
 from wharf_client.dists import releases
@@ -78,7 +79,18 @@ def test_credentials_come_from_the_command_line_then_the_environment_then_pypirc
     with pytest.raises(UsageError):
         resolve(None, None, "nosuch", pypirc=pypirc)
     monkeypatch.delenv("WHARF_TOKEN")
+    # Last, the keyring (never the developer's own: replaced here), asked for the URL.
+    asked: list[str] = []
+
+    def nothing_stored(url: str) -> None:
+        asked.append(url)
+
+    monkeypatch.setattr(credentials, "_from_keyring", nothing_stored)
     assert resolve("https://elsewhere/upload/", None, pypirc=pypirc).token is None
+    monkeypatch.setattr(credentials, "_from_keyring", lambda u: "from-keyring")
+    assert resolve("https://elsewhere/upload/", None, pypirc=pypirc).token == "from-keyring"
+    assert resolve(url, None, pypirc=pypirc).token == "from-pypirc"
+    assert asked == ["https://elsewhere/upload/"]
 
 
 def test_a_token_is_trimmed_and_a_garbled_one_refused_unshown(
@@ -89,7 +101,8 @@ def test_a_token_is_trimmed_and_a_garbled_one_refused_unshown(
     assert resolve(url, "wharf_secret\n", pypirc=tmp_path / "none").token == "wharf_secret"
     with pytest.raises(UsageError) as caught:
         resolve(url, "wharf_se\x00cret", pypirc=tmp_path / "none")
-    assert "secret" not in str(caught.value)
+    shown = str(caught.value)
+    assert "wharf_se" not in shown and "cret" not in shown
 
 
 def test_a_problem_is_shown_as_title_detail_and_each_field_error() -> None:
@@ -174,8 +187,11 @@ def test_a_terminal_gets_a_bar_per_file_and_one_for_the_release() -> None:
     bars.file("demo-1.0.tar.gz", 100)
     bars.file("demo-1.0-py3-none-any.whl", 200)
     bars.sent("demo-1.0.tar.gz", 100)
-    bars.step("demo-1.0.tar.gz: completed")
+    bars.step("a step")
     bars.close()
     shown = screen.getvalue()
-    for label in ("demo 1.0", "demo-1.0.tar.gz", "demo-1.0-py3-none-any.whl", "completed"):
+    for label in ("demo 1.0", "  demo-1.0.tar.gz", "demo-1.0-py3-none-any.whl", "a step"):
         assert label in shown
+    # What was sent advances its file's bar and the release's.
+    tasks = {t.description: t.completed for t in bars._progress.tasks}
+    assert tasks == {"demo 1.0": 100, "  demo-1.0.tar.gz": 100, "  demo-1.0-py3-none-any.whl": 0}

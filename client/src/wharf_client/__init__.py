@@ -38,9 +38,9 @@ def upload(
     if parallel_files < 1 or parallel_parts < 1:
         raise UsageError("parallel files and parts are at least 1")
     target = resolve(repository_url, token, repository)
-    found = releases(dists)  # refuses bad files before anything is sent
     if not target.token:
         raise UsageError(NO_TOKEN)
+    found = releases(dists)  # refuses bad files before anything is sent (and hashes them)
     shown = shown or reporter(quiet=True)
     # A connection for every part and API call in flight at once.
     client = Api(target.token, pool=max(16, 2 * parallel_files * parallel_parts))

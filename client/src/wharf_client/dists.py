@@ -19,8 +19,6 @@ from packaging.version import InvalidVersion, Version
 
 from .errors import UsageError
 
-CHUNK = 1024 * 1024
-
 
 @dataclass(frozen=True)
 class Dist:
@@ -54,11 +52,8 @@ class Dist:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 @dataclass

@@ -45,10 +45,10 @@ class Outcome:
     skipped: list[str]
 
 
-def _refusal(what: str, body: Any, status: int = 409) -> Refused:
+def _refusal(what: str, body: Any) -> Refused:
     notices = body.get("notices", []) if isinstance(body, dict) else []
     title = f"{what}: {body.get('status', 'failed')}" if isinstance(body, dict) else what
-    return Refused(Problem(status, title, "", [{"source": "", "message": n} for n in notices]))
+    return Refused(Problem(409, title, "", [{"source": "", "message": n} for n in notices]))
 
 
 class Uploader:
@@ -81,16 +81,16 @@ class Uploader:
         self._report.step(f"{label}: continuing the session in progress")
         return dict(session.body)
 
-    def wait(self, url: str, what: str, leaving: str = "processing") -> dict[str, Any]:
-        """Poll a status URL while it is `leaving`, honouring Retry-After."""
+    def wait(self, url: str, what: str) -> dict[str, Any]:
+        """Poll a status URL while it is `processing`, honouring Retry-After."""
         deadline = time.monotonic() + MAX_WAIT_SECONDS
         while True:
             answer = self._api.get(url, context=what)
             body: dict[str, Any] = answer.body
-            if body.get("status") != leaving:
+            if body.get("status") != "processing":
                 return body
             if time.monotonic() > deadline:
-                raise NetworkError(f"{what}: still {leaving} after {MAX_WAIT_SECONDS:.0f} s")
+                raise NetworkError(f"{what}: still processing after {MAX_WAIT_SECONDS:.0f} s")
             self._api.sleep(answer.retry_after(POLL_SECONDS))
 
     def publish(self, session_url: str, label: str) -> dict[str, Any]:
