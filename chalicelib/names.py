@@ -6,6 +6,7 @@ Specs: name-normalization.rst, version specifiers, binary-distribution-format.rs
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -161,6 +162,7 @@ def check_distribution_filename(filename: str, project: str, version_key: str) -
         )
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function, asked for each key of each file
 def filename_key(filename: str) -> str:
     """The identity of a distribution filename within its release: two filenames with
     the same key name the same distribution to an installer, so a release holds at most

@@ -73,6 +73,7 @@ from ..states import (
     file_move,
     session_move,
 )
+from .client_errors import error_code
 from .schema import LIVE_INDEX, LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
 
 TRANSACTION_LIMIT = 100
@@ -147,10 +148,6 @@ def _response(exc: ClientError) -> dict[str, Any]:
     return dict(exc.response)
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(_response(exc).get("Error", {}).get("Code", ""))
-
-
 def _cancellation_reasons(exc: ClientError) -> list[dict[str, Any]]:
     return list(_response(exc).get("CancellationReasons") or [])
 
@@ -168,7 +165,7 @@ def _failed(reason: dict[str, Any]) -> bool:
 def _lost_a_race(exc: ClientError) -> bool:
     """A write that DynamoDB refused only because another transaction was working on
     the same items at that moment: nothing was written, and trying again is safe."""
-    code = _error_code(exc)
+    code = error_code(exc)
     if code == "TransactionConflictException":  # a single-item write met a transaction
         return True
     if code != "TransactionCanceledException":
@@ -183,9 +180,7 @@ class _RetryingWrites:
     expects, so running it again cannot apply it twice; a condition that failed is an
     answer, never retried. After the last attempt: StoreBusy."""
 
-    WRITES = frozenset(
-        {"transact_write_items", "put_item", "update_item", "delete_item", "batch_write_item"}
-    )
+    WRITES = frozenset({"transact_write_items", "put_item", "update_item", "delete_item"})
 
     def __init__(self, client: Any, attempts: int = 5, sleep: Any = time.sleep) -> None:
         self._client = client
@@ -207,10 +202,14 @@ class _RetryingWrites:
                         raise
                     if attempt == self._attempts:
                         raise StoreBusy() from exc
-                self._sleep(random.uniform(0, 0.025 * 2**attempt))
+                self.back_off(attempt)
                 attempt += 1
 
         return write
+
+    def back_off(self, attempt: int) -> None:
+        """A jittered pause before attempt `attempt` + 1 (also for throttled batch reads)."""
+        self._sleep(random.uniform(0, 0.025 * 2**attempt))
 
 
 # -- record <-> item ---------------------------------------------------------------------
@@ -328,7 +327,7 @@ class DynamoStore:
             if not request:
                 return [found.get(key) for key in keys]
             # Throttled: DynamoDB hands back what it did not read; ask again after a pause.
-            time.sleep(random.uniform(0, 0.025 * 2**attempt))
+            self._db.back_off(attempt)
         raise StoreBusy()
 
     def _query(self, pk: str, prefix: str = "", *, below: str = "") -> Iterator[Item]:
@@ -856,7 +855,7 @@ class DynamoStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 item = _response(exc).get("Item")
                 raise SessionChanged(self._current_session(item, session.id)) from None
             raise
@@ -1070,7 +1069,7 @@ class DynamoStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 item = _response(exc).get("Item")
                 raise FileChanged(_file_record(_decode(item)) if item else None) from None
             raise
@@ -1107,7 +1106,7 @@ class DynamoStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 item = _response(exc).get("Item")
                 raise SessionChanged(self._current_session(item, session.id)) from None
             raise
@@ -1123,7 +1122,7 @@ class DynamoStore:
                 ExpressionAttributeValues={":until": {"N": str(session.publish_lock_until)}},
             )
         except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
 
     def _published_sk(self, version_key: str, filename: str) -> str:
@@ -1143,7 +1142,7 @@ class DynamoStore:
             try:
                 self._transact([{"Put": self._reservation(session, f, now)} for f in chunk])
             except ClientError as exc:
-                if _error_code(exc) != "TransactionCanceledException":
+                if error_code(exc) != "TransactionCanceledException":
                     raise
                 # Someone holds at least one name: settle the chunk file by file.
                 for file in chunk:
@@ -1190,7 +1189,7 @@ class DynamoStore:
                 )
                 return None
             except ClientError as exc:
-                if _error_code(exc) != "ConditionalCheckFailedException":
+                if error_code(exc) != "ConditionalCheckFailedException":
                     raise
                 found = _old_item(exc) or self._get(
                     _project_pk(session.project),

@@ -10,15 +10,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..ports import BlobGone, BlobInfo, StoredPart, UploadGone
+from .client_errors import error_code
 
 PUBLIC_TAG = "wharf-public"
 # Taggings in flight at once when publishing: 200 (100 files and their metadata) take
 # ~13 round trips instead of 200; well below the client's connection pool (runtime.py).
 TAGGING_CONCURRENCY = 16
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 class S3BlobStore:
@@ -39,7 +36,7 @@ class S3BlobStore:
                 IfNoneMatch="*",
             )
         except ClientError as exc:
-            if _code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
+            if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
                 return False
             raise
         return True
@@ -48,7 +45,7 @@ class S3BlobStore:
         try:
             response = self._s3.head_object(Bucket=self._bucket, Key=key)
         except ClientError as exc:
-            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
         return BlobInfo(size=int(response["ContentLength"]), etag=response["ETag"])
@@ -57,7 +54,7 @@ class S3BlobStore:
         try:
             body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
         except ClientError as exc:
-            if _code(exc) in ("404", "NoSuchKey"):
+            if error_code(exc) in ("404", "NoSuchKey"):
                 raise BlobGone(key) from None
             raise
         try:
@@ -88,7 +85,7 @@ class S3BlobStore:
             try:
                 page = self._s3.list_parts(**kwargs)
             except ClientError as exc:
-                if _code(exc) == "NoSuchUpload":
+                if error_code(exc) == "NoSuchUpload":
                     raise UploadGone(upload_id) from exc
                 raise
             parts.extend(
@@ -137,7 +134,7 @@ class S3BlobStore:
                 MultipartUpload={"Parts": listed},
             )
         except ClientError as exc:
-            if _code(exc) == "NoSuchUpload":
+            if error_code(exc) == "NoSuchUpload":
                 raise UploadGone(upload_id) from exc
             raise
 
@@ -177,5 +174,5 @@ class S3BlobStore:
             # Already completed or aborted: nothing left to discard. (moto answers an
             # unknown upload id with a 500 rather than NoSuchUpload.)
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if _code(exc) != "NoSuchUpload" and status < 500:
+            if error_code(exc) != "NoSuchUpload" and status < 500:
                 raise

@@ -75,8 +75,7 @@ class Worker:
             _log.error("dropping unknown job %r", job)
 
     def verify_file(self, session_id: str, file_id: str) -> None:
-        session = self._store.get_session(session_id)
-        file = self._store.get_file(session_id, file_id)
+        session, file = self._store.get_session_and_file(session_id, file_id)
         if session is None or file is None or file.status is not FileStatus.PROCESSING:
             return  # done already, or gone
         if session.status is SessionStatus.CANCELED:
