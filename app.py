@@ -358,13 +358,17 @@ def _page(
     """The page at `prefix` + `name` + '/', its canonical URL. Page URLs MUST end with
     '/' and the repository SHOULD redirect the others (simple-repository-api.rst, "Base
     HTML API"); a project name that is not normalized redirects too (Redirect)."""
+
+    def moved(to: str) -> Response:
+        return redirect(f"{services().settings.public_url}/{prefix}{to}/", cache=cache)
+
+    if _slashless():
+        return moved(name)
     try:
-        if _slashless():
-            raise Redirect(name)
         headers, kind = _accept()
         return render(headers, kind)
-    except Redirect as moved:
-        return redirect(f"{services().settings.public_url}/{prefix}{moved.name}/", cache=cache)
+    except Redirect as elsewhere:
+        return moved(elsewhere.name)
 
 
 @route("/simple", methods=["GET"])

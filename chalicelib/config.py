@@ -94,7 +94,7 @@ class Settings:
         # Checked here, not per request: a misconfigured server must not start at all.
         if not self.mechanisms:
             return
-        known = (multipart_identifier(self.operator), HTTP_POST_BYTES)
+        known = self.available_mechanisms
         unknown = [name for name in self.mechanisms if name not in known]
         if unknown:
             raise ValueError(
@@ -110,10 +110,16 @@ class Settings:
             )
 
     @property
+    def available_mechanisms(self) -> tuple[str, ...]:
+        """Every mechanism this server has, most preferred first: bytes straight to S3,
+        then through the API."""
+        return (multipart_identifier(self.operator), HTTP_POST_BYTES)
+
+    @property
     def offered_mechanisms(self) -> tuple[str, ...]:
-        """What sessions advertise and create_file accepts, most preferred first: by
-        default bytes straight to S3, then through the API."""
-        return self.mechanisms or (multipart_identifier(self.operator), HTTP_POST_BYTES)
+        """What sessions advertise and create_file accepts (WHARF_MECHANISMS, by default
+        all of them), most preferred first."""
+        return self.mechanisms or self.available_mechanisms
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
