@@ -21,8 +21,10 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.compat import HTTPHeaders
 from werkzeug.test import EnvironBuilder
 
+from .moto_guard import call
+
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
 
 
 class _Body(io.RawIOBase):
@@ -123,6 +125,18 @@ class InProcessAws:
             ],
             data=_body_bytes(request.body),
         ).get_environ()
+        if request.stream_output:
+            status, headers, body = self._stream(environ)
+        else:
+            # Read whole now, as botocore would, so the application's work is done here.
+            answer = call(self._app, environ)
+            status, headers, body = answer.status, answer.headers, _Body([answer.body])
+        return AWSResponse(
+            request.url, int(status.split()[0]), HTTPHeaders.from_pairs(headers), body
+        )
+
+    def _stream(self, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], _Body]:
+        """The response as the application gives it, its body read as botocore reads it."""
         answered: list[tuple[str, list[tuple[str, str]]]] = []
 
         def start_response(
@@ -132,12 +146,5 @@ class InProcessAws:
             return None
 
         body = _Body(self._app(environ, start_response))
-        if not request.stream_output:
-            # Read whole now, as botocore would, so the application's work is done here.
-            content = body.readall()
-            body.close()
-            body = _Body([content])
         status, headers = answered[0]
-        return AWSResponse(
-            request.url, int(status.split()[0]), HTTPHeaders.from_pairs(headers), body
-        )
+        return status, headers, body
