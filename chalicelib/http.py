@@ -333,6 +333,8 @@ def file_body(view: FileView, links: Links) -> FileBody:
     else:  # the vendor mechanism: DESIGN.md "vnd-wharf-s3multipart-presigned-v1"
         plan = PartPlan.for_size(view.file.size)
         mechanism.update(part_size=plan.part_size, part_count=plan.count, parts_url=f"{base}/parts")
+        if view.signed:  # signed at creation: what POST parts_url would answer
+            mechanism["parts"] = dump(signed_parts_body(list(view.signed)))["parts"]
     return FileBody(
         links=FileLinks(
             file_upload_session=base, complete=f"{base}/complete", extend=f"{base}/extend"

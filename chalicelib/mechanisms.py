@@ -40,6 +40,14 @@ class PartPlan:
         return cls(size=size, part_size=part_size)
 
     @property
+    def whole(self) -> bool:
+        """A file of one part is sent whole, through one presigned PutObject rather than
+        a multipart upload: one S3 request instead of three, nothing to assemble or list,
+        and S3 checks the SHA-256 of the whole file (issue 13). The client sees the same
+        mechanism: part 1's URL and the headers to send with it."""
+        return self.count == 1
+
+    @property
     def count(self) -> int:
         return max(1, -(-self.size // self.part_size))
 

@@ -52,6 +52,12 @@ class BlobStore(Protocol):
         """A URL for PUTting one part, and the headers the client must send with it."""
         ...
 
+    def presign_put(self, key: str, sha256_b64: str, expires_in: int) -> tuple[str, dict[str, str]]:
+        """A URL for PUTting the whole object at `key` with that SHA-256, and the headers
+        the client must send with it. It writes only where nothing is: sent again once the
+        object exists, it is refused (412), so it can never replace a completed file."""
+        ...
+
     def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
         """Assemble the object from `parts`; UploadGone when the upload no longer exists."""
         ...

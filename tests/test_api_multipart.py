@@ -39,6 +39,13 @@ def big_wheel() -> bytes:
     return wheel(FILENAME, members=payload, compression=zipfile.ZIP_STORED)
 
 
+@pytest.fixture(scope="module")
+def two_part_wheel() -> bytes:
+    """A valid wheel of two parts (8 MiB and the rest), still verified within `complete`."""
+    payload = {"demo/blob.bin": os.urandom(9 * MIB)}
+    return wheel(FILENAME, members=payload, compression=zipfile.ZIP_STORED)
+
+
 def b64sha256(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
@@ -388,9 +395,9 @@ def lifecycle_aborts(services: Services, file: dict[str, Any]) -> None:
 
 
 def test_a_vanished_upload_sends_the_file_to_error_within_the_request(
-    me: Api, session: dict[str, Any], services: Services
+    me: Api, session: dict[str, Any], services: Services, two_part_wheel: bytes
 ) -> None:
-    data = wheel(FILENAME)
+    data = two_part_wheel
     file = start(me, session, data)
     put_parts(me, file, chunks(file, data))
     lifecycle_aborts(services, file)
@@ -416,11 +423,87 @@ def test_a_vanished_upload_sends_the_file_to_error_in_the_worker(
 
 
 def test_listing_the_parts_of_a_vanished_upload_is_a_conflict_not_a_500(
-    me: Api, session: dict[str, Any], services: Services
+    me: Api, session: dict[str, Any], services: Services, two_part_wheel: bytes
 ) -> None:
-    file = start(me, session, wheel(FILENAME))
+    file = start(me, session, two_part_wheel)
     lifecycle_aborts(services, file)
     listed = me.get(file["mechanism"]["parts_url"])
     assert listed.status == 409, listed.body
     assert listed.headers["Content-Type"] == "application/problem+json"
     assert me.get(file["links"]["file-upload-session"]).json()["status"] == "error"
+
+
+# -- a file of one part is sent whole (PartPlan.whole) ------------------------------------
+
+
+def put_signed(part: dict[str, Any], data: bytes) -> int:
+    return requests.put(part["url"], data=data, headers=part["headers"], timeout=60).status_code
+
+
+def test_a_one_part_file_arrives_with_its_url_signed(
+    me: Api, session: dict[str, Any], services: Services
+) -> None:
+    """Its SHA-256 declared, a file of one part needs no signing request: the creation
+    answer carries part 1's URL, a write-once PUT of the file itself with the file's
+    SHA-256 signed in."""
+    data = wheel(FILENAME)
+    file = start(me, session, data)
+    assert file["mechanism"]["part_count"] == 1
+    [part] = file["mechanism"]["parts"]
+    assert part["number"] == 1 and part["expires-at"]
+    assert part["headers"]["x-amz-checksum-sha256"] == b64sha256(data)
+    assert part["headers"]["If-None-Match"] == "*"
+    listed = me.get(file["mechanism"]["parts_url"]).json()["parts"]
+    assert listed == [{"number": 1, "size": len(data), "uploaded": False}]
+    assert put_signed(part, data) == 200
+    listed = me.get(file["mechanism"]["parts_url"]).json()["parts"]
+    assert listed == [{"number": 1, "size": len(data), "uploaded": True}]
+    # Sent again (an answer lost on the way back), it cannot replace what is stored.
+    assert put_signed(part, data) == 412
+    done = me.complete(file)
+    assert (done.status, done.json()["status"]) == (201, "completed"), done.body
+    # The URL outlives the upload, but never writes over the completed file.
+    assert put_signed(part, b"other bytes") == 412
+    assert run_worker(services) == 0
+
+
+def test_a_one_part_file_without_a_declared_sha256_is_signed_on_request(
+    me: Api, session: dict[str, Any]
+) -> None:
+    data = wheel(FILENAME)
+    file = start(me, session, data, hashes={"sha512": hashlib.sha512(data).hexdigest()})
+    assert "parts" not in file["mechanism"]
+    signed = me.post(
+        file["mechanism"]["parts_url"],
+        {"meta": META, "parts": [{"number": 1, "sha256": b64sha256(data)}]},
+    )
+    assert signed.status == 200, signed.body
+    [part] = signed.json()["parts"]
+    assert put_signed(part, data) == 200
+    assert me.complete(file).status == 201
+
+
+def test_a_one_part_file_with_no_bytes_is_refused_at_completion(
+    me: Api, session: dict[str, Any]
+) -> None:
+    file = start(me, session, wheel(FILENAME))
+    done = me.complete(file)
+    assert done.status == 400, done.body
+    assert me.get(file["links"]["file-upload-session"]).json()["status"] == "error"
+
+
+def test_a_one_part_url_signed_at_creation_dies_with_its_token(
+    api: Api, me: Api, session: dict[str, Any]
+) -> None:
+    """The creator's token signed the URL: revoked before completion, the file is refused
+    (PEP 694 SHOULD re-authorize), as for URLs asked for later."""
+    admin = api.as_(ADMIN_TOKEN)
+    ci = admin.post("/admin/users/alice/tokens", {"description": "ci"}).json()
+    data = wheel(FILENAME)
+    file = start(api.as_(ci["token"]), session, data)
+    assert put_signed(file["mechanism"]["parts"][0], data) == 200
+    assert admin.delete(f"/admin/tokens/{ci['id']}").status == 204
+    done = me.complete(file)
+    assert done.status == 400, done.body
+    status = me.get(file["links"]["file-upload-session"]).json()
+    assert any("revoked" in n for n in status["notices"])

@@ -59,15 +59,17 @@ def test_delete_is_idempotent(blobs: BlobStore) -> None:
     assert blobs.put_new("k", b"y")
 
 
-def put_part(blobs: BlobStore, url: str, headers: dict[str, str], data: bytes) -> None:
+def put_part(
+    blobs: BlobStore, url: str, headers: dict[str, str], data: bytes, expect: int = 200
+) -> None:
     """The client's side: PUT the bytes to the presigned URL with exactly `headers`."""
     if isinstance(blobs, MemoryBlobStore):
-        blobs.put_part(url, data)
+        assert blobs.put_part(url, data) == expect
         return
     import requests  # moto intercepts requests to AWS endpoints in-process
 
     response = requests.put(url, data=data, headers=headers, timeout=30)
-    assert response.status_code == 200, response.text
+    assert response.status_code == expect, response.text
 
 
 def _b64sha256(data: bytes) -> str:
@@ -90,6 +92,20 @@ def test_multipart_upload_through_presigned_urls(blobs: BlobStore) -> None:
     assert blobs.head(key) is None  # nothing is visible before completion
     blobs.complete_multipart(key, upload, parts)
     assert b"".join(blobs.stream(key)) == first + last
+
+
+def test_a_whole_file_through_one_presigned_put_is_written_once(blobs: BlobStore) -> None:
+    key = "p/6/small.whl"
+    data = b"a wheel's bytes"
+    url, headers = blobs.presign_put(key, _b64sha256(data), 900)
+    assert headers["x-amz-checksum-sha256"] == _b64sha256(data)
+    assert headers["If-None-Match"] == "*"
+    put_part(blobs, url, headers, data)
+    assert b"".join(blobs.stream(key)) == data
+    # The same URL sent again (a retry after a lost answer, or a URL that outlived the
+    # upload) cannot replace the object.
+    put_part(blobs, url, headers, data, expect=412)
+    assert b"".join(blobs.stream(key)) == data
 
 
 def test_abort_discards_the_parts_and_is_idempotent(blobs: BlobStore) -> None:
@@ -127,3 +143,10 @@ def test_s3_presigns_sigv4_with_the_checksum_signed(settings: Settings, aws: Any
     assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url
     assert "x-amz-checksum-sha256" in url.split("X-Amz-SignedHeaders=")[1].split("&")[0]
     assert "X-Amz-Expires=900" in url
+
+
+def test_s3_presigns_a_whole_put_with_its_headers_signed(settings: Settings, aws: Any) -> None:
+    blobs = S3BlobStore(aws[1], settings.bucket_name)
+    url, headers = blobs.presign_put("k", _b64sha256(b"x"), 900)
+    signed = url.split("X-Amz-SignedHeaders=")[1].split("&")[0].split("%3B")
+    assert sorted(signed) == sorted(["host", *(h.lower() for h in headers)])

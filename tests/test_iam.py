@@ -306,10 +306,13 @@ def test_calls_from_a_thread_pool_are_the_submitting_function_s(
 def test_presigned_urls_are_recorded_as_calls_of_the_signer(
     me: Api, session: dict[str, Any]
 ) -> None:
-    data = b"x" * 1024
+    mechanism = "vnd-wharf-s3multipart-presigned-v1"
     with aws_calls.capture() as calls:
+        # One part: sent whole, its URL signed with the creation.
+        me.create_file(session, "demo-1.0.tar.gz", b"x" * 1024, mechanism=mechanism)
+        # Two parts: a multipart upload, its URLs signed on request.
         file = me.create_file(
-            session, "demo-1.0.tar.gz", data, mechanism="vnd-wharf-s3multipart-presigned-v1"
+            session, "demo-1.0-py3-none-any.whl", b"x" * (9 << 20), mechanism=mechanism
         ).json()
         digest = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
         signed = me.post(
@@ -318,6 +321,7 @@ def test_presigned_urls_are_recorded_as_calls_of_the_signer(
         )
         assert signed.status == 200, signed.body
     assert {(c.function, c.operation, c.requests[0].action) for c in calls} >= {
+        ("APIHandler", "PutObject", "s3:PutObject"),
         ("APIHandler", "CreateMultipartUpload", "s3:PutObject"),
         ("APIHandler", "UploadPart", "s3:PutObject"),
     }

@@ -63,10 +63,17 @@ class MemoryBlobStore:
     ) -> tuple[str, dict[str, str]]:
         return f"memory://{upload_id}/{number}", {"x-amz-checksum-sha256": sha256_b64}
 
-    def put_part(self, url: str, data: bytes) -> None:
-        """What a client's PUT to a presigned URL does."""
-        upload_id, number = url.removeprefix("memory://").split("/")
+    def presign_put(self, key: str, sha256_b64: str, expires_in: int) -> tuple[str, dict[str, str]]:
+        return f"memory://put/{key}", {"If-None-Match": "*", "x-amz-checksum-sha256": sha256_b64}
+
+    def put_part(self, url: str, data: bytes) -> int:
+        """What a client's PUT to a presigned URL does; the HTTP status S3 would answer."""
+        target = url.removeprefix("memory://")
+        if target.startswith("put/"):
+            return 200 if self.put_new(target.removeprefix("put/"), data) else 412
+        upload_id, number = target.split("/")
         self._uploads[upload_id][1][int(number)] = data
+        return 200
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
         if upload_id not in self._uploads:

@@ -117,6 +117,27 @@ class S3BlobStore:
         )
         return str(url), {"x-amz-checksum-sha256": sha256_b64}
 
+    def presign_put(self, key: str, sha256_b64: str, expires_in: int) -> tuple[str, dict[str, str]]:
+        # All three headers are signed: S3 refuses bytes whose SHA-256 differs, and
+        # If-None-Match makes the URL write once (S3 conditional writes).
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "If-None-Match": "*",
+            "x-amz-checksum-sha256": sha256_b64,
+        }
+        url = self._presigner.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self._bucket,
+                "Key": key,
+                "ContentType": headers["Content-Type"],
+                "IfNoneMatch": headers["If-None-Match"],
+                "ChecksumSHA256": sha256_b64,
+            },
+            ExpiresIn=expires_in,
+        )
+        return str(url), headers
+
     def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
         listed = [
             {

@@ -85,6 +85,9 @@ class SessionView:
 class FileView:
     session: SessionRecord
     file: FileRecord
+    # Part URLs signed with the file's creation (a whole file whose SHA-256 was declared):
+    # the client sends its bytes without asking for them.
+    signed: tuple[SignedPart, ...] = ()
 
     @property
     def status(self) -> FileStatus:
@@ -487,6 +490,11 @@ class UploadService:
         file_id = random_id()
         # Under files/ so that CloudFront's /files/* maps onto the bucket as it is.
         key = f"{FILES_PREFIX}{session.project}/{file_id}/{filename}"
+        plan = PartPlan.for_size(size) if mechanism == self.multipart else None
+        # A whole file's one part is the file: with its SHA-256 declared, its URL is
+        # signed now, which spares the client a request (and it is a signer of the file).
+        sha256 = clean_hashes.get("sha256")
+        presign = plan is not None and plan.whole and sha256 is not None
         file = FileRecord(
             id=file_id,
             session_id=session.id,
@@ -499,7 +507,12 @@ class UploadService:
             # in the filename because installers take it from the URL's last segment.
             key=key,
             created_at=self._clock.now(),
-            upload_id=self._blobs.start_multipart(key) if mechanism == self.multipart else None,
+            upload_id=(
+                self._blobs.start_multipart(key) if plan is not None and not plan.whole else None
+            ),
+            signers=frozenset(
+                [principal.token_id] if presign and principal.token_id is not None else []
+            ),
         )
         try:
             self._store.add_file(session, file, self._clock.now(), replaces=replaces)
@@ -513,6 +526,9 @@ class UploadService:
             raise
         if replaces is not None:
             self._verifier.discard(replaces)
+        if presign and sha256 is not None:
+            digest = base64.b64encode(bytes.fromhex(sha256)).decode()
+            return FileView(session, file, (self._sign(file, 1, digest),))
         return FileView(session, file)
 
     def _require_size_accepted(self, size: int, mechanism: str) -> None:
@@ -647,25 +663,26 @@ class UploadService:
         except (SessionChanged, FileChanged) as exc:
             raise _changed(exc) from None
 
-    def _multipart_file(self, view: FileView) -> tuple[FileRecord, str, PartPlan]:
+    def _multipart_file(self, view: FileView) -> tuple[FileRecord, PartPlan]:
         self._editable_file(view, "upload parts")
         file = view.file
-        if file.upload_id is None:
+        if file.mechanism != self.multipart:
             raise NotFound(f"This file upload session uses {file.mechanism}; it has no parts.")
         if file.status is not FileStatus.PENDING:
             raise Conflict(
                 f"The file is {view.status.value}; parts are accepted only while pending."
             )
-        return file, file.upload_id, PartPlan.for_size(file.size)
+        return file, PartPlan.for_size(file.size)
 
     def list_parts(self, principal: Principal, session_id: str, file_id: str) -> list[PartState]:
         """Every part of the plan and whether S3 holds it, so a client that lost its
         state uploads only what is missing."""
-        file, upload_id, plan = self._multipart_file(
-            self._load_file(principal, session_id, file_id)
-        )
+        file, plan = self._multipart_file(self._load_file(principal, session_id, file_id))
+        if file.upload_id is None:  # sent whole (PartPlan.whole): the object is the part
+            info = self._blobs.head(file.key)
+            return [PartState(1, info.size if info else file.size, info is not None)]
         try:
-            stored = {p.number: p.size for p in self._blobs.stored_parts(file.key, upload_id)}
+            stored = {p.number: p.size for p in self._blobs.stored_parts(file.key, file.upload_id)}
         except UploadGone:
             # Nothing can complete it any more: say so in the file's state, as complete
             # would, rather than leave it pending.
@@ -684,9 +701,7 @@ class UploadService:
     ) -> list[SignedPart]:
         """Presigned PUT URLs, one part of one upload each, with the part's SHA-256
         signed in so that S3 refuses bytes that do not match it."""
-        file, upload_id, plan = self._multipart_file(
-            self._load_file(principal, session_id, file_id)
-        )
+        file, plan = self._multipart_file(self._load_file(principal, session_id, file_id))
         if not parts or len(parts) > MAX_PARTS_PER_REQUEST:
             raise BadRequest(
                 f"Ask for 1 to {MAX_PARTS_PER_REQUEST} parts at a time.",
@@ -708,14 +723,18 @@ class UploadService:
                 self._store.add_signer(file, principal.token_id)
             except FileChanged as exc:
                 raise _file_changed(exc) from None
-        expires_at = self._clock.now() + PART_URL_SECONDS
-        signed = []
-        for number, digest in parts:
+        return [self._sign(file, number, digest) for number, digest in parts]
+
+    def _sign(self, file: FileRecord, number: int, digest: str) -> SignedPart:
+        """A presigned URL for one part: an UploadPart of the file's multipart upload, or,
+        for a file sent whole, a write-once PutObject of the file itself."""
+        if file.upload_id is None:
+            url, headers = self._blobs.presign_put(file.key, digest, PART_URL_SECONDS)
+        else:
             url, headers = self._blobs.presign_part(
-                file.key, upload_id, number, digest, PART_URL_SECONDS
+                file.key, file.upload_id, number, digest, PART_URL_SECONDS
             )
-            signed.append(SignedPart(number, url, headers, expires_at))
-        return signed
+        return SignedPart(number, url, headers, self._clock.now() + PART_URL_SECONDS)
 
     def cancel_file(self, principal: Principal, session_id: str, file_id: str) -> None:
         view = self._load_file(principal, session_id, file_id)

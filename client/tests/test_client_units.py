@@ -15,7 +15,7 @@ from wharf_client.api import Api
 from wharf_client.credentials import resolve
 from wharf_client.dists import releases
 from wharf_client.errors import NetworkError, Problem, Refused, UsageError
-from wharf_client.mechanisms import HTTP_POST_BYTES, choose
+from wharf_client.mechanisms import HTTP_POST_BYTES, Parts, choose
 
 
 def write(directory: Path, *names: str) -> list[Path]:
@@ -195,3 +195,35 @@ def test_a_terminal_gets_a_bar_per_file_and_one_for_the_release() -> None:
     # What was sent advances its file's bar and the release's.
     tasks = {t.description: t.completed for t in bars._progress.tasks}
     assert tasks == {"demo 1.0": 100, "  demo-1.0.tar.gz": 100, "  demo-1.0-py3-none-any.whl": 0}
+
+
+def test_a_part_signed_at_creation_is_sent_without_asking_and_412_means_stored(
+    tmp_path: Path,
+) -> None:
+    """A file of one part comes with its URL signed: the client PUTs it straight away
+    (no signing request), and a 412 (an earlier attempt stored it: the URL writes once)
+    counts as sent; `complete` then checks the bytes."""
+    path = tmp_path / "demo-1.0-py3-none-any.whl"
+    path.write_bytes(b"wheel bytes")
+    [[dist]] = [r.dists for r in releases([path])]
+    asked: list[tuple[str, str, dict[str, str]]] = []
+
+    def storage(request: httpx.Request) -> httpx.Response:
+        asked.append((request.method, str(request.url), dict(request.headers)))
+        return httpx.Response(412)
+
+    api = Api("secret", sleep=lambda _: None)
+    api._http = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+    api.storage = httpx.Client(transport=httpx.MockTransport(storage))
+    signed = {"number": 1, "url": "http://s3/put", "headers": {"If-None-Match": "*"}}
+    mechanism = {
+        "part_size": 8 << 20,
+        "part_count": 1,
+        "parts_url": "http://s/p",
+        "parts": [signed],
+    }
+    sent: list[int] = []
+    assert Parts(api, dist, mechanism, 4, sent.append).send(fresh=True) == 1
+    assert [(m, u) for m, u, _ in asked] == [("PUT", "http://s3/put")]
+    assert asked[0][2]["if-none-match"] == "*"
+    assert sent == [dist.size]

@@ -108,17 +108,22 @@ class Parts:
             self.progress(sum(self._length(n) for n in held))
         errors: list[BaseException] = []
         stop = threading.Event()
+        # Parts the server signed when it created the file (a file of one part whose
+        # SHA-256 was declared): no need to hash and ask.
+        presigned = {int(p["number"]): p for p in self.mechanism.get("parts") or []}
 
         def batch(numbers: list[int]) -> None:
             if stop.is_set():
                 return
             try:
-                digests = {n: self._digest(n) for n in numbers}
-                signed = self._sign(digests)
+                signed = {n: presigned[n] for n in numbers if n in presigned}
+                unsigned = [n for n in numbers if n not in signed]
+                if unsigned:
+                    signed |= self._sign({n: self._digest(n) for n in unsigned})
                 for number in numbers:
                     if stop.is_set():
                         return
-                    self._put(number, digests[number], signed[number])
+                    self._put(number, signed[number])
             except BaseException as exc:
                 stop.set()
                 errors.append(exc)
@@ -155,9 +160,11 @@ class Parts:
         )
         return {int(p["number"]): p for p in answer.body["parts"]}
 
-    def _put(self, number: int, digest: str, signed: dict[str, Any]) -> None:
+    def _put(self, number: int, signed: dict[str, Any]) -> None:
         """PUT one part, streamed from disk; a cut connection or a 5xx is retried with
-        backoff (a part PUT again replaces itself), an expired URL is signed anew."""
+        backoff (a part PUT again replaces itself), an expired URL is signed anew. A file
+        of one part is PUT whole, once: 412 says an earlier attempt stored it (the URL
+        signs the SHA-256 in, and `complete` checks the bytes anyway)."""
         length = self._length(number)
         for attempt in range(PART_ATTEMPTS):
             last = attempt == PART_ATTEMPTS - 1
@@ -171,11 +178,11 @@ class Parts:
                     raise NetworkError(self._where(f"part {number}: {describe(exc)}")) from None
                 self.api.sleep(backoff(attempt))
                 continue
-            if reply.status_code < 300:
+            if reply.status_code < 300 or reply.status_code == 412:
                 self.progress(length)
                 return
             if reply.status_code == 403 and not last:  # expired: sign again
-                signed = self._sign({number: digest})[number]
+                signed = self._sign({number: self._digest(number)})[number]
                 continue
             if (reply.status_code >= 500 or reply.status_code == 429) and not last:
                 self.api.sleep(backoff(attempt))
