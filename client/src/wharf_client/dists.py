@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from packaging.utils import (
@@ -27,7 +28,13 @@ class Dist:
     project: str  # normalized
     version: Version
     size: int
-    sha256: str
+
+    @cached_property
+    def sha256(self) -> str:
+        """Read when the file's turn comes, in the thread that uploads it: the files of a
+        release are hashed in parallel with each other's uploads rather than all before
+        the first request (hashlib releases the interpreter lock while it hashes)."""
+        return sha256_of(self.path)
 
     @classmethod
     def read(cls, path: Path) -> Dist:
@@ -48,7 +55,7 @@ class Dist:
         size = path.stat().st_size
         if size == 0:
             raise UsageError(f"{filename}: the file is empty")
-        return cls(path, filename, canonicalize_name(name), version, size, sha256_of(path))
+        return cls(path, filename, canonicalize_name(name), version, size)
 
 
 def sha256_of(path: Path) -> str:
