@@ -120,6 +120,10 @@ def run(command: list[str], log: Path, env: dict[str, str] | None = None) -> Run
     """Run `command` to its exit: wall time, its peak RSS (ru_maxrss: KiB on Linux) and
     its output. os.wait4 reaps the process itself, so the peak is the kernel's, not a
     sample's."""
+    # Whatever earlier steps wrote (the 1 GiB file, virtual environments, the previous
+    # run's server state) reaches the disk first, so that neither tool is timed while
+    # the kernel writes back another's pages.
+    os.sync()
     with log.open("w+") as out:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
