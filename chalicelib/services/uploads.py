@@ -494,7 +494,11 @@ class UploadService:
         # A whole file's one part is the file: with its SHA-256 declared, its URL is
         # signed now, which spares the client a request (and it is a signer of the file).
         sha256 = clean_hashes.get("sha256")
-        presign = plan is not None and plan.whole and sha256 is not None
+        presign = (
+            base64.b64encode(bytes.fromhex(sha256)).decode()
+            if plan is not None and plan.whole and sha256 is not None
+            else None
+        )
         file = FileRecord(
             id=file_id,
             session_id=session.id,
@@ -511,7 +515,7 @@ class UploadService:
                 self._blobs.start_multipart(key) if plan is not None and not plan.whole else None
             ),
             signers=frozenset(
-                [principal.token_id] if presign and principal.token_id is not None else []
+                [principal.token_id] if presign and principal.token_id is not None else ()
             ),
         )
         try:
@@ -526,9 +530,8 @@ class UploadService:
             raise
         if replaces is not None:
             self._verifier.discard(replaces)
-        if presign and sha256 is not None:
-            digest = base64.b64encode(bytes.fromhex(sha256)).decode()
-            return FileView(session, file, (self._sign(file, 1, digest),))
+        if presign is not None:
+            return FileView(session, file, (self._sign(file, 1, presign),))
         return FileView(session, file)
 
     def _require_size_accepted(self, size: int, mechanism: str) -> None:
