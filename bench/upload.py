@@ -130,7 +130,6 @@ def main() -> int:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WHARF_"))},
             "AWS_ENDPOINT_URL": stack.moto,
-            "AWS_ENDPOINT_URL_S3": stack.s3,
             "AWS_ACCESS_KEY_ID": "wharf-local",
             "AWS_SECRET_ACCESS_KEY": "wharf-local",
             "AWS_DEFAULT_REGION": "us-east-1",

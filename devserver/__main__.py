@@ -12,7 +12,6 @@ from types import FrameType
 
 from .inprocess import InProcessAws
 from .moto_guard import EmbeddedAws
-from .storage import StorageProcess
 
 REGION = "us-east-1"
 SWEEP_SECONDS = 30
@@ -28,20 +27,15 @@ def main() -> int:
         os.environ["WHARF_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
 
     # Embedded AWS on loopback only, behind the guard that makes moto safe under
-    # concurrent requests (moto_guard.py: without it moto loses committed writes). S3 runs
-    # in a process of its own, so that the bytes of uploads and downloads use another core
-    # (storage.py).
-    s3 = StorageProcess.start(int(os.environ.get("WHARF_S3_PORT", "0")))
+    # concurrent requests (moto_guard.py: without it moto loses committed writes).
     moto = EmbeddedAws("127.0.0.1", int(os.environ.get("WHARF_MOTO_PORT", "0")))
     moto.start()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     os.environ["AWS_ENDPOINT_URL"] = moto.url
-    os.environ["AWS_ENDPOINT_URL_S3"] = s3.url
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "wharf-local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "wharf-local")
     os.environ["AWS_DEFAULT_REGION"] = os.environ.get("AWS_DEFAULT_REGION", REGION)
-    # The stack's own DynamoDB and SQS calls reach moto in-process; the port is for
-    # everyone else.
+    # The stack's own calls reach moto in-process; the port is for everyone else.
     InProcessAws(moto.url, moto.app).install()
 
     # Imported only now: the app's AWS clients must see the endpoint above.
@@ -57,10 +51,10 @@ def main() -> int:
     from .edge import Edge
     from .files import FileOrigin
 
-    dynamodb, s3_client, sqs = aws_clients()
+    dynamodb, s3, sqs = aws_clients()
     settings = Settings.from_env()
     create_table(dynamodb, settings.table_name)
-    create_bucket(s3_client, settings.bucket_name, os.environ["AWS_DEFAULT_REGION"])
+    create_bucket(s3, settings.bucket_name, os.environ["AWS_DEFAULT_REGION"])
     os.environ["WHARF_QUEUE_URL"] = create_queue(sqs, QUEUE_NAME)
     settings = services().settings
     jobs = SqsJobQueue(sqs, settings.queue_url)
@@ -68,7 +62,9 @@ def main() -> int:
     edge = Edge(
         (host, port),
         LocalGateway(app, Config.create(lambda_timeout=900)),
-        FileOrigin(s3_client, settings.bucket_name),
+        # The same (guarded) moto application the server above runs, called in-process
+        # (files.py).
+        FileOrigin(s3, settings.bucket_name, moto.app),
     )
     stop = threading.Event()
 
@@ -120,7 +116,6 @@ def main() -> int:
     edge.shutdown()
     edge.server_close()
     moto.stop()
-    s3.stop()
     print("Wharf stopped.", flush=True)
     return 0
 

@@ -8,20 +8,23 @@ accepts nothing but an exact 206; this is what it talks to locally."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import format_datetime
-from typing import Any
-from urllib.parse import unquote
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from botocore.exceptions import ClientError
+from werkzeug.test import EnvironBuilder
 
 from chalicelib.adapters.s3 import S3BlobStore
 from chalicelib.errors import BadGateway
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
 IMMUTABLE = "public, max-age=31536000, immutable"
-CHUNK = 256 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
@@ -63,8 +66,9 @@ def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
 
 
 class FileOrigin:
-    def __init__(self, s3: Any, bucket: str) -> None:
+    def __init__(self, s3: Any, bucket: str, s3_app: WSGIApplication) -> None:
         self._s3 = s3
+        self._s3_app = s3_app
         self._bucket = bucket
         self._blobs = S3BlobStore(s3, bucket)
 
@@ -109,31 +113,30 @@ class FileOrigin:
 
     def _fetch(self, key: str, etag: str, byte_range: str | None) -> Iterable[bytes]:
         """S3's GetObject for the bytes, asked before the status line goes out so that a
-        failure is still a clean error; If-Match so the bytes are the ones the headers
-        describe. Streamed a chunk at a time: memory stays flat whatever the file's size."""
-        try:
-            got = self._s3.get_object(
-                Bucket=self._bucket,
-                Key=key,
-                IfMatch=etag,
-                **({"Range": byte_range} if byte_range else {}),
-            )
-        except ClientError as exc:
-            raise BadGateway(f"S3 answered {exc.response.get('Error', {})} for {key}.") from None
-        return _Chunks(got["Body"])
+        failure is still a clean error.
 
+        CloudFront reaches S3 over AWS's network. Here S3 is moto in this same process, so
+        the request goes to moto's WSGI application directly: the same presigned GET (with
+        Range, and If-Match so the bytes are the ones the headers describe), answered by
+        moto's own S3 code, without a loopback hop that copies every byte through the
+        kernel twice more and, on a two-core machine, made /files/ a third slower than S3."""
+        url = urlsplit(self._blobs.presign_get(key, expires_in=300))
+        headers = {"If-Match": etag, **({"Range": byte_range} if byte_range else {})}
+        environ = EnvironBuilder(
+            path=f"{url.path}?{url.query}",
+            base_url=f"{url.scheme}://{url.netloc}",
+            headers=list(headers.items()),
+        ).get_environ()
+        answered: list[str] = []
 
-class _Chunks:
-    """A StreamingBody as a WSGI-style iterable whose close releases the connection."""
+        def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+            answered.append(status)
 
-    def __init__(self, body: Any) -> None:
-        self._body = body
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._body.iter_chunks(CHUNK))
-
-    def close(self) -> None:
-        self._body.close()
+        body = self._s3_app(environ, start_response)
+        if int(answered[0].split()[0]) != (206 if byte_range else 200):
+            _release(body)
+            raise BadGateway(f"S3 answered {answered[0]} for {key}.")
+        return body
 
 
 def _release(body: Iterable[bytes] | None) -> None:

@@ -50,8 +50,7 @@ def request(
 @dataclass
 class LocalStack:
     base: str
-    moto: str  # DynamoDB and SQS
-    s3: str  # S3, a process of its own (storage.py)
+    moto: str
     process: subprocess.Popen[str]
     output: str = field(default="")
     public_url: str = field(default="")
@@ -60,12 +59,10 @@ class LocalStack:
     def start(cls, admin_token: str, **settings: str) -> Self:
         port = int(settings.pop("WHARF_PORT", 0)) or free_port()
         moto_port = free_port()
-        s3_port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WHARF_"))}
         env.update(
             WHARF_PORT=str(port),
             WHARF_MOTO_PORT=str(moto_port),
-            WHARF_S3_PORT=str(s3_port),
             WHARF_ADMIN_TOKEN=admin_token,
             PYTHONUNBUFFERED="1",
             **settings,
@@ -81,7 +78,6 @@ class LocalStack:
         stack = cls(
             f"http://127.0.0.1:{port}",
             f"http://127.0.0.1:{moto_port}",
-            f"http://127.0.0.1:{s3_port}",
             process,
             public_url=settings.get("WHARF_PUBLIC_URL", ""),
         )
@@ -102,7 +98,7 @@ class LocalStack:
         """A boto3 client for the stack's embedded AWS (moto), as `make run` configures it."""
         return boto3.client(
             service,  # type: ignore[call-overload]
-            endpoint_url=self.s3 if service == "s3" else self.moto,
+            endpoint_url=self.moto,
             region_name="us-east-1",
             aws_access_key_id="wharf-local",
             aws_secret_access_key="wharf-local",

@@ -26,7 +26,7 @@ class RecordingProxy:
     def __init__(self, target: tuple[str, int] | None = None) -> None:
         # Settable after start: a proxy in front of the local stack's embedded S3 must
         # exist before the stack (whose presigned URLs name it) and learns the S3's port
-        # only once the stack runs (LocalStack.s3).
+        # only once the stack runs (LocalStack.moto).
         self.target = target
         self._cut_after: int | None = None
         self._cut_done = threading.Event()

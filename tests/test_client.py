@@ -211,8 +211,8 @@ def proxied() -> Iterator[tuple[Stack, RecordingProxy, str]]:
     with RecordingProxy() as proxy:
         stack = Stack.start(ADMIN_TOKEN, WHARF_S3_PRESIGN_ENDPOINT=proxy.url)
         try:
-            s3 = urlsplit(stack.s3)
-            proxy.target = (s3.hostname or "127.0.0.1", s3.port or 80)
+            moto = urlsplit(stack.moto)
+            proxy.target = (moto.hostname or "127.0.0.1", moto.port or 80)
             yield stack, proxy, stack.api(ADMIN_TOKEN).new_user("dave")
         finally:
             assert stack.stop() == 0, stack.output

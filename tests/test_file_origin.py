@@ -1,6 +1,6 @@
-"""The local edge's /files/ origin against moto: keys that need quoting reach the right
-object, and bytes that no longer match the headers already chosen are a clean 502, never a
-wrong body."""
+"""The local edge's /files/ origin against moto in-process: keys that need quoting reach
+the right object through moto's application, and bytes that no longer match the headers
+already chosen are a clean 502, never a wrong body."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from chalicelib.adapters.s3 import S3BlobStore
 from chalicelib.config import Settings
@@ -26,22 +27,14 @@ def published(aws: tuple[Any, Any, Any], settings: Settings) -> Any:
     return s3
 
 
-def origin(s3: Any, settings: Settings) -> FileOrigin:
-    return FileOrigin(s3, settings.bucket_name)
+def origin(s3: Any, settings: Settings, app: Any = None) -> FileOrigin:
+    return FileOrigin(
+        s3, settings.bucket_name, app or DomainDispatcherApplication(create_backend_app)
+    )
 
 
 def body(reply: Any) -> bytes:
     return b"".join(reply.body)
-
-
-def before_get(s3: Any, hook: Any) -> None:
-    """Run `hook` just before each GetObject the origin sends (a before-call handler that
-    returns something would answer the call in S3's place)."""
-
-    def handler(**_: Any) -> None:
-        hook()
-
-    s3.meta.events.register("before-call.s3.GetObject", handler)
 
 
 def test_a_key_that_needs_quoting_is_served(published: Any, settings: Settings) -> None:
@@ -53,20 +46,21 @@ def test_a_key_that_needs_quoting_is_served(published: Any, settings: Settings) 
 
 
 def test_bytes_changed_after_the_headers_are_a_502(published: Any, settings: Settings) -> None:
-    # The object is overwritten between the HEAD and the GET of one request.
-    before_get(
-        published,
-        lambda: published.put_object(Bucket=settings.bucket_name, Key=KEY, Body=b"other bytes"),
-    )
+    moto = DomainDispatcherApplication(create_backend_app)
+
+    def replaced_first(environ: dict[str, Any], start_response: Any) -> Any:
+        # The object is overwritten between the HEAD and the GET of one request.
+        published.put_object(Bucket=settings.bucket_name, Key=KEY, Body=b"other bytes")
+        return moto(environ, start_response)
+
     with pytest.raises(BadGateway):
-        origin(published, settings).reply("GET", "/" + quote(KEY), {})
+        origin(published, settings, replaced_first).reply("GET", "/" + quote(KEY), {})
 
 
 def test_head_asks_nothing_of_the_origin(published: Any, settings: Settings) -> None:
-    def refuse() -> None:
+    def refuse(environ: dict[str, Any], start_response: Any) -> Any:
         raise AssertionError("HEAD fetched the body")
 
-    before_get(published, refuse)
-    reply = origin(published, settings).reply("HEAD", "/" + quote(KEY), {})
+    reply = origin(published, settings, refuse).reply("HEAD", "/" + quote(KEY), {})
     assert reply.status == 200 and reply.body is None
     assert dict(reply.headers)["Content-Length"] == str(len(DATA))

@@ -121,7 +121,7 @@ def proxied_s3() -> Iterator[tuple[Stack, RecordingProxy]]:
     with RecordingProxy() as proxy:
         running = Stack.start(ADMIN_TOKEN, WHARF_S3_PRESIGN_ENDPOINT=proxy.url)
         try:
-            proxy.target = address(running.s3)
+            proxy.target = address(running.moto)
             yield running, proxy
         finally:
             assert running.stop() == 0, running.output
