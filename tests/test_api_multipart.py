@@ -69,14 +69,13 @@ def put_parts(me: Api, file: dict[str, Any], parts: dict[int, bytes]) -> None:
     assert signed.status == 200, signed.body
     urls = {p["number"]: p for p in signed.json()["parts"]}
 
-    def put(number: int) -> int:
-        part = urls[number]
-        return requests.put(
-            part["url"], data=parts[number], headers=part["headers"], timeout=60
-        ).status_code
-
     with ThreadPoolExecutor(4) as pool:
-        assert set(pool.map(put, parts)) == {200}
+        assert set(pool.map(lambda n: put_signed(urls[n], parts[n]), parts)) == {200}
+
+
+def put_signed(part: dict[str, Any], data: bytes) -> int:
+    """PUT bytes to a signed part URL, sending exactly the headers the API returned."""
+    return requests.put(part["url"], data=data, headers=part["headers"], timeout=60).status_code
 
 
 def test_parts_signed_for_a_token_revoked_since_are_refused_at_completion(
@@ -434,10 +433,6 @@ def test_listing_the_parts_of_a_vanished_upload_is_a_conflict_not_a_500(
 
 
 # -- a file of one part is sent whole (PartPlan.whole) ------------------------------------
-
-
-def put_signed(part: dict[str, Any], data: bytes) -> int:
-    return requests.put(part["url"], data=data, headers=part["headers"], timeout=60).status_code
 
 
 def test_a_one_part_file_arrives_with_its_url_signed(

@@ -56,6 +56,17 @@ def s(value: str) -> dict[str, str]:
 # -- the hooks fail loudly when moto changes ------------------------------------------------------
 
 
+def written_by(db: Any, writer: int) -> set[str]:
+    """The sort keys of what one writer of the concurrency test committed."""
+    items = db.query(
+        TableName="guard-writes",
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": s(f"W#{writer}")},
+        ConsistentRead=True,
+    )["Items"]
+    return {item["sk"]["S"] for item in items}
+
+
 def test_the_hooks_match_this_moto(embedded: EmbeddedAws) -> None:
     assert moto_guard.installed()
     moto_guard.check_shape()
@@ -169,16 +180,10 @@ def test_concurrent_transactions_and_writes_lose_nothing(embedded: EmbeddedAws) 
         while not done.is_set():
             for n in range(THREADS):
                 try:
-                    items = db.query(
-                        TableName="guard-writes",
-                        KeyConditionExpression="pk = :pk",
-                        ExpressionAttributeValues={":pk": s(f"W#{n}")},
-                        ConsistentRead=True,
-                    )["Items"]
+                    keys = written_by(db, n)
                 except ClientError as exc:
                     failures.append(f"reader: {exc!r}")
                     continue
-                keys = {item["sk"]["S"] for item in items}
                 torn.extend(
                     k for k in keys if k[0] in "ab" and ("ba"["ab".index(k[0])] + k[1:]) not in keys
                 )
@@ -196,13 +201,7 @@ def test_concurrent_transactions_and_writes_lose_nothing(embedded: EmbeddedAws) 
     assert torn == []
     assert sum(committed.values()) == THREADS * rounds
     for n in range(THREADS):
-        items = db.query(
-            TableName="guard-writes",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": s(f"W#{n}")},
-            ConsistentRead=True,
-        )["Items"]
-        keys = sorted(item["sk"]["S"] for item in items)
+        keys = sorted(written_by(db, n))
         assert keys == sorted(f"{p}{j}" for p in "abc" for j in range(rounds)), n
     counter = db.get_item(TableName="guard-writes", Key={"pk": s("COUNTER"), "sk": s("#")})
     assert counter["Item"]["n"] == {"N": str(THREADS * rounds)}
