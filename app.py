@@ -9,8 +9,11 @@ from typing import Any
 
 from chalice.app import Rate, Response
 
-from chalicelib.errors import ServiceUnavailable, WharfError
-from chalicelib.http import (
+from chalicelib.domain.errors import ServiceUnavailable, WharfError
+from chalicelib.domain.ports import StoreBusy
+from chalicelib.domain.records import Principal
+from chalicelib.domain.states import FileStatus, SessionStatus
+from chalicelib.http.core import (
     as_problem,
     file_body,
     json_response,
@@ -28,10 +31,7 @@ from chalicelib.http import (
     upload_response,
     user_body,
 )
-from chalicelib.ports import StoreBusy
-from chalicelib.records import Principal
-from chalicelib.runtime import services
-from chalicelib.schemas import (
+from chalicelib.http.schemas import (
     CreateFile,
     CreateSession,
     CreateToken,
@@ -40,10 +40,8 @@ from chalicelib.schemas import (
     GrantRole,
     SignParts,
 )
-from chalicelib.schemas import UploadRequest as Bare
-from chalicelib.services.index import Redirect
-from chalicelib.services.uploads import FileView, SessionView
-from chalicelib.simple import (
+from chalicelib.http.schemas import UploadRequest as Bare
+from chalicelib.http.simple import (
     INDEX_CACHE,
     STAGE_CACHE,
     negotiate,
@@ -52,7 +50,9 @@ from chalicelib.simple import (
     redirect,
     root_body,
 )
-from chalicelib.states import FileStatus, SessionStatus
+from chalicelib.runtime import services
+from chalicelib.services.index import Redirect
+from chalicelib.services.uploads import FileView, SessionView
 from chalicelib.wharf_chalice import ThreadSafeChalice
 
 app = ThreadSafeChalice(app_name="wharf")

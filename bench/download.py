@@ -19,10 +19,10 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from chalicelib.adapters.dynamodb import DynamoStore
-from chalicelib.records import FileRecord, SessionRecord
-from chalicelib.states import FileStatus, SessionStatus
-from chalicelib.tokens import new_session_token, random_id, session_id_for
+from chalicelib.adapters.dynamodb.store import DynamoStore
+from chalicelib.domain.records import FileRecord, SessionRecord
+from chalicelib.domain.states import FileStatus, SessionStatus
+from chalicelib.domain.tokens import new_session_token, random_id, session_id_for
 from devserver.harness import LocalStack, request
 
 MIB = 1024 * 1024

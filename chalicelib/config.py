@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .mechanisms import HTTP_POST_BYTES, multipart_identifier
+from .domain.mechanisms import HTTP_POST_BYTES, multipart_identifier
 
 DAY = 86_400
 MIB = 1024 * 1024

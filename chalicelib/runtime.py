@@ -14,12 +14,12 @@ import boto3
 from botocore.config import Config
 
 from .adapters.cloudfront import CloudFrontCache, NoEdgeCache
-from .adapters.dynamodb import DynamoStore
+from .adapters.dynamodb.store import DynamoStore
 from .adapters.s3 import S3BlobStore
 from .adapters.sqs import SqsJobQueue
 from .config import Settings
-from .links import Links
-from .ports import BlobStore, Clock, EdgeCache, JobQueue, SystemClock
+from .domain.ports import BlobStore, Clock, EdgeCache, JobQueue, SystemClock
+from .http.links import Links
 from .services.access import Access
 from .services.admin import AdminService
 from .services.index import IndexService

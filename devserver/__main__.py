@@ -43,7 +43,7 @@ def main() -> int:
     from chalice.local import LocalGateway
 
     from app import app
-    from chalicelib.adapters.schema import create_bucket, create_queue, create_table
+    from chalicelib.adapters.dynamodb.schema import create_bucket, create_queue, create_table
     from chalicelib.adapters.sqs import SqsJobQueue
     from chalicelib.config import QUEUE_NAME, Settings
     from chalicelib.runtime import aws_clients, services

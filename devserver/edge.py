@@ -26,7 +26,7 @@ from typing import Any
 
 from chalice.local import LocalGateway, LocalGatewayException
 
-from chalicelib.errors import (
+from chalicelib.domain.errors import (
     BadRequest,
     ContentTooLarge,
     MethodNotAllowed,
@@ -34,7 +34,7 @@ from chalicelib.errors import (
     WharfError,
     error_for_status,
 )
-from chalicelib.http import PROBLEM_JSON
+from chalicelib.http.core import PROBLEM_JSON
 
 from .files import FileOrigin, NotServed
 
@@ -78,7 +78,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
-# Statuses only the HTTP layer produces; the app's hierarchy (chalicelib/errors.py) has no
+# Statuses only the HTTP layer produces; the app's hierarchy (chalicelib/domain/errors.py) has no
 # use for them.
 class RequestTimeout(WharfError):
     status = 408

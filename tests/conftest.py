@@ -21,9 +21,9 @@ from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib import runtime
+from chalicelib.adapters.dynamodb.schema import create_bucket, create_queue, create_table
 from chalicelib.adapters.memory import FixedClock
 from chalicelib.adapters.s3 import S3BlobStore
-from chalicelib.adapters.schema import create_bucket, create_queue, create_table
 from chalicelib.adapters.sqs import SqsJobQueue
 from chalicelib.config import QUEUE_NAME, Settings
 from devserver import moto_guard

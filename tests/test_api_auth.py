@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.tokens import ApiToken, secret_hash
+from chalicelib.domain.tokens import ApiToken, secret_hash
 from tests.conftest import ADMIN_TOKEN, Api, basic
 
 

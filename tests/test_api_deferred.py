@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from chalicelib.config import Settings
-from chalicelib.records import FileRecord
+from chalicelib.domain.records import FileRecord
+from chalicelib.domain.states import FileStatus
 from chalicelib.runtime import Services
-from chalicelib.states import FileStatus
 from tests.conftest import Api, run_worker, wheel_name
 from tests.dists import dist, metadata, wheel
 

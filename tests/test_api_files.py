@@ -247,8 +247,8 @@ def test_publish_time_conflicts_are_409_and_release_the_reservation(
     session, _ = services.store.get_session_and_files(sid)
     assert session is not None
     # Slip a file of the published name past the best-effort check.
-    from chalicelib.records import FileRecord
-    from chalicelib.states import FileStatus
+    from chalicelib.domain.records import FileRecord
+    from chalicelib.domain.states import FileStatus
 
     sneaky = FileRecord(
         id="f" * 32,

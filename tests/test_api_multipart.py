@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from chalicelib.config import Settings
-from chalicelib.mechanisms import MAX_PARTS_PER_REQUEST, MIB
+from chalicelib.domain.mechanisms import MAX_PARTS_PER_REQUEST, MIB
 from chalicelib.runtime import Services
 from tests.conftest import ADMIN_TOKEN, Api, run_worker, wheel_name
 from tests.dists import wheel

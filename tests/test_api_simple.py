@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.memory import FixedClock
-from chalicelib.errors import NotAcceptable
+from chalicelib.domain.errors import NotAcceptable
+from chalicelib.http.simple import SIMPLE_HTML, SIMPLE_JSON, TEXT_HTML, negotiate, project_body
 from chalicelib.runtime import Services
 from chalicelib.services.index import IndexFile, ProjectPage
 from chalicelib.services.publishing import EXPOSE_GRACE_SECONDS
-from chalicelib.simple import SIMPLE_HTML, SIMPLE_JSON, TEXT_HTML, negotiate, project_body
 from tests.conftest import Api, wheel_name
 from tests.dists import dist
 

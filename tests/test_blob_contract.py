@@ -8,7 +8,7 @@ import pytest
 from chalicelib.adapters.memory import MemoryBlobStore
 from chalicelib.adapters.s3 import S3BlobStore
 from chalicelib.config import Settings
-from chalicelib.ports import BlobGone, BlobStore, UploadGone
+from chalicelib.domain.ports import BlobGone, BlobStore, UploadGone
 
 
 @pytest.fixture(params=["memory", "s3"])

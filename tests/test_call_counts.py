@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from chalicelib.config import Settings
-from chalicelib.mechanisms import MIN_PART_SIZE
+from chalicelib.domain.mechanisms import MIN_PART_SIZE
 from tests import aws_calls
 from tests.conftest import Api, wheel_name
 from tests.dists import dist, wheel

@@ -13,8 +13,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
-from chalicelib.adapters.dynamodb import _RetryingWrites
-from chalicelib.ports import StoreBusy
+from chalicelib.adapters.dynamodb.store import _RetryingWrites
+from chalicelib.domain.ports import StoreBusy
 from chalicelib.runtime import Services
 from tests.conftest import Api
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from chalicelib.http.simple import SIMPLE_JSON, fragment_hash
 from chalicelib.runtime import Services
-from chalicelib.simple import SIMPLE_JSON, fragment_hash
 from tests.conftest import PUBLIC_URL, Api, wheel_name
 from tests.dists import dist, metadata, sdist, wheel
 

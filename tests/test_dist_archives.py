@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from chalicelib.distributions import (
+from chalicelib.domain.distributions import (
     MAX_METADATA,
     MAX_RATIO,
     MAX_TAR_HEADERS,

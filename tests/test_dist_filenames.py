@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.names import (
+from chalicelib.domain.names import (
     SDIST_SPEC,
     WHEEL_SPEC,
     InvalidInput,

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from chalicelib.distributions import Refused, inspect_distribution
+from chalicelib.domain.distributions import Refused, inspect_distribution
 from tests.dists import metadata, sdist, wheel
 
 WHEEL = "demo_pkg-1.0-py3-none-any.whl"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.dynamodb import DynamoStore
+from chalicelib.adapters.dynamodb.store import DynamoStore
 from devserver.harness import request
 from tests.conftest import ADMIN_TOKEN, Reply, Stack, wait_for, wheel_name
 from tests.dists import dist

@@ -2,7 +2,7 @@
 
 import pytest
 
-from chalicelib.mechanisms import (
+from chalicelib.domain.mechanisms import (
     MIB,
     MIN_PART_SIZE,
     S3_MAX_PART,

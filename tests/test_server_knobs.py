@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from chalicelib.config import Settings
-from chalicelib.mechanisms import HTTP_POST_BYTES, MIB, multipart_identifier
+from chalicelib.domain.mechanisms import HTTP_POST_BYTES, MIB, multipart_identifier
 from devserver.harness import request
 from tests.conftest import ADMIN_TOKEN, Api, Stack, wait_for, wheel_name
 from tests.dists import dist, wheel

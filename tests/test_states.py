@@ -1,6 +1,6 @@
 """The state machines are exactly PEP 694's transition tables."""
 
-from chalicelib.states import (
+from chalicelib.domain.states import (
     FILE_TRANSITIONS,
     SESSION_TRANSITIONS,
     FileEvent,

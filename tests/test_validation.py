@@ -5,14 +5,14 @@ import hashlib
 
 import pytest
 
-from chalicelib.hashes import InvalidHashes, MultiHasher, normalize_hashes
-from chalicelib.names import (
+from chalicelib.domain.hashes import InvalidHashes, MultiHasher, normalize_hashes
+from chalicelib.domain.names import (
     InvalidInput,
     check_distribution_filename,
     normalize_name,
     parse_version,
 )
-from chalicelib.tokens import ApiToken, credentials_from_header, session_id_for
+from chalicelib.domain.tokens import ApiToken, credentials_from_header, session_id_for
 
 SHA256 = hashlib.sha256(b"x").hexdigest()
 

@@ -7,7 +7,7 @@ import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 
-from ..ports import BlobGone, BlobInfo, StoredPart, UploadGone
+from ..domain.ports import BlobGone, BlobInfo, StoredPart, UploadGone
 
 
 class MemoryBlobStore:

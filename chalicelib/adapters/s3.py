@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..ports import BlobGone, BlobInfo, StoredPart, UploadGone
+from ..domain.ports import BlobGone, BlobInfo, StoredPart, UploadGone
 from .client_errors import error_code
 
 PUBLIC_TAG = "wharf-public"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import hmac
 
-from ..adapters.dynamodb import DynamoStore
-from ..errors import Forbidden, Unauthorized
-from ..records import (
+from ..adapters.dynamodb.store import DynamoStore
+from ..domain.errors import Forbidden, Unauthorized
+from ..domain.records import (
     ADMIN,
     UPLOAD_ROLES,
     FileRecord,
@@ -17,8 +17,8 @@ from ..records import (
     SessionRecord,
     TokenRecord,
 )
-from ..states import SessionStatus
-from ..tokens import ApiToken, credentials_from_header, same_secret
+from ..domain.states import SessionStatus
+from ..domain.tokens import ApiToken, credentials_from_header, same_secret
 
 
 def _principal(token: TokenRecord) -> Principal:

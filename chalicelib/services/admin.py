@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..adapters.dynamodb import DynamoStore
-from ..errors import BadRequest, Conflict, FieldError, NotFound
-from ..names import InvalidInput, normalize_name
-from ..ports import AlreadyExists, Clock, UnknownUser
-from ..records import Role, TokenRecord
-from ..tokens import ApiToken, is_random_id, secret_hash
+from ..adapters.dynamodb.store import DynamoStore
+from ..domain.errors import BadRequest, Conflict, FieldError, NotFound
+from ..domain.names import InvalidInput, normalize_name
+from ..domain.ports import AlreadyExists, Clock, UnknownUser
+from ..domain.records import Role, TokenRecord
+from ..domain.tokens import ApiToken, is_random_id, secret_hash
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 

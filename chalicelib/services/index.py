@@ -11,13 +11,13 @@ from urllib.parse import quote
 
 from packaging.version import Version
 
-from ..adapters.dynamodb import DynamoStore
-from ..errors import NotFound
-from ..names import InvalidInput, normalize_name, release_key
-from ..ports import BlobStore
-from ..records import FileRecord, ProjectStatus, PublishedFile, SessionRecord
-from ..states import FileStatus
-from ..tokens import is_random_id, session_id_for
+from ..adapters.dynamodb.store import DynamoStore
+from ..domain.errors import NotFound
+from ..domain.names import InvalidInput, normalize_name, release_key
+from ..domain.ports import BlobStore
+from ..domain.records import FileRecord, ProjectStatus, PublishedFile, SessionRecord
+from ..domain.states import FileStatus
+from ..domain.tokens import is_random_id, session_id_for
 from .verification import metadata_key
 
 # Staged bytes are handed out through short-lived presigned URLs (DESIGN.md).

@@ -12,11 +12,11 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from ..errors import BadRequest, Conflict, FieldError, WharfError
-from ..mechanisms import HTTP_POST_BYTES
-from ..ports import StoreBusy
-from ..records import Principal
-from ..states import FileStatus
+from ..domain.errors import BadRequest, Conflict, FieldError, WharfError
+from ..domain.mechanisms import HTTP_POST_BYTES
+from ..domain.ports import StoreBusy
+from ..domain.records import Principal
+from ..domain.states import FileStatus
 from .uploads import UploadService
 
 FILE_UPLOAD = "file_upload"

@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from ..adapters.dynamodb import DynamoStore
-from ..errors import Conflict, FieldError
-from ..ports import BlobStore, Clock, EdgeCache, ProjectTaken
-from ..records import FileRecord, SessionRecord
-from ..states import FileStatus, SessionEvent
+from ..adapters.dynamodb.store import DynamoStore
+from ..domain.errors import Conflict, FieldError
+from ..domain.ports import BlobStore, Clock, EdgeCache, ProjectTaken
+from ..domain.records import FileRecord, SessionRecord
+from ..domain.states import FileStatus, SessionEvent
 from .verification import metadata_key
 
 _log = logging.getLogger("wharf.publishing")

@@ -12,9 +12,9 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..adapters.dynamodb import DynamoStore
+from ..adapters.dynamodb.store import DynamoStore
 from ..config import Settings
-from ..errors import (
+from ..domain.errors import (
     BadRequest,
     Conflict,
     ContentTooLarge,
@@ -22,17 +22,16 @@ from ..errors import (
     NotFound,
     UnprocessableContent,
 )
-from ..hashes import InvalidHashes, normalize_hashes
-from ..links import Links
-from ..mechanisms import (
+from ..domain.hashes import InvalidHashes, normalize_hashes
+from ..domain.mechanisms import (
     HTTP_POST_BYTES,
     MAX_PARTS_PER_REQUEST,
     PART_URL_SECONDS,
     PartPlan,
     multipart_identifier,
 )
-from ..names import InvalidInput, check_distribution_filename, normalize_name, parse_version
-from ..ports import (
+from ..domain.names import InvalidInput, check_distribution_filename, normalize_name, parse_version
+from ..domain.ports import (
     BlobStore,
     Clock,
     FileChanged,
@@ -43,7 +42,7 @@ from ..ports import (
     SessionChanged,
     UploadGone,
 )
-from ..records import (
+from ..domain.records import (
     FileRecord,
     Principal,
     ProjectRecord,
@@ -51,14 +50,15 @@ from ..records import (
     SessionRecord,
     Verified,
 )
-from ..states import (
+from ..domain.states import (
     REPLACEABLE_FILE_STATES,
     FileEvent,
     FileStatus,
     SessionEvent,
     SessionStatus,
 )
-from ..tokens import is_random_id, new_session_token, random_id, session_id_for
+from ..domain.tokens import is_random_id, new_session_token, random_id, session_id_for
+from ..http.links import Links
 from .access import Access
 from .publishing import Publisher, unfinished
 from .verification import Unverified, Verifier, signer_revoked, upload_gone

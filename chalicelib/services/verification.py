@@ -11,12 +11,12 @@ import hashlib
 import tempfile
 from typing import IO
 
-from ..distributions import Refused, inspect_distribution
-from ..errors import FieldError
-from ..hashes import MultiHasher
-from ..mechanisms import PartPlan
-from ..ports import BlobGone, BlobStore, Clock, UploadGone
-from ..records import FileRecord, SessionRecord, Verified
+from ..domain.distributions import Refused, inspect_distribution
+from ..domain.errors import FieldError
+from ..domain.hashes import MultiHasher
+from ..domain.mechanisms import PartPlan
+from ..domain.ports import BlobGone, BlobStore, Clock, UploadGone
+from ..domain.records import FileRecord, SessionRecord, Verified
 
 # Bytes kept in memory while spooling a file for inspection; the rest goes to disk, so
 # memory stays flat whatever the file's size.

@@ -9,11 +9,11 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from ..adapters.dynamodb import DynamoStore
-from ..errors import WharfError
-from ..ports import Clock, FileChanged, ProjectTaken, SessionChanged
-from ..records import FileRecord, SessionRecord, Verified
-from ..states import FileEvent, FileStatus, SessionEvent, SessionStatus
+from ..adapters.dynamodb.store import DynamoStore
+from ..domain.errors import WharfError
+from ..domain.ports import Clock, FileChanged, ProjectTaken, SessionChanged
+from ..domain.records import FileRecord, SessionRecord, Verified
+from ..domain.states import FileEvent, FileStatus, SessionEvent, SessionStatus
 from .access import Access
 from .publishing import Publisher, unfinished
 from .verification import Unverified, Verifier, signer_revoked

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .records import FileRecord, SessionRecord
+from ..domain.records import FileRecord, SessionRecord
 
 
 @dataclass(frozen=True)

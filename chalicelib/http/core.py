@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from chalice.app import Response
 from pydantic import BaseModel, ValidationError
 
-from .errors import (
+from ..domain.errors import (
     BadRequest,
     ContentTooLarge,
     FieldError,
@@ -24,9 +24,12 @@ from .errors import (
     WharfError,
     error_for_status,
 )
+from ..domain.mechanisms import HTTP_POST_BYTES, PartPlan
+from ..domain.records import TokenRecord
+from ..services.admin import UserView
+from ..services.legacy import LegacyUpload
+from ..services.uploads import FileView, PartState, SessionView, SignedPart
 from .links import Links
-from .mechanisms import HTTP_POST_BYTES, PartPlan
-from .records import TokenRecord
 from .schemas import (
     FileBody,
     FileLinks,
@@ -40,9 +43,6 @@ from .schemas import (
     UploadRequest,
     dump,
 )
-from .services.admin import UserView
-from .services.legacy import LegacyUpload
-from .services.uploads import FileView, PartState, SessionView, SignedPart
 
 UPLOAD_JSON = "application/vnd.pypi.upload.v2+json"
 PROBLEM_JSON = "application/problem+json"

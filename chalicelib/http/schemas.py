@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from .mechanisms import MAX_PARTS_PER_REQUEST
+from ..domain.mechanisms import MAX_PARTS_PER_REQUEST
 
 API_VERSION = "2.0"
 

@@ -42,8 +42,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from ..names import filename_key
-from ..ports import (
+from ...domain.names import filename_key
+from ...domain.ports import (
     AlreadyExists,
     FileChanged,
     FilenameInUse,
@@ -53,7 +53,7 @@ from ..ports import (
     StoreBusy,
     UnknownUser,
 )
-from ..records import (
+from ...domain.records import (
     FileRecord,
     ProjectRecord,
     ProjectStatus,
@@ -63,7 +63,7 @@ from ..records import (
     TokenRecord,
     Verified,
 )
-from ..states import (
+from ...domain.states import (
     EDITABLE_SESSION_STATES,
     REPLACEABLE_FILE_STATES,
     FileEvent,
@@ -73,7 +73,7 @@ from ..states import (
     file_move,
     session_move,
 )
-from .client_errors import error_code
+from ..client_errors import error_code
 from .schema import LIVE_INDEX, LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
 
 TRANSACTION_LIMIT = 100

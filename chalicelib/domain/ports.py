@@ -1,0 +1,374 @@
+"""Ports: what the services need from the outside world, and the domain-level failures
+adapters report (never an AWS error code; the services never see botocore).
+
+The store's four jobs each have a port: who may do what (AccessStore), sessions and
+their files (SessionStore), the publish protocol (PublishStore) and what readers of the
+index see (IndexStore). DynamoDB implements them in production (adapters/dynamodb), plain
+dicts in tests (adapters/memory_store.py); tests/test_store_contract.py holds both to the
+same behaviour. Every state change is conditional: a write the state machines
+(domain/states.py) or the invariants forbid fails with a StoreConflict carrying what the
+store found, whatever the interleaving."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .records import (
+    FileRecord,
+    ProjectRecord,
+    PublishedFile,
+    Role,
+    SessionRecord,
+    TokenRecord,
+    Verified,
+)
+from .states import FileEvent, SessionEvent
+
+
+class Clock(Protocol):
+    def now(self) -> int: ...
+
+
+class SystemClock:
+    def now(self) -> int:
+        return int(time.time())
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    number: int
+    size: int
+    etag: str
+    sha256: str | None  # base64, as S3 reports x-amz-checksum-sha256
+
+
+class BlobStore(Protocol):
+    """Where file bytes live (S3 in production)."""
+
+    def start_multipart(self, key: str) -> str:
+        """Begin a multipart upload to `key`; its upload id."""
+        ...
+
+    def stored_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        """Every part stored so far, in part-number order (all pages of ListParts).
+        Raises UploadGone when the multipart upload no longer exists."""
+        ...
+
+    def presign_part(
+        self, key: str, upload_id: str, number: int, sha256_b64: str, expires_in: int
+    ) -> tuple[str, dict[str, str]]:
+        """A URL for PUTting one part, and the headers the client must send with it."""
+        ...
+
+    def presign_put(self, key: str, sha256_b64: str, expires_in: int) -> tuple[str, dict[str, str]]:
+        """A URL for PUTting the whole object at `key` with that SHA-256, and the headers
+        the client must send with it. It writes only where nothing is: sent again once the
+        object exists, it is refused (412), so it can never replace a completed file."""
+        ...
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
+        """Assemble the object from `parts`; UploadGone when the upload no longer exists."""
+        ...
+
+    def presign_get(self, key: str, expires_in: int) -> str:
+        """A URL that downloads `key` for `expires_in` seconds (staged files)."""
+        ...
+
+    def mark_public(self, keys: Sequence[str]) -> None:
+        """Let the edge serve every key (an object tag: it keeps the ETag). Many at once:
+        an inline publish of up to WHARF_INLINE_PUBLISH_MAX_FILES files must finish well
+        within API Gateway's 29 s."""
+        ...
+
+    def is_public(self, key: str) -> bool: ...
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Discard an unfinished multipart upload and its parts (idempotent)."""
+        ...
+
+    def put_new(self, key: str, data: bytes) -> bool:
+        """Store `data` at `key` unless something is there; False if it was."""
+        ...
+
+    def head(self, key: str) -> BlobInfo | None: ...
+
+    def stream(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        """The object's bytes; BlobGone when there is no such object (never was, or was
+        deleted meanwhile, e.g. by a cancel racing a verification)."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class EdgeCache(Protocol):
+    """The CDN in front of the index (CloudFront in AWS; nothing caches locally)."""
+
+    def invalidate(self, paths: list[str]) -> None: ...
+
+
+class JobQueue(Protocol):
+    """Deferred work (SQS in production); delivery is at least once."""
+
+    def send(self, job: dict[str, str]) -> None: ...
+
+
+class BlobGone(Exception):
+    """The object is not in the blob store (any more)."""
+
+
+class UploadGone(Exception):
+    """The multipart upload is not in the blob store any more: aborted by the bucket's
+    lifecycle rule for abandoned uploads, or by a cancel. Its parts are lost."""
+
+
+class StoreBusy(Exception):
+    """Writes kept colliding with other transactions on the same items (DynamoDB's
+    TransactionConflict) after every retry: nothing was written; the caller may retry
+    the whole request later."""
+
+    retry_after = 1
+
+
+class StoreConflict(Exception):
+    """A conditional write found the data in another state than it required."""
+
+
+class AlreadyExists(StoreConflict):
+    pass
+
+
+class UnknownUser(StoreConflict):
+    """The user a token or role was for is not there (never was, or just deleted)."""
+
+
+class LiveSessionExists(StoreConflict):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(session_id)
+        self.session_id = session_id
+
+
+class ProjectTaken(StoreConflict):
+    """The project record appeared (or changed) between our read and our write."""
+
+
+class SessionChanged(StoreConflict):
+    """The session is not in a state that allows the write; carries what it is now."""
+
+    def __init__(self, current: SessionRecord | None) -> None:
+        super().__init__(current.status if current else "gone")
+        self.current = current
+
+
+class FileChanged(StoreConflict):
+    def __init__(self, current: FileRecord | None) -> None:
+        super().__init__(current.status if current else "gone")
+        self.current = current
+
+
+class FilenameInUse(StoreConflict):
+    def __init__(self, file_id: str) -> None:
+        super().__init__(file_id)
+        self.file_id = file_id
+
+
+class AccessStore(Protocol):
+    """Users, their tokens and roles, and the standing of a project name."""
+
+    def create_user(self, username: str, now: int) -> None:
+        """AlreadyExists if the user is there."""
+        ...
+
+    def user_created_at(self, username: str) -> int | None: ...
+
+    def users(self) -> list[tuple[str, int]]:
+        """(username, created at) of every user, by name."""
+        ...
+
+    def delete_user(self, username: str) -> bool:
+        """Revoke the user's tokens and roles, then remove the user. False if unknown."""
+        ...
+
+    def put_token(self, token: TokenRecord) -> None:
+        """UnknownUser unless the token's user exists (also when deleted meanwhile)."""
+        ...
+
+    def get_token(self, token_id: str) -> TokenRecord | None: ...
+
+    def user_tokens(self, username: str) -> list[TokenRecord]: ...
+
+    def delete_token(self, token_id: str) -> bool: ...
+
+    def put_role(self, project: str, username: str, role: Role) -> None:
+        """UnknownUser unless the user exists."""
+        ...
+
+    def delete_role(self, project: str, username: str) -> bool: ...
+
+    def get_standing(self, project: str, username: str) -> tuple[ProjectRecord | None, Role | None]:
+        """The project (as get_project) and the user's role on it, in one read."""
+        ...
+
+    def project_roles(self, project: str) -> list[tuple[str, Role]]:
+        """(username, role) of everyone with a role on the project, by name."""
+        ...
+
+    def user_roles(self, username: str) -> list[tuple[str, Role]]:
+        """(project, role) of every role the user holds, by project."""
+        ...
+
+    def get_project(self, project: str) -> ProjectRecord | None:
+        """The project, or None for a free name: never held, or a reservation whose every
+        holder ended."""
+        ...
+
+
+class SessionStore(Protocol):
+    """Publishing sessions and their file upload sessions (PEP 694's two state machines)."""
+
+    def create_session(self, session: SessionRecord, *, reserve_project: bool) -> None:
+        """Store a new open session, claiming its release (invariant 3) and, for a first
+        release, the name. LiveSessionExists when another session holds the release;
+        ProjectTaken when the name is not (or no longer) as the caller read it."""
+        ...
+
+    def get_session(self, session_id: str) -> SessionRecord | None: ...
+
+    def get_session_and_files(
+        self, session_id: str
+    ) -> tuple[SessionRecord | None, list[FileRecord]]:
+        """The session and all its files, canceled ones included, in one read."""
+        ...
+
+    def move_session(
+        self,
+        session: SessionRecord,
+        event: SessionEvent,
+        now: int,
+        *,
+        notices: list[str] | None = None,
+    ) -> SessionRecord:
+        """Apply a transition other than a publish commit; SessionChanged (with the
+        session as it is) when the table does not allow it from the current state. A
+        terminal move frees the release and a first release's name."""
+        ...
+
+    def extend_session(self, session: SessionRecord, expires_at: int, now: int) -> SessionRecord:
+        """Move expires-at later (never earlier) while the session is not terminal."""
+        ...
+
+    def expiring_session_ids(self, now: int, limit: int = 100) -> list[str]:
+        """Ids of non-terminal sessions whose expires-at has passed."""
+        ...
+
+    def get_file(self, session_id: str, file_id: str) -> FileRecord | None: ...
+
+    def get_session_and_file(
+        self, session_id: str, file_id: str
+    ) -> tuple[SessionRecord | None, FileRecord | None]:
+        """A file upload session and its publishing session, in one read."""
+        ...
+
+    def filename_in_release(
+        self, session: SessionRecord, filename: str
+    ) -> tuple[FileRecord | None, PublishedFile | None]:
+        """The session's live file of that name, and the release's published file of
+        that name (names.filename_key: however it is spelled)."""
+        ...
+
+    def add_file(
+        self, session: SessionRecord, file: FileRecord, now: int, *, replaces: FileRecord | None
+    ) -> None:
+        """Add a pending file to an editable session (SessionChanged otherwise); a
+        filename is unique among the session's live files (FilenameInUse); `replaces`
+        is canceled in the same write (FileChanged if it moved meanwhile)."""
+        ...
+
+    def move_file(
+        self,
+        file: FileRecord,
+        event: FileEvent,
+        now: int,
+        *,
+        notices: list[str] | None = None,
+        verified: Verified | None = None,
+    ) -> FileRecord:
+        """Apply a file transition while its session is editable (SessionChanged), from a
+        state the table allows (FileChanged). Canceling frees the filename."""
+        ...
+
+    def add_signer(self, file: FileRecord, token_id: str) -> None:
+        """Record that the token had part URLs signed for the pending file."""
+        ...
+
+    def add_file_notices(self, file: FileRecord, notices: list[str]) -> None: ...
+
+    def lock_for_publish(self, session: SessionRecord, now: int, until: int) -> SessionRecord:
+        """Hold an editable session still until `until` (every change of an editable
+        session requires no live lock); SessionChanged otherwise."""
+        ...
+
+    def unlock_publish(self, session: SessionRecord) -> None: ...
+
+
+class PublishStore(Protocol):
+    """The publish protocol (PEP 694 "Atomic Publication and Conflicts"): reserve every
+    filename of the release, then one write commits them all (invariant 2)."""
+
+    def reserve_filenames(
+        self, session: SessionRecord, files: Sequence[FileRecord], now: int
+    ) -> dict[str, str]:
+        """{filename: holding session} of the names another published or publishing
+        session holds; the others are now reserved for `session`."""
+        ...
+
+    def release_filenames(self, session: SessionRecord, files: Iterable[FileRecord]) -> None:
+        """Give back reservations of a publish that did not commit (never after it did)."""
+        ...
+
+    def commit_publish(
+        self,
+        session: SessionRecord,
+        now: int,
+        *,
+        owner: str | None,
+        event: SessionEvent = SessionEvent.PUBLISH,
+        registers: bool | None = None,
+    ) -> SessionRecord:
+        """The one write that publishes: session published, commit marker, release
+        freed, outbox entry, and (registers) the reserved name registered with `owner`.
+        SessionChanged, or ProjectTaken when the name is not as `registers` says."""
+        ...
+
+    def unexposed(self, committed_before: int) -> list[tuple[str, str]]:
+        """(session id, project) of commits before that time not yet mark_exposed."""
+        ...
+
+    def mark_exposed(self, session_id: str) -> None: ...
+
+
+class IndexStore(Protocol):
+    """What the index's readers see: registered projects and committed files only."""
+
+    def project_names(self) -> list[str]: ...
+
+    def published_file(
+        self, project: str, version_key: str, filename: str
+    ) -> PublishedFile | None: ...
+
+    def committed_sessions(self, project: str) -> frozenset[str]: ...
+
+    def published_files(
+        self, project: str, committed: frozenset[str] | None = None
+    ) -> list[PublishedFile]:
+        """Every file of the project whose session's commit was seen (`committed`, or
+        read first): all of a publish's files or none of them."""
+        ...
