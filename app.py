@@ -9,21 +9,22 @@ from typing import Any
 
 from chalice.app import Rate, Response
 
-from chalicelib.domain.errors import ServiceUnavailable, WharfError
+from chalicelib.domain.errors import WharfError
 from chalicelib.domain.ports import StoreBusy
 from chalicelib.domain.records import Principal
 from chalicelib.domain.states import FileStatus, SessionStatus
-from chalicelib.http.core import (
-    as_problem,
-    file_body,
-    json_response,
-    parts_body,
-    problem_response,
+from chalicelib.http.parsing import (
     read_bytes,
     read_json,
     read_legacy_form,
     read_upload_json,
     require_edge,
+)
+from chalicelib.http.problems import as_problem, problem_for, problem_response
+from chalicelib.http.rendering import (
+    file_body,
+    json_response,
+    parts_body,
     rfc3339,
     session_body,
     signed_parts_body,
@@ -65,23 +66,15 @@ View = Callable[..., Response]
 
 
 def route(path: str, methods: list[str]) -> Callable[[View], View]:
-    """Register a view whose WharfErrors become RFC 9457 problems."""
+    """Register a view whose refusals become RFC 9457 problems (http/problems.py)."""
 
     def register(view: View) -> View:
         @functools.wraps(view)
         def handled(**params: str) -> Response:
             try:
                 return view(**params)
-            except WharfError as exc:
-                return problem_response(exc)
-            except StoreBusy as exc:
-                # Nothing was written (ports.StoreBusy): the client may simply retry.
-                return problem_response(
-                    ServiceUnavailable(
-                        "Other requests are changing the same data right now; retry shortly.",
-                        headers={"Retry-After": str(exc.retry_after)},
-                    )
-                )
+            except (WharfError, StoreBusy) as exc:
+                return problem_response(problem_for(exc, services().links))
 
         app.route(path, methods=methods, content_types=ANY_CONTENT)(handled)
         return view
@@ -100,7 +93,7 @@ def through_the_edge_only(event: Any, get_response: Callable[[Any], Response]) -
     try:
         require_edge(event.headers, services().settings.origin_verify)
     except WharfError as exc:
-        return problem_response(exc)
+        return problem_response(problem_for(exc))
     return get_response(event)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import json
 import logging
 import os
 import re
@@ -26,15 +25,8 @@ from typing import Any
 
 from chalice.local import LocalGateway, LocalGatewayException
 
-from chalicelib.domain.errors import (
-    BadRequest,
-    ContentTooLarge,
-    MethodNotAllowed,
-    NotFound,
-    WharfError,
-    error_for_status,
-)
-from chalicelib.http.core import PROBLEM_JSON
+from chalicelib.domain.errors import WharfError
+from chalicelib.http.problems import PROBLEM_JSON, Problem, problem_for, problem_for_status
 
 from .files import FileOrigin, NotServed
 
@@ -78,55 +70,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
-# Statuses only the HTTP layer produces; the app's hierarchy (chalicelib/domain/errors.py) has no
-# use for them.
-class RequestTimeout(WharfError):
-    status = 408
-    title = "Request timeout"
-    slug = "request-timeout"
-
-
-class UriTooLong(WharfError):
-    status = 414
-    title = "URI too long"
-    slug = "uri-too-long"
-
-
-class HeaderFieldsTooLarge(WharfError):
-    status = 431
-    title = "Request header fields too large"
-    slug = "header-fields-too-large"
-
-
-class NotImplementedByEdge(WharfError):
-    status = 501
-    title = "Not implemented"
-    slug = "not-implemented"
-
-
-class VersionNotSupported(WharfError):
-    status = 505
-    title = "HTTP version not supported"
-    slug = "http-version-not-supported"
-
-
-_EDGE_ERRORS: tuple[type[WharfError], ...] = (
-    RequestTimeout,
-    UriTooLong,
-    HeaderFieldsTooLarge,
-    NotImplementedByEdge,
-    VersionNotSupported,
-)
-
-
-def error_for(status: int, detail: str) -> WharfError:
-    for cls in _EDGE_ERRORS:
-        if cls.status == status:
-            return cls(detail)
-    return error_for_status(status, detail)
-
-
-def too_large(path: str) -> tuple[int, ContentTooLarge]:
+def too_large(path: str) -> tuple[int, Problem]:
     """The body limit for a path, and the error that refuses a body over it."""
     if _GUARDED.match(path.split("?", 1)[0]):
         # Word for word what the deployed guard sends (tests compare them).
@@ -139,15 +83,20 @@ def too_large(path: str) -> tuple[int, ContentTooLarge]:
     else:
         detail = f"The API takes request bodies up to {MAX_BODY} bytes."
         limit = MAX_BODY
-    return limit, ContentTooLarge(detail, headers={"Cache-Control": "no-store"})
+    return limit, problem_for_status(413, detail, {"Cache-Control": "no-store"})
 
 
 class _Refused(Exception):
     """A request the edge answers itself, without (all of) its body having been read."""
 
-    def __init__(self, error: WharfError) -> None:
-        super().__init__(str(error))
-        self.error = error
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.detail)
+        self.problem = problem
+
+
+def _bad(detail: str) -> _Refused:
+    """A malformed request, refused with a 400 problem."""
+    return _Refused(problem_for_status(400, detail))
 
 
 class _HeadReader:
@@ -235,7 +184,7 @@ class EdgeHandler(BaseHTTPRequestHandler):
         try:
             self._check_head()
         except _Refused as refused:
-            self._refuse(refused.error)
+            self._refuse(refused.problem)
             return False
         return super().handle_expect_100()
 
@@ -249,30 +198,28 @@ class EdgeHandler(BaseHTTPRequestHandler):
             # A line that is not a header ends http.client's parsing early: what follows it
             # (a Content-Length, say) would be silently taken for the body. (Other defects
             # are about a multipart Content-Type's parameters, not the head.)
-            raise _Refused(BadRequest("The request has a malformed header line."))
+            raise _bad("The request has a malformed header line.")
         for name, value in headers.items():
             if not _TOKEN.fullmatch(name) or "\r" in value or "\n" in value:
-                raise _Refused(BadRequest("The request has a malformed or folded header."))
+                raise _bad("The request has a malformed or folded header.")
         codings = headers.get_all("Transfer-Encoding") or []
         lengths = headers.get_all("Content-Length") or []
         if codings and lengths:
-            raise _Refused(
-                BadRequest("A request has Content-Length or Transfer-Encoding, not both.")
-            )
+            raise _bad("A request has Content-Length or Transfer-Encoding, not both.")
         limit, refusal = too_large(self.path)
         if codings:
             if [c.strip().lower() for c in ",".join(codings).split(",")] != ["chunked"]:
                 raise _Refused(
-                    NotImplementedByEdge("The only transfer coding requests may use is chunked.")
+                    problem_for_status(501, "The only transfer coding requests may use is chunked.")
                 )
             if self.request_version == "HTTP/1.0":
-                raise _Refused(BadRequest("HTTP/1.0 has no chunked transfer coding."))
+                raise _bad("HTTP/1.0 has no chunked transfer coding.")
             return True, 0
         if not lengths:
             return False, 0
         values = {v.strip() for v in ",".join(lengths).split(",")}
         if len(values) != 1 or not _DIGITS.fullmatch(next(iter(values))):
-            raise _Refused(BadRequest("The request's Content-Length is invalid."))
+            raise _bad("The request's Content-Length is invalid.")
         length = int(values.pop())
         if length > limit:
             raise _Refused(refusal)
@@ -303,7 +250,7 @@ class EdgeHandler(BaseHTTPRequestHandler):
 
     def do_TRACE(self) -> None:
         self._refuse(
-            MethodNotAllowed(f"The API does not serve {self.command}.", headers={"Allow": _ALLOW})
+            problem_for_status(405, f"The API does not serve {self.command}.", {"Allow": _ALLOW})
         )
 
     do_CONNECT = do_TRACE
@@ -316,7 +263,7 @@ class EdgeHandler(BaseHTTPRequestHandler):
             return self._read_chunked()
         body = self.rfile.read(length) if length else b""
         if len(body) < length:
-            raise _Refused(BadRequest("The request body ended before its Content-Length."))
+            raise _bad("The request body ended before its Content-Length.")
         return body
 
     def _read_chunked(self) -> bytes:
@@ -326,7 +273,7 @@ class EdgeHandler(BaseHTTPRequestHandler):
         while True:
             match = _CHUNK_SIZE.fullmatch(self._chunk_line())
             if match is None:
-                raise _Refused(BadRequest("The request has a malformed chunk size line."))
+                raise _bad("The request has a malformed chunk size line.")
             size = int(match[1], 16)
             if size == 0:
                 break
@@ -334,24 +281,24 @@ class EdgeHandler(BaseHTTPRequestHandler):
                 raise _Refused(refusal)  # before the chunk's bytes are read
             data = self.rfile.read(size)
             if len(data) < size:
-                raise _Refused(BadRequest("The request body ended inside a chunk."))
+                raise _bad("The request body ended inside a chunk.")
             body += data
             if self.rfile.read(2) != b"\r\n":
-                raise _Refused(BadRequest("A chunk is longer than its chunk size says."))
+                raise _bad("A chunk is longer than its chunk size says.")
         for _ in range(MAX_TRAILERS + 1):
             line = self._chunk_line()
             if line == b"\r\n":
                 return bytes(body)
             if not line.endswith(b"\r\n") or b":" not in line:
-                raise _Refused(BadRequest("The request has a malformed chunk trailer."))
-        raise _Refused(BadRequest(f"A request has at most {MAX_TRAILERS} trailer fields."))
+                raise _bad("The request has a malformed chunk trailer.")
+        raise _bad(f"A request has at most {MAX_TRAILERS} trailer fields.")
 
     def _chunk_line(self) -> bytes:
         line: bytes = self.rfile.readline(MAX_CHUNK_LINE + 1)
         if len(line) > MAX_CHUNK_LINE:
-            raise _Refused(BadRequest(f"The request has a chunk line over {MAX_CHUNK_LINE} bytes."))
+            raise _bad(f"The request has a chunk line over {MAX_CHUNK_LINE} bytes.")
         if not line.endswith(b"\n"):
-            raise _Refused(BadRequest("The request body ended inside a chunk line."))
+            raise _bad("The request body ended inside a chunk line.")
         return line
 
     def _dispatch(self) -> None:
@@ -359,13 +306,13 @@ class EdgeHandler(BaseHTTPRequestHandler):
             try:
                 body = self._read_body()
             except _Refused as refused:
-                self._refuse(refused.error)
+                self._refuse(refused.problem)
                 return
             except TimeoutError:
                 # The client stalled mid-body: answer (if it still listens) and free the thread.
                 self.close_connection = True
                 self._problem(
-                    RequestTimeout(f"No request bytes for {self.server.read_timeout:g} s.")
+                    problem_for_status(408, f"No request bytes for {self.server.read_timeout:g} s.")
                 )
                 return
             if self.path.startswith("/files/"):
@@ -378,7 +325,7 @@ class EdgeHandler(BaseHTTPRequestHandler):
             # The edge's own failure: a 500 problem, never a dropped connection.
             _log.exception("edge failed on %s %s", self.command, self.path)
             self.close_connection = True
-            self._problem(WharfError("The local edge failed; see its log."))
+            self._problem(problem_for_status(500, "The local edge failed; see its log."))
 
     # -- answers the edge makes itself -----------------------------------------------------
 
@@ -394,14 +341,14 @@ class EdgeHandler(BaseHTTPRequestHandler):
             phrase = HTTPStatus(code).phrase
         except ValueError:
             phrase = "Error"
-        self._refuse(error_for(code, message or phrase))
+        self._refuse(problem_for_status(code, message or phrase))
 
-    def _refuse(self, error: WharfError) -> None:
+    def _refuse(self, problem: Problem) -> None:
         """Answer a request whose body is left unread, then close the connection: the
         unread bytes cannot be told from a next request."""
         self.close_connection = True
         try:
-            self._problem(error)
+            self._problem(problem)
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_WR)
             deadline = time.monotonic() + LINGER_SECONDS
@@ -416,17 +363,17 @@ class EdgeHandler(BaseHTTPRequestHandler):
         """What CloudFront does for /files/* in AWS (from S3, Range at the edge)."""
         if self.command not in ("GET", "HEAD"):
             self._problem(
-                MethodNotAllowed("Files are read with GET or HEAD.", headers={"Allow": "GET, HEAD"})
+                problem_for_status(405, "Files are read with GET or HEAD.", {"Allow": "GET, HEAD"})
             )
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
             reply = self.server.files.reply(self.command, self.path, headers)
         except NotServed:
-            self._problem(NotFound("No published file at this URL."))
+            self._problem(problem_for_status(404, "No published file at this URL."))
             return
-        except WharfError as exc:
-            self._problem(exc)
+        except WharfError as exc:  # S3 failed behind the edge (BadGateway)
+            self._problem(problem_for(exc))
             return
         try:
             self.send_response(reply.status)
@@ -448,7 +395,7 @@ class EdgeHandler(BaseHTTPRequestHandler):
         except LocalGatewayException:
             # An unknown path: API Gateway says 403 "Missing Authentication Token";
             # behind Wharf's edge it is a plain 404 problem.
-            self._problem(NotFound(f"Nothing here: {self.path.split('?')[0]}"))
+            self._problem(problem_for_status(404, f"Nothing here: {self.path.split('?')[0]}"))
             return
         payload = response.get("body") or b""
         if response.get("isBase64Encoded"):
@@ -464,11 +411,11 @@ class EdgeHandler(BaseHTTPRequestHandler):
                 out.extend((name, v) for v in values)
         self._send(int(response["statusCode"]), out, payload)
 
-    def _problem(self, error: WharfError) -> None:
+    def _problem(self, problem: Problem) -> None:
         self._send(
-            error.status,
-            [("Content-Type", PROBLEM_JSON), *error.headers.items()],
-            json.dumps(error.problem()).encode(),
+            problem.status,
+            [("Content-Type", PROBLEM_JSON), *problem.headers.items()],
+            problem.encode(),
         )
 
     def _send(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:

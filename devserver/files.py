@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from werkzeug.test import EnvironBuilder
 
 from chalicelib.adapters.s3 import S3BlobStore
-from chalicelib.domain.errors import BadGateway
+from chalicelib.http.problems import BadGateway
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication

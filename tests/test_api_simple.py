@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.memory import FixedClock
-from chalicelib.domain.errors import NotAcceptable
+from chalicelib.http.problems import NotAcceptable
 from chalicelib.http.simple import SIMPLE_HTML, SIMPLE_JSON, TEXT_HTML, negotiate, project_body
 from chalicelib.runtime import Services
 from chalicelib.services.index import IndexFile, ProjectPage

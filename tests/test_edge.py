@@ -23,7 +23,7 @@ from moto import mock_aws
 
 from chalicelib import runtime
 from chalicelib.config import Settings
-from chalicelib.http.core import ORIGIN_VERIFY_HEADER
+from chalicelib.http.parsing import ORIGIN_VERIFY_HEADER
 from tests.conftest import REGION
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 
 from chalicelib.adapters.s3 import S3BlobStore
 from chalicelib.config import Settings
-from chalicelib.domain.errors import BadGateway
+from chalicelib.http.problems import BadGateway
 from devserver.files import FileOrigin
 
 KEY = "files/demo/abc/demo-1.0+local.2 ~x-py3-none-any.whl"

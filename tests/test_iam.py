@@ -337,7 +337,7 @@ def test_each_function_s_cold_start_is_recorded(
 
     from app import app
     from chalicelib import runtime
-    from chalicelib.http.core import ORIGIN_VERIFY_HEADER
+    from chalicelib.http.parsing import ORIGIN_VERIFY_HEADER
 
     _, _, sqs = aws
     edge = {"public_url": "https://wharf.test", "distribution_id": DISTRIBUTION_ID}

@@ -1,16 +1,18 @@
-"""The one error hierarchy. Each error knows its HTTP status; `app.py` renders every one
-as an RFC 9457 problem (PEP 694 "Errors") in a single middleware.
+"""What the service refuses, and why. Each error carries domain data: the fields at
+fault, the record that is in the way, the filenames taken. None knows HTTP: the one
+table in chalicelib/http/problems.py turns each kind into a status, an RFC 9457 problem
+type and the headers it needs (a `Location`, a `WWW-Authenticate`).
 
 Services raise these; nothing matches errors by message text.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
-PROBLEM_TYPE_BASE = "https://wharf.readthedocs.io/errors#"
-SPEC_PEP694 = "https://peps.python.org/pep-0694/"
+from .records import FileRecord, SessionRecord
+from .states import FileStatus
 
 
 @dataclass(frozen=True)
@@ -24,128 +26,86 @@ class FieldError:
         return {"source": self.source, "message": self.message}
 
 
-@dataclass
 class WharfError(Exception):
-    detail: str
-    errors: list[FieldError] = field(default_factory=list)
-    headers: dict[str, str] = field(default_factory=dict)
+    """A request the service refuses: `detail` for people, `errors` for the fields."""
 
-    status = 500
-    title = "Internal server error"
-    slug = "internal-error"
-
-    def __post_init__(self) -> None:
-        """Subclasses add the headers their status requires."""
-
-    def __str__(self) -> str:
-        return f"{self.status} {self.title}: {self.detail}"
-
-    def problem(self) -> dict[str, Any]:
-        return {
-            "type": PROBLEM_TYPE_BASE + self.slug,
-            "status": self.status,
-            "title": self.title,
-            "detail": self.detail,
-            "meta": {"api-version": "2.0"},
-            "errors": [e.as_dict() for e in self.errors],
-        }
+    def __init__(self, detail: str, errors: Sequence[FieldError] = ()) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors)
 
 
-class BadRequest(WharfError):
-    status = 400
-    title = "Bad request"
-    slug = "bad-request"
+class Invalid(WharfError):
+    """The request, or the file it sent, is not acceptable as it is."""
 
 
-class Unauthorized(WharfError):
-    status = 401
-    title = "Authentication required"
-    slug = "unauthorized"
-
-    def __post_init__(self) -> None:
-        # RFC 7235: a 401 names the schemes the server accepts.
-        self.headers.setdefault("WWW-Authenticate", 'Basic realm="wharf", Bearer realm="wharf"')
+class NotAuthenticated(WharfError):
+    """No credentials, or credentials that name no current token."""
 
 
-class Forbidden(WharfError):
-    status = 403
-    title = "Forbidden"
-    slug = "forbidden"
+class NotPermitted(WharfError):
+    """Authenticated, but not allowed to do this."""
 
 
 class NotFound(WharfError):
-    status = 404
-    title = "Not found"
-    slug = "not-found"
-
-
-class MethodNotAllowed(WharfError):
-    status = 405
-    title = "Method not allowed"
-    slug = "method-not-allowed"
-
-
-class NotAcceptable(WharfError):
-    status = 406
-    title = "Not acceptable"
-    slug = "not-acceptable"
+    pass
 
 
 class Conflict(WharfError):
-    status = 409
-    title = "Conflict"
-    slug = "conflict"
+    """The current state does not allow the request (PEP 694 answers 409)."""
 
 
-class ContentTooLarge(WharfError):
-    status = 413
-    title = "Content too large"
-    slug = "content-too-large"
+class SessionInProgress(Conflict):
+    """Another publishing session of the release is live: the client should use it
+    (PEP 694 "Multiple Session Creation Requests")."""
+
+    def __init__(self, detail: str, session: SessionRecord) -> None:
+        super().__init__(detail)
+        self.session = session
 
 
-class UnsupportedMediaType(WharfError):
-    status = 415
-    title = "Unsupported media type"
-    slug = "unsupported-media-type"
+class FileInProgress(Conflict):
+    """A file of that name is still being uploaded in the session (PEP 694 "Replacing a
+    Partially or Fully Uploaded File")."""
+
+    def __init__(self, detail: str, file: FileRecord) -> None:
+        super().__init__(detail)
+        self.file = file
 
 
-class UnprocessableContent(WharfError):
-    status = 422
-    title = "Unprocessable content"
-    slug = "unprocessable-content"
+class FilesRefused(Conflict):
+    """A publish refused because of some of the session's files: {filename: why}."""
+
+    def __init__(self, detail: str, reasons: Mapping[str, str]) -> None:
+        super().__init__(
+            detail, [FieldError(f"files.{name}", why) for name, why in sorted(reasons.items())]
+        )
+        self.reasons = dict(reasons)
 
 
-class BadGateway(WharfError):
-    """The origin behind the edge failed (CloudFront's 502 in AWS)."""
-
-    status = 502
-    title = "Bad gateway"
-    slug = "bad-gateway"
-
-
-class ServiceUnavailable(WharfError):
-    status = 503
-    title = "Service unavailable"
-    slug = "unavailable"
+def filenames_taken(filenames: Iterable[str]) -> FilesRefused:
+    """Filenames already published in the release, or being published by another session
+    (PEP 694 "Atomic Publication and Conflicts")."""
+    return FilesRefused(
+        "Files of this session are already published in this release, or being published "
+        "by another session; delete them from this session and publish again.",
+        {name: "already published" for name in filenames},
+    )
 
 
-def error_for_status(status: int, detail: str) -> WharfError:
-    """The error to report for a status produced outside our code (chalice's own
-    405/415/400, an unmatched route)."""
-    for cls in (
-        BadRequest,
-        Unauthorized,
-        Forbidden,
-        NotFound,
-        MethodNotAllowed,
-        NotAcceptable,
-        Conflict,
-        ContentTooLarge,
-        UnsupportedMediaType,
-        UnprocessableContent,
-        BadGateway,
-        ServiceUnavailable,
-    ):
-        if cls.status == status:
-            return cls(detail)
-    return WharfError(detail)
+def files_unfinished(statuses: Mapping[str, FileStatus]) -> FilesRefused:
+    """Only completed files may be published: an allow-list (PEP 694 "Complete a
+    Publishing Session")."""
+    return FilesRefused(
+        "Every file must be completed before the session can be published; wait for files "
+        "in progress, and delete the files that failed.",
+        {name: f"status is {status.value}" for name, status in statuses.items()},
+    )
+
+
+class TooLarge(WharfError):
+    """More bytes than this index, or this way of sending them, takes."""
+
+
+class Unsupported(WharfError):
+    """Well-formed, but asks for something this index does not offer (a mechanism)."""

@@ -16,9 +16,9 @@ from typing import Any
 
 from chalice.app import Response
 
-from ..domain.errors import NotAcceptable
 from ..domain.hashes import SECURE_GUARANTEED
 from ..services.index import IndexFile, ProjectPage
+from .problems import NotAcceptable
 
 API_VERSION = "1.4"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"

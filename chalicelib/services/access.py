@@ -7,7 +7,7 @@ from __future__ import annotations
 import hmac
 
 from ..adapters.dynamodb.store import DynamoStore
-from ..domain.errors import Forbidden, Unauthorized
+from ..domain.errors import NotAuthenticated, NotPermitted
 from ..domain.records import (
     ADMIN,
     UPLOAD_ROLES,
@@ -33,7 +33,7 @@ class Access:
     def authenticate(self, authorization: str | None) -> Principal:
         secret = credentials_from_header(authorization)
         if secret is None:
-            raise Unauthorized(
+            raise NotAuthenticated(
                 "Send an API token as 'Authorization: Bearer <token>' or as HTTP Basic "
                 "credentials with username '__token__' and the token as password."
             )
@@ -42,12 +42,12 @@ class Access:
         parsed = ApiToken.parse(secret)
         record = self._store.get_token(parsed.token_id) if parsed else None
         if parsed is None or record is None or not same_secret(parsed.secret, record.secret_hash):
-            raise Unauthorized("The token is not valid: it is unknown or was revoked.")
+            raise NotAuthenticated("The token is not valid: it is unknown or was revoked.")
         return _principal(record)
 
     def authenticate_admin(self, authorization: str | None) -> None:
         if self.authenticate(authorization) is not ADMIN:
-            raise Forbidden("The operator API needs the admin token.")
+            raise NotPermitted("The operator API needs the admin token.")
 
     def may_upload(
         self, principal: Principal, project: str, session: SessionRecord | None = None
@@ -97,4 +97,4 @@ class Access:
         self, principal: Principal, project: str, session: SessionRecord | None = None
     ) -> None:
         if not self.may_upload(principal, project, session):
-            raise Forbidden(f"This token may not upload to project {project!r}.")
+            raise NotPermitted(f"This token may not upload to project {project!r}.")

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from ..adapters.dynamodb.store import DynamoStore
-from ..domain.errors import BadRequest, Conflict, FieldError, NotFound
+from ..domain.errors import Conflict, FieldError, Invalid, NotFound
 from ..domain.names import InvalidInput, normalize_name
 from ..domain.ports import AlreadyExists, Clock, UnknownUser
 from ..domain.records import Role, TokenRecord
@@ -38,7 +38,7 @@ class AdminService:
 
     def create_user(self, username: str) -> None:
         if not USERNAME.fullmatch(username):
-            raise BadRequest(
+            raise Invalid(
                 "Usernames are 1 to 64 letters, digits, '.', '_' or '-', starting with a "
                 "letter or digit.",
                 [FieldError("username", "invalid")],
@@ -82,7 +82,7 @@ class AdminService:
             try:
                 scope = frozenset(normalize_name(p) for p in projects)
             except InvalidInput as exc:
-                raise BadRequest(str(exc), [FieldError("projects", str(exc))]) from None
+                raise Invalid(str(exc), [FieldError("projects", str(exc))]) from None
         token = ApiToken.new()
         record = TokenRecord(
             id=token.token_id,
@@ -107,7 +107,7 @@ class AdminService:
         try:
             parsed = Role(role)
         except ValueError:
-            raise BadRequest(
+            raise Invalid(
                 f"{role!r} is not a role; use one of: {', '.join(r.value for r in Role)}.",
                 [FieldError("role", "unknown role")],
             ) from None
@@ -133,4 +133,4 @@ class AdminService:
         try:
             return normalize_name(project)
         except InvalidInput as exc:
-            raise BadRequest(str(exc), [FieldError("name", str(exc))]) from None
+            raise Invalid(str(exc), [FieldError("name", str(exc))]) from None

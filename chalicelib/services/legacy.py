@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from ..domain.errors import BadRequest, Conflict, FieldError, WharfError
+from ..domain.errors import Conflict, FieldError, Invalid, WharfError
 from ..domain.mechanisms import HTTP_POST_BYTES
 from ..domain.ports import StoreBusy
 from ..domain.records import Principal
@@ -39,7 +39,7 @@ class LegacyService:
 
     def upload(self, principal: Principal, form: LegacyUpload) -> None:
         if form.action != FILE_UPLOAD:
-            raise BadRequest(
+            raise Invalid(
                 f"Unsupported :action {form.action!r}; only {FILE_UPLOAD!r} is.",
                 [FieldError(":action", "must be file_upload")],
             )
@@ -49,7 +49,7 @@ class LegacyService:
             ("md5_digest", form.md5_digest, hashlib.md5(form.content).hexdigest()),
         ):
             if given and not hmac.compare_digest(given.lower(), actual):
-                raise BadRequest(
+                raise Invalid(
                     f"{field} does not match the uploaded file.", [FieldError(field, "mismatch")]
                 )
         session = self._uploads.create_session(

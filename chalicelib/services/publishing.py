@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable
 
 from ..adapters.dynamodb.store import DynamoStore
-from ..domain.errors import Conflict, FieldError
+from ..domain.errors import FilesRefused, filenames_taken, files_unfinished
 from ..domain.ports import BlobStore, Clock, EdgeCache, ProjectTaken
 from ..domain.records import FileRecord, SessionRecord
 from ..domain.states import FileStatus, SessionEvent
@@ -19,14 +19,11 @@ _log = logging.getLogger("wharf.publishing")
 EXPOSE_GRACE_SECONDS = 120
 
 
-def unfinished(files: list[FileRecord]) -> list[FieldError]:
-    """Only completed files may be published: an allow-list (PEP 694 "Complete a
-    Publishing Session")."""
-    return [
-        FieldError(f"files.{f.filename}", f"status is {f.status.value}")
-        for f in files
-        if f.status is not FileStatus.COMPLETED
-    ]
+def unfinished(files: list[FileRecord]) -> FilesRefused | None:
+    """The refusal of a publish with files not completed, if any: an allow-list (PEP 694
+    "Complete a Publishing Session")."""
+    statuses = {f.filename: f.status for f in files if f.status is not FileStatus.COMPLETED}
+    return files_unfinished(statuses) if statuses else None
 
 
 class Publisher:
@@ -88,15 +85,7 @@ class Publisher:
         try:
             conflicts = self._store.reserve_filenames(session, files, self._clock.now())
             if conflicts:
-                raise Conflict(
-                    "Files of this session are already published in this release, or being "
-                    "published by another session; delete them from this session and publish "
-                    "again.",
-                    [
-                        FieldError(f"files.{name}", "already published")
-                        for name in sorted(conflicts)
-                    ],
-                )
+                raise filenames_taken(conflicts)
             published = self._commit(session, event)
         except BaseException:
             self._store.release_filenames(session, files)

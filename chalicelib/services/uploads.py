@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from ..adapters.dynamodb.store import DynamoStore
 from ..config import Settings
 from ..domain.errors import (
-    BadRequest,
     Conflict,
-    ContentTooLarge,
     FieldError,
+    FileInProgress,
+    Invalid,
     NotFound,
-    UnprocessableContent,
+    SessionInProgress,
+    TooLarge,
+    Unsupported,
 )
 from ..domain.hashes import InvalidHashes, normalize_hashes
 from ..domain.mechanisms import (
@@ -58,7 +60,6 @@ from ..domain.states import (
     SessionStatus,
 )
 from ..domain.tokens import is_random_id, new_session_token, random_id, session_id_for
-from ..http.links import Links
 from .access import Access
 from .publishing import Publisher, unfinished
 from .verification import Unverified, Verifier, signer_revoked, upload_gone
@@ -169,7 +170,6 @@ class UploadService:
         self._queue = queue
         self._verifier = verifier
         self._publisher = publisher
-        self._links = Links(settings.public_url)
         self.multipart = multipart_identifier(settings.operator)
         # Server-preferred order (PEP 694 "mechanisms"); by default bytes straight to S3
         # first (Settings.offered_mechanisms, WHARF_MECHANISMS).
@@ -273,7 +273,7 @@ class UploadService:
         except InvalidInput as exc:
             errors.append(FieldError("version", str(exc)))
         if errors:
-            raise BadRequest("The session's name or version is not valid.", errors)
+            raise Invalid("The session's name or version is not valid.", errors)
         for _attempt in range(_CREATE_ATTEMPTS):
             record = self._store.get_project(project)
             if record is not None and record.status is ProjectStatus.RESERVED:
@@ -326,10 +326,10 @@ class UploadService:
         live = self._expire_if_due(live)
         if live.status.terminal:
             return
-        raise Conflict(
+        raise SessionInProgress(
             "A publishing session for this release is already in progress; "
             "use it, or cancel it to start over.",
-            headers={"Location": self._links.session(live)},
+            live,
         )
 
     def _refuse_reserved(self, principal: Principal, record: ProjectRecord) -> None:
@@ -422,13 +422,9 @@ class UploadService:
 
     @staticmethod
     def _require_all_completed(files: list[FileRecord]) -> None:
-        problems = unfinished(files)
-        if problems:
-            raise Conflict(
-                "Every file must be completed before the session can be published; "
-                "wait for files in progress, and delete the files that failed.",
-                problems,
-            )
+        refused = unfinished(files)
+        if refused is not None:
+            raise refused
 
     def expire_due(self) -> int:
         """Cancel every session past its expires-at and purge its staged bytes. Run on a
@@ -457,7 +453,7 @@ class UploadService:
             raise _session_state_conflict(session, "add a file")
         if mechanism not in self.mechanisms:
             supported = ", ".join(self.mechanisms)
-            raise UnprocessableContent(
+            raise Unsupported(
                 f"The upload mechanism {mechanism!r} is not supported; use one of: {supported}.",
                 [FieldError("mechanism", f"supported: {supported}")],
             )
@@ -473,14 +469,14 @@ class UploadService:
         except InvalidHashes as exc:
             errors.append(FieldError(exc.source, str(exc)))
         if errors:
-            raise BadRequest("The file upload session request is not valid.", errors)
+            raise Invalid("The file upload session request is not valid.", errors)
         self._require_size_accepted(size, mechanism)
         replaces, published = self._store.filename_in_release(session, filename)
         if replaces is not None and replaces.status not in REPLACEABLE_FILE_STATES:
-            raise Conflict(
+            raise FileInProgress(
                 f"{filename!r} is being uploaded in this session; cancel that upload "
                 "before starting another (PEP 694 'Replacing a ... File').",
-                headers={"Location": self._links.file(replaces)},
+                replaces,
             )
         if published is not None:
             raise Conflict(
@@ -580,11 +576,11 @@ class UploadService:
                 f"The file is {view.status.value}; bytes are accepted only while pending."
             )
         if len(data) > self._settings.post_bytes_max:
-            raise ContentTooLarge(
+            raise TooLarge(
                 f"{HTTP_POST_BYTES} carries at most {self._settings.post_bytes_max} bytes."
             )
         if len(data) != file.size:
-            raise BadRequest(
+            raise Invalid(
                 f"Received {len(data)} bytes, but the file upload session declared "
                 f"{file.size}; nothing was stored, send the whole file again.",
                 [FieldError("size", f"declared {file.size}, received {len(data)}")],
@@ -614,7 +610,7 @@ class UploadService:
         try:
             verified = self._verifier.verify(view.session, file)
         except Unverified as exc:
-            raise BadRequest(
+            raise Invalid(
                 "The uploaded file was not accepted; the file is now in error: delete it "
                 "and upload it again.",
                 self._fail_completion(file, exc),
@@ -639,7 +635,7 @@ class UploadService:
         since must not complete a file (Access.revoked_signers). Checked again by the
         worker for a deferred file, right before it assembles the parts."""
         if self._access.revoked_signers(view.file, view.session, trusted=principal.token_id):
-            raise BadRequest(
+            raise Invalid(
                 "The file was not accepted: some of its part URLs belong to a revoked token.",
                 self._fail_completion(view.file, signer_revoked()),
             )
@@ -706,7 +702,7 @@ class UploadService:
         signed in so that S3 refuses bytes that do not match it."""
         file, plan = self._multipart_file(self._load_file(principal, session_id, file_id))
         if not parts or len(parts) > MAX_PARTS_PER_REQUEST:
-            raise BadRequest(
+            raise Invalid(
                 f"Ask for 1 to {MAX_PARTS_PER_REQUEST} parts at a time.",
                 [FieldError("parts", f"{len(parts)} given")],
             )
@@ -720,7 +716,7 @@ class UploadService:
             if not _is_sha256_b64(digest)
         ]
         if errors:
-            raise BadRequest("Some requested parts are not valid.", errors)
+            raise Invalid("Some requested parts are not valid.", errors)
         if principal.token_id is not None and principal.token_id not in file.signers:
             try:
                 self._store.add_signer(file, principal.token_id)

@@ -10,7 +10,7 @@ import contextlib
 import logging
 
 from ..adapters.dynamodb.store import DynamoStore
-from ..domain.errors import WharfError
+from ..domain.errors import FilesRefused
 from ..domain.ports import Clock, FileChanged, ProjectTaken, SessionChanged
 from ..domain.records import FileRecord, SessionRecord, Verified
 from ..domain.states import FileEvent, FileStatus, SessionEvent, SessionStatus
@@ -118,21 +118,20 @@ class Worker:
             return
         if session is None or session.status is not SessionStatus.PROCESSING:
             return
-        problems = unfinished(live)
-        if not problems:
+        refused = unfinished(live)
+        if refused is None:
             try:
                 self._publisher.publish(session, live, SessionEvent.PROCESSING_SUCCEEDED)
                 return
-            except WharfError as exc:
-                problems = exc.errors or []
-                reason = exc.detail
+            except FilesRefused as exc:  # names taken by another session meanwhile
+                refused, reason = exc, exc.detail
             except ProjectTaken:
                 reason = f"The name {session.project!r} is no longer reserved for this session."
             except SessionChanged:
                 return  # settled by another delivery
         else:
             reason = "Every file must be completed before the session can be published."
-        by_file = {p.source.removeprefix("files."): p.message for p in problems}
+        by_file = refused.reasons if refused is not None else {}
         for file in live:
             if file.filename in by_file:
                 self._store.add_file_notices(

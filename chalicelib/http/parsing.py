@@ -1,57 +1,28 @@
-"""The HTTP edge of the service: reading request bodies safely and rendering
-responses and problems. Routes in app.py call these and nothing else of HTTP."""
+"""Reading requests safely: content types, JSON bodies (with their size and shape
+checked before any model sees them), the legacy multipart form, the edge's secret."""
 
 from __future__ import annotations
 
 import email.policy
 import hmac
 import json
-import logging
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from email.parser import BytesParser
 from typing import Any, TypeVar
 
-from chalice.app import Response
 from pydantic import BaseModel, ValidationError
 
-from ..domain.errors import (
-    BadRequest,
-    ContentTooLarge,
-    FieldError,
-    Forbidden,
-    UnsupportedMediaType,
-    WharfError,
-    error_for_status,
-)
-from ..domain.mechanisms import HTTP_POST_BYTES, PartPlan
-from ..domain.records import TokenRecord
-from ..services.admin import UserView
+from ..domain.errors import FieldError, Invalid, NotPermitted
 from ..services.legacy import LegacyUpload
-from ..services.uploads import FileView, PartState, SessionView, SignedPart
-from .links import Links
-from .schemas import (
-    FileBody,
-    FileLinks,
-    PartsBody,
-    PartStatus,
-    SessionBody,
-    SessionFile,
-    SessionLinks,
-    SignedPartBody,
-    SignedPartsBody,
-    UploadRequest,
-    dump,
-)
+from .problems import BodyTooLarge, UnsupportedMediaType
+from .schemas import UploadRequest
 
 UPLOAD_JSON = "application/vnd.pypi.upload.v2+json"
-PROBLEM_JSON = "application/problem+json"
 OCTET_STREAM = "application/octet-stream"
 # Session API bodies are a few hundred bytes; anything near this is not a client.
 MAX_JSON_BODY = 64 * 1024
 # Set by CloudFront on every request it forwards to the API (infra/template.yaml).
 ORIGIN_VERIFY_HEADER = "x-wharf-origin-verify"
-_log = logging.getLogger("wharf")
 M = TypeVar("M", bound=BaseModel)
 U = TypeVar("U", bound=UploadRequest)
 
@@ -83,20 +54,20 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _parse_json(body: bytes) -> Any:
     if len(body) > MAX_JSON_BODY:
-        raise ContentTooLarge(f"A request body is at most {MAX_JSON_BODY} bytes.")
+        raise BodyTooLarge(f"A request body is at most {MAX_JSON_BODY} bytes.")
     try:
         return json.loads(
             body.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys
         )
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise BadRequest(
+        raise Invalid(
             "The request body is not valid JSON.", [FieldError("body", str(exc)[:200])]
         ) from None
 
 
 def _validate(model: type[M], data: Any) -> M:
     if not isinstance(data, dict):
-        raise BadRequest("The request body must be a JSON object.")
+        raise Invalid("The request body must be a JSON object.")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -104,7 +75,7 @@ def _validate(model: type[M], data: Any) -> M:
             FieldError(".".join(str(p) for p in e["loc"]) or "body", e["msg"])
             for e in exc.errors(include_url=False, include_input=False)
         ]
-        raise BadRequest("The request body is not valid.", errors) from None
+        raise Invalid("The request body is not valid.", errors) from None
 
 
 def read_upload_json(headers: Mapping[str, str], body: str | bytes | None, model: type[U]) -> U:
@@ -119,16 +90,16 @@ def read_upload_json(headers: Mapping[str, str], body: str | bytes | None, model
         )
     data = _parse_json(raw) if raw else {}
     if not isinstance(data, dict):
-        raise BadRequest("The request body must be a JSON object.")
+        raise Invalid("The request body must be a JSON object.")
     meta = data.get("meta")
     if not isinstance(meta, dict) or "api-version" not in meta:
-        raise BadRequest(
+        raise Invalid(
             "Every request carries meta.api-version (PEP 694).",
             [FieldError("meta.api-version", "missing")],
         )
     version = meta["api-version"]
     if not isinstance(version, str) or version.split(".", 1)[0] != "2":
-        raise BadRequest(
+        raise Invalid(
             f"meta.api-version must have major version 2 to match {UPLOAD_JSON}.",
             [FieldError("meta.api-version", f"got {version!r}")],
         )
@@ -156,7 +127,7 @@ def read_legacy_form(
         raise UnsupportedMediaType("Legacy uploads are multipart/form-data.")
     raw = _raw(body)
     if len(raw) > max_file + LEGACY_FORM_FIELDS:
-        raise ContentTooLarge(
+        raise BodyTooLarge(
             f"A legacy upload carries files of at most {max_file} bytes (the API's request "
             "size limit). Upload larger files with `wharf upload` (pip install ./client), "
             "which sends them straight to storage with the vnd-wharf-s3multipart-presigned-v1 "
@@ -173,7 +144,7 @@ def read_legacy_form(
             continue
         if name in _LEGACY_READ and (name in fields or (name == "content" and content)):
             # Which one would count is a guess another tool could make differently.
-            raise BadRequest(
+            raise Invalid(
                 f"The legacy upload names {name!r} twice.", [FieldError(name, "given twice")]
             )
         if name == "content" and part.get_filename():
@@ -184,7 +155,7 @@ def read_legacy_form(
     if content is None:
         missing.append("content")
     if missing or content is None:
-        raise BadRequest(
+        raise Invalid(
             "The legacy upload lacks required fields.",
             [FieldError(f, "missing") for f in missing],
         )
@@ -206,7 +177,7 @@ def require_edge(headers: Mapping[str, str], expected: str) -> None:
         return
     given = headers.get(ORIGIN_VERIFY_HEADER, "")
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Forbidden("Wharf answers only through its own domain.")
+        raise NotPermitted("Wharf answers only through its own domain.")
 
 
 def read_bytes(headers: Mapping[str, str], body: str | bytes | None) -> bytes:
@@ -216,148 +187,3 @@ def read_bytes(headers: Mapping[str, str], body: str | bytes | None) -> bytes:
     return _raw(body)
 
 
-# -- responses ------------------------------------------------------------------------------
-
-
-def rfc3339(epoch: int) -> str:
-    """UTC, 'Z', whole seconds (PEP 694 `expires-at`)."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def token_body(token: TokenRecord) -> dict[str, Any]:
-    """A token as the operator API shows it: never its text or hash."""
-    return {
-        "id": token.id,
-        "username": token.username,
-        "description": token.description,
-        "projects": sorted(token.projects) if token.projects is not None else None,
-        "created-at": rfc3339(token.created_at),
-    }
-
-
-def user_body(user: UserView) -> dict[str, Any]:
-    return {
-        "username": user.username,
-        "created-at": rfc3339(user.created_at),
-        "tokens": [token_body(t) for t in user.tokens],
-        "roles": [{"project": project, "role": role.value} for project, role in user.roles],
-    }
-
-
-def upload_response(
-    status: int, body: BaseModel | None, headers: Mapping[str, str] | None = None
-) -> Response:
-    out: dict[str, str | list[str]] = {
-        "Content-Type": UPLOAD_JSON,
-        "Cache-Control": "no-store",
-        **(headers or {}),
-    }
-    return Response(
-        body=json.dumps(dump(body)) if body is not None else "", status_code=status, headers=out
-    )
-
-
-def json_response(status: int, body: Any) -> Response:
-    headers: dict[str, str | list[str]] = {
-        "Content-Type": "application/json",
-        "Cache-Control": "no-store",
-    }
-    return Response(
-        body=json.dumps(body) if body is not None else "", status_code=status, headers=headers
-    )
-
-
-def problem_response(error: WharfError) -> Response:
-    headers: dict[str, str | list[str]] = {
-        "Content-Type": PROBLEM_JSON,
-        "Cache-Control": "no-store",
-        **error.headers,
-    }
-    return Response(body=json.dumps(error.problem()), status_code=error.status, headers=headers)
-
-
-def as_problem(response: Response) -> Response:
-    """A 4xx/5xx that chalice produced itself (405, 415, ...) rendered as a problem."""
-    if response.status_code < 400:
-        return response
-    content_type = {k.lower(): v for k, v in response.headers.items()}.get("content-type", "")
-    if isinstance(content_type, str) and content_type.startswith(PROBLEM_JSON):
-        return response
-    detail = "The request failed."
-    if isinstance(response.body, dict):
-        detail = str(response.body.get("Message") or response.body.get("message") or detail)
-    error = error_for_status(response.status_code, detail)
-    error.headers.update(
-        {
-            k: v
-            for k, v in response.headers.items()
-            if k.lower() in ("allow", "www-authenticate") and isinstance(v, str)
-        }
-    )
-    return problem_response(error)
-
-
-def unexpected(exc: BaseException) -> Response:
-    _log.exception("unhandled error", exc_info=exc)
-    return problem_response(WharfError("The server failed unexpectedly; retry later."))
-
-
-def session_body(view: SessionView, links: Links, mechanisms: Sequence[str]) -> SessionBody:
-    session = view.session
-    base = links.session(session)
-    return SessionBody(
-        links=SessionLinks(
-            stage=links.stage(session),
-            upload=f"{base}/files",
-            session=base,
-            publish=f"{base}/publish",
-            extend=f"{base}/extend",
-        ),
-        mechanisms=list(mechanisms),
-        session_token=session.token,
-        expires_at=rfc3339(session.expires_at),
-        status=session.status.value,
-        files={
-            f.filename: SessionFile(status=f.status.value, link=links.file(f), notices=f.notices)
-            for f in view.files
-        },
-        notices=session.notices,
-    )
-
-
-def file_body(view: FileView, links: Links) -> FileBody:
-    base = links.file(view.file)
-    mechanism: dict[str, Any] = {"identifier": view.file.mechanism}
-    if view.file.mechanism == HTTP_POST_BYTES:
-        mechanism["file_url"] = f"{base}/content"
-    else:  # the vendor mechanism: DESIGN.md "vnd-wharf-s3multipart-presigned-v1"
-        plan = PartPlan.for_size(view.file.size)
-        mechanism.update(part_size=plan.part_size, part_count=plan.count, parts_url=f"{base}/parts")
-        if view.signed:  # signed at creation: what POST parts_url would answer
-            mechanism["parts"] = dump(signed_parts_body(list(view.signed)))["parts"]
-    return FileBody(
-        links=FileLinks(
-            file_upload_session=base, complete=f"{base}/complete", extend=f"{base}/extend"
-        ),
-        status=view.status.value,
-        expires_at=rfc3339(view.session.expires_at),
-        mechanism=mechanism,
-        notices=view.file.notices,
-    )
-
-
-def signed_parts_body(parts: list[SignedPart]) -> SignedPartsBody:
-    return SignedPartsBody(
-        parts=[
-            SignedPartBody(
-                number=p.number, url=p.url, headers=p.headers, expires_at=rfc3339(p.expires_at)
-            )
-            for p in parts
-        ]
-    )
-
-
-def parts_body(parts: list[PartState]) -> PartsBody:
-    return PartsBody(
-        parts=[PartStatus(number=p.number, size=p.size, uploaded=p.uploaded) for p in parts]
-    )
