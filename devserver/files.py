@@ -23,6 +23,7 @@ from chalicelib.http.problems import BadGateway
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
+    from mypy_boto3_s3 import S3Client
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -66,7 +67,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
 
 
 class FileOrigin:
-    def __init__(self, s3: Any, bucket: str, s3_app: WSGIApplication) -> None:
+    def __init__(self, s3: S3Client, bucket: str, s3_app: WSGIApplication) -> None:
         self._s3 = s3
         self._s3_app = s3_app
         self._bucket = bucket

@@ -4,11 +4,14 @@ within seconds rather than after the pages' cache lifetime."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudfront import CloudFrontClient
 
 
 class CloudFrontCache:
-    def __init__(self, client: Any, distribution_id: str) -> None:
+    def __init__(self, client: CloudFrontClient, distribution_id: str) -> None:
         self._cloudfront = client
         self._distribution = distribution_id
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from ..domain.ports import BlobGone, BlobInfo, StoredPart, UploadGone
 from .client_errors import error_code
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ListPartsRequestTypeDef
 
 PUBLIC_TAG = "wharf-public"
 # Taggings in flight at once when publishing: 200 (100 files and their metadata) take
@@ -19,7 +23,7 @@ TAGGING_CONCURRENCY = 16
 
 
 class S3BlobStore:
-    def __init__(self, client: Any, bucket: str, presigner: Any = None) -> None:
+    def __init__(self, client: S3Client, bucket: str, presigner: S3Client | None = None) -> None:
         self._s3 = client
         self._bucket = bucket
         # Presigned URLs name this client's endpoint: by default the one this store uses
@@ -80,7 +84,11 @@ class S3BlobStore:
 
     def stored_parts(self, key: str, upload_id: str) -> list[StoredPart]:
         parts: list[StoredPart] = []
-        kwargs: dict[str, Any] = {"Bucket": self._bucket, "Key": key, "UploadId": upload_id}
+        kwargs: ListPartsRequestTypeDef = {
+            "Bucket": self._bucket,
+            "Key": key,
+            "UploadId": upload_id,
+        }
         while True:
             try:
                 page = self._s3.list_parts(**kwargs)
@@ -139,14 +147,12 @@ class S3BlobStore:
         return str(url), headers
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
-        listed = [
-            {
-                "PartNumber": p.number,
-                "ETag": p.etag,
-                **({"ChecksumSHA256": p.sha256} if p.sha256 else {}),
-            }
-            for p in parts
-        ]
+        listed: list[CompletedPartTypeDef] = []
+        for p in parts:
+            part: CompletedPartTypeDef = {"PartNumber": p.number, "ETag": p.etag}
+            if p.sha256:
+                part["ChecksumSHA256"] = p.sha256
+            listed.append(part)
         try:
             self._s3.complete_multipart_upload(
                 Bucket=self._bucket,
