@@ -53,7 +53,7 @@ from chalicelib.http.simple import (
 )
 from chalicelib.runtime import services
 from chalicelib.services.index import Redirect
-from chalicelib.services.uploads import FileView, SessionView
+from chalicelib.services.views import FileView, SessionView
 from chalicelib.wharf_chalice import ThreadSafeChalice
 
 app = ThreadSafeChalice(app_name="wharf")
@@ -110,7 +110,7 @@ def _principal() -> Principal:
 
 
 def _session(status: int, view: SessionView, **headers: str) -> Response:
-    body = session_body(view, services().links, services().uploads.mechanisms)
+    body = session_body(view, services().links, services().files.mechanisms)
     return upload_response(status, body, headers)
 
 
@@ -126,18 +126,18 @@ def _file(status: int, view: FileView, **headers: str) -> Response:
 def create_session() -> Response:
     principal = _principal()
     body = read_upload_json(*_request(), CreateSession)
-    view = services().uploads.create_session(principal, body.name, body.version)
+    view = services().sessions.create_session(principal, body.name, body.version)
     return _session(201, view, Location=services().links.session(view.session))
 
 
 @route("/upload/sessions/{session_id}", methods=["GET"])
 def session_status(session_id: str) -> Response:
-    return _session(200, services().uploads.session_status(_principal(), session_id))
+    return _session(200, services().sessions.session_status(_principal(), session_id))
 
 
 @route("/upload/sessions/{session_id}", methods=["DELETE"])
 def cancel_session(session_id: str) -> Response:
-    services().uploads.cancel_session(_principal(), session_id)
+    services().sessions.cancel_session(_principal(), session_id)
     return upload_response(204, None)
 
 
@@ -145,7 +145,7 @@ def cancel_session(session_id: str) -> Response:
 def publish_session(session_id: str) -> Response:
     principal = _principal()
     read_upload_json(*_request(), Bare)
-    view = services().uploads.publish(principal, session_id)
+    view = services().publishing.publish(principal, session_id)
     # 202 when the release is large enough to be published by the worker.
     status = 202 if view.session.status is SessionStatus.PROCESSING else 201
     return _session(status, view, Location=services().links.session(view.session))
@@ -155,7 +155,7 @@ def publish_session(session_id: str) -> Response:
 def extend_session(session_id: str) -> Response:
     principal = _principal()
     body = read_upload_json(*_request(), Extend)
-    return _session(200, services().uploads.extend_session(principal, session_id, body.extend_for))
+    return _session(200, services().sessions.extend_session(principal, session_id, body.extend_for))
 
 
 # -- file upload sessions (PEP 694 "File Upload Session") ----------------------------------
@@ -165,7 +165,7 @@ def extend_session(session_id: str) -> Response:
 def create_file(session_id: str) -> Response:
     principal = _principal()
     body = read_upload_json(*_request(), CreateFile)
-    view = services().uploads.create_file(
+    view = services().files.create_file(
         principal,
         session_id,
         filename=body.filename,
@@ -178,12 +178,12 @@ def create_file(session_id: str) -> Response:
 
 @route("/upload/sessions/{session_id}/files/{file_id}", methods=["GET"])
 def file_status(session_id: str, file_id: str) -> Response:
-    return _file(200, services().uploads.file_status(_principal(), session_id, file_id))
+    return _file(200, services().files.file_status(_principal(), session_id, file_id))
 
 
 @route("/upload/sessions/{session_id}/files/{file_id}", methods=["DELETE"])
 def cancel_file(session_id: str, file_id: str) -> Response:
-    services().uploads.cancel_file(_principal(), session_id, file_id)
+    services().files.cancel_file(_principal(), session_id, file_id)
     return upload_response(204, None)
 
 
@@ -191,7 +191,7 @@ def cancel_file(session_id: str, file_id: str) -> Response:
 def upload_bytes(session_id: str, file_id: str) -> Response:
     principal = _principal()
     data = read_bytes(*_request())
-    services().uploads.upload_bytes(principal, session_id, file_id, data)
+    services().files.upload_bytes(principal, session_id, file_id, data)
     return upload_response(204, None)
 
 
@@ -199,7 +199,7 @@ def upload_bytes(session_id: str, file_id: str) -> Response:
 def complete_file(session_id: str, file_id: str) -> Response:
     principal = _principal()
     read_upload_json(*_request(), Bare)
-    view = services().uploads.complete_file(principal, session_id, file_id)
+    view = services().files.complete_file(principal, session_id, file_id)
     # 202 when the file is large enough to be verified by the worker.
     status = 202 if view.status is FileStatus.PROCESSING else 201
     return _file(status, view, Location=services().links.file(view.file))
@@ -209,9 +209,7 @@ def complete_file(session_id: str, file_id: str) -> Response:
 def extend_file(session_id: str, file_id: str) -> Response:
     principal = _principal()
     body = read_upload_json(*_request(), Extend)
-    return _file(
-        200, services().uploads.extend_file(principal, session_id, file_id, body.extend_for)
-    )
+    return _file(200, services().files.extend_file(principal, session_id, file_id, body.extend_for))
 
 
 # -- the vendor mechanism: S3 multipart through presigned URLs (DESIGN.md) ----------------
@@ -219,7 +217,7 @@ def extend_file(session_id: str, file_id: str) -> Response:
 
 @route("/upload/sessions/{session_id}/files/{file_id}/parts", methods=["GET"])
 def list_parts(session_id: str, file_id: str) -> Response:
-    parts = services().uploads.list_parts(_principal(), session_id, file_id)
+    parts = services().parts.list_parts(_principal(), session_id, file_id)
     return upload_response(200, parts_body(parts))
 
 
@@ -227,7 +225,7 @@ def list_parts(session_id: str, file_id: str) -> Response:
 def sign_parts(session_id: str, file_id: str) -> Response:
     principal = _principal()
     body = read_upload_json(*_request(), SignParts)
-    signed = services().uploads.sign_parts(
+    signed = services().parts.sign_parts(
         principal, session_id, file_id, [(p.number, p.sha256) for p in body.parts]
     )
     return upload_response(200, signed_parts_body(signed))
@@ -436,4 +434,4 @@ def process_jobs(event: Any) -> None:
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def expire_sessions(event: Any) -> None:
     """Services.sweep: expired sessions, and commits whose files are not yet public."""
-    services().sweep()
+    services().sweep.run()

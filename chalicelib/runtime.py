@@ -22,10 +22,14 @@ from .domain.ports import BlobStore, Clock, EdgeCache, JobQueue, SystemClock
 from .http.links import Links
 from .services.access import Access
 from .services.admin import AdminService
+from .services.admission import Admission
+from .services.files import FileService
 from .services.index import IndexService
 from .services.legacy import LegacyService
-from .services.publishing import Publisher
-from .services.uploads import UploadService
+from .services.parts import PartService
+from .services.publishing import Publisher, PublishService
+from .services.sessions import SessionService
+from .services.sweep import Sweep
 from .services.verification import Verifier
 from .services.worker import Worker
 
@@ -35,9 +39,13 @@ class Services:
     settings: Settings
     store: DynamoStore
     blobs: BlobStore
+    queue: JobQueue
     clock: Clock
     access: Access
-    uploads: UploadService
+    sessions: SessionService
+    files: FileService
+    parts: PartService
+    publishing: PublishService
     publisher: Publisher
     admin: AdminService
     links: Links
@@ -45,15 +53,7 @@ class Services:
     index: IndexService
     edge: EdgeCache
     legacy: LegacyService
-
-    def sweep(self) -> None:
-        """The scheduled housekeeping: cancel expired sessions and purge their staged
-        bytes (DynamoDB's TTL alone is late and never purges S3), and finish exposing
-        commits whose publisher died after committing."""
-        try:
-            self.uploads.expire_due()
-        finally:  # one failing duty must not starve the other
-            self.publisher.expose_unfinished()
+    sweep: Sweep
 
 
 def build(
@@ -75,22 +75,30 @@ def build(
     )
     access = Access(store, settings.admin_token)
     verifier = Verifier(blobs, clock)
-    publisher = Publisher(store, blobs, edge, clock)
-    uploads = UploadService(store, blobs, clock, settings, access, queue, verifier, publisher)
+    publisher = Publisher(store, store, blobs, edge, clock)
+    admission = Admission(store, access, verifier, clock, settings)
+    sessions = SessionService(store, admission, access, clock, settings)
+    files = FileService(store, blobs, admission, sessions, access, verifier, queue, clock, settings)
+    publishing = PublishService(store, admission, publisher, queue, clock, settings)
     return Services(
         settings=settings,
         store=store,
         blobs=blobs,
+        queue=queue,
         clock=clock,
         access=access,
-        uploads=uploads,
+        sessions=sessions,
+        files=files,
+        parts=PartService(store, blobs, files),
+        publishing=publishing,
         publisher=publisher,
         admin=AdminService(store, clock),
         links=Links(settings.public_url),
         worker=Worker(store, verifier, publisher, clock, access),
-        index=IndexService(store, blobs, settings.public_url),
+        index=IndexService(store, store, blobs, settings.public_url),
         edge=edge,
-        legacy=LegacyService(uploads),
+        legacy=LegacyService(sessions, files, publishing),
+        sweep=Sweep(store, admission, publisher, clock),
     )
 
 

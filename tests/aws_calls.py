@@ -44,8 +44,8 @@ ENTRY_POINTS = {
     ("chalicelib/services/worker.py", "Worker.handle"): "ProcessJobs",
     # What the SQS event source mapping does, with the worker's role, around each job.
     ("tests/conftest.py", "run_worker"): "ProcessJobs",
-    ("chalicelib/runtime.py", "Services.sweep"): "ExpireSessions",
-    ("chalicelib/services/uploads.py", "UploadService.expire_due"): "ExpireSessions",
+    ("chalicelib/services/sweep.py", "Sweep.run"): "ExpireSessions",
+    ("chalicelib/services/sweep.py", "Sweep.expire_due"): "ExpireSessions",
     ("chalicelib/services/publishing.py", "Publisher.expose_unfinished"): "ExpireSessions",
     (CHALICE, "Chalice.__call__"): "APIHandler",
     (CHALICE, "RestAPIEventHandler.__call__"): "APIHandler",

@@ -275,7 +275,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
 def run_worker(services: runtime.Services) -> int:
     """Deliver every queued job to the worker, as the SQS-triggered Lambda would; the
     number of jobs run."""
-    queue = services.uploads._queue
+    queue = services.queue
     assert isinstance(queue, SqsJobQueue)
     count = 0
     while jobs := queue.receive(wait_seconds=0):

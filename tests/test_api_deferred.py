@@ -124,7 +124,7 @@ def test_a_publish_whose_worker_never_finished_is_failed_at_expiry(
     assert me.publish(session).status == 202
     # The job is lost (say, in the dead-letter queue): nothing resolves the session.
     clock.advance(3600)
-    services.uploads.expire_due()
+    services.sweep.expire_due()
     status = me.get(session["links"]["session"]).json()
     assert status["status"] == "canceled"
     assert any("did not finish" in n for n in status["notices"])

@@ -286,7 +286,7 @@ def _cancel_first(services: Services, me: Api, file: dict[str, Any], step: Any) 
     principal = services.access.authenticate(f"Bearer {me.token}")
 
     def racing(*args: Any, **kwargs: Any) -> Any:
-        services.uploads.cancel_file(principal, session_id, file_id)
+        services.files.cancel_file(principal, session_id, file_id)
         return step(*args, **kwargs)
 
     return racing
@@ -307,7 +307,7 @@ def test_a_delete_racing_completion_is_a_409_leaving_nothing(
     data = dist(SDIST)
     file = me.create_file(session, SDIST, data).json()
     assert me.upload(file, data).status == 204
-    blobs = services.uploads._verifier._blobs
+    blobs = services.blobs
     monkeypatch.setattr(blobs, point, _cancel_first(services, me, file, getattr(blobs, point)))
     done = me.complete(file)
     assert done.status == 409, done.body

@@ -102,11 +102,11 @@ def test_a_legacy_upload_in_flight_does_not_block_another_file_of_the_release(
     """A CI matrix uploads each platform's wheel with its own `twine upload`: a legacy
     upload still in progress (its own session open) must not refuse the others."""
     alice = services.access.authenticate(f"Bearer {token}")
-    in_flight = services.uploads.create_session(alice, "demo", "1.0", legacy=True).session
+    in_flight = services.sessions.create_session(alice, "demo", "1.0", legacy=True).session
     assert legacy(api, token) == 200
     assert legacy(api, token, "demo-1.0.tar.gz") == 200
     assert legacy(api, token) == 409  # the same file again: "already exists"
-    services.uploads.cancel_session(alice, in_flight.id)
+    services.sessions.cancel_session(alice, in_flight.id)
     files = {f.filename for f in services.store.published_files("demo")}
     assert files == {WHEEL, "demo-1.0.tar.gz"}
 

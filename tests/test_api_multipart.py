@@ -298,7 +298,7 @@ def test_a_job_delivered_twice_gives_the_same_result(
     file = start(me, session, big_wheel)
     put_parts(me, file, chunks(file, big_wheel))
     assert me.complete(file).status == 202
-    queue = services.uploads._queue
+    queue = services.queue
     job = {
         "job": "verify-file",
         "session": session["links"]["session"].rsplit("/", 1)[1],
@@ -361,7 +361,7 @@ def test_expiry_aborts_unfinished_uploads(
 ) -> None:
     start(me, session, big_wheel)
     clock.advance(3600)
-    assert services.uploads.expire_due() == 1
+    assert services.sweep.expire_due() == 1
     assert not aws[1].list_multipart_uploads(Bucket=services.settings.bucket_name).get("Uploads")
 
 

@@ -242,7 +242,7 @@ def test_expired_sessions_are_canceled_and_purged(
     ].key
     assert services.blobs.head(key) is not None
     clock.advance(3600)
-    assert services.uploads.expire_due() == 1
+    assert services.sweep.expire_due() == 1
     status = me.get(session["links"]["session"]).json()
     assert status["status"] == "canceled" and status["files"] == {}
     assert any("expired" in n for n in status["notices"])

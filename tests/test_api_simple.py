@@ -326,10 +326,10 @@ def test_files_left_unexposed_by_a_failed_publisher_are_exposed_by_the_sweep(
     (listed,) = services.store.published_files("demo")
     assert not services.blobs.is_public(listed.key)
     monkeypatch.undo()
-    services.sweep()
+    services.sweep.run()
     assert not services.blobs.is_public(listed.key)  # too recent: its publisher may be at work
     clock.advance(EXPOSE_GRACE_SECONDS + 1)
-    services.sweep()
+    services.sweep.run()
     assert services.blobs.is_public(listed.key)
     assert services.blobs.is_public(listed.key + ".metadata")
     assert services.store.unexposed(clock.now() + 1) == []
@@ -357,7 +357,7 @@ def test_one_commit_that_cannot_be_exposed_does_not_hold_up_the_others(
         tag(keys)
 
     monkeypatch.setattr(services.blobs, "mark_public", s3_refuses_the_first_project)
-    services.sweep()
+    services.sweep.run()
     ((_, project),) = services.store.unexposed(clock.now())
     assert [project] == refused
     (exposed,) = services.store.published_files({"demo": "other", "other": "demo"}[project])

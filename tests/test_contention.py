@@ -13,7 +13,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
-from chalicelib.adapters.dynamodb.store import _RetryingWrites
+from chalicelib.adapters.dynamodb.table import Retrying
 from chalicelib.domain.ports import StoreBusy
 from chalicelib.runtime import Services
 from tests.conftest import Api
@@ -50,24 +50,24 @@ class Flaky:
 
 def test_a_write_that_lost_a_race_is_retried() -> None:
     client = Flaky(CONFLICT, SINGLE_CONFLICT, CONFLICT)
-    writes = _RetryingWrites(client, sleep=lambda _: None)
-    assert writes.transact_write_items(TransactItems=[]) == {}
+    retrying = Retrying(sleep=lambda _: None)
+    assert retrying(client.transact_write_items, TransactItems=[]) == {}
     assert client.calls == 4
 
 
 def test_a_failed_condition_is_an_answer_not_retried() -> None:
     client = Flaky(canceled("ConditionalCheckFailed", "TransactionConflict"))
-    writes = _RetryingWrites(client, sleep=lambda _: None)
+    retrying = Retrying(sleep=lambda _: None)
     with pytest.raises(ClientError):
-        writes.update_item(Key={})
+        retrying(client.update_item, Key={})
     assert client.calls == 1
 
 
 def test_a_race_lost_on_every_attempt_is_store_busy() -> None:
     client = Flaky(*[CONFLICT] * 10)
-    writes = _RetryingWrites(client, attempts=5, sleep=lambda _: None)
+    retrying = Retrying(attempts=5, sleep=lambda _: None)
     with pytest.raises(StoreBusy):
-        writes.transact_write_items(TransactItems=[])
+        retrying(client.transact_write_items, TransactItems=[])
     assert client.calls == 5
 
 

@@ -283,7 +283,7 @@ def test_calls_are_recorded_for_the_function_whose_entry_point_made_them(
 ) -> None:
     with aws_calls.capture() as calls:
         assert api.get("/simple/").status == 200
-        services.sweep()
+        services.sweep.run()
         services.store.get_session("no-such-session")  # no entry point: not recorded
     by_function = {(c.function, c.service, c.operation) for c in calls}
     assert ("APIHandler", "dynamodb", "Query") in by_function

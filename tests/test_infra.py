@@ -19,7 +19,7 @@ from chalicelib.adapters.dynamodb.store import DynamoStore
 from chalicelib.adapters.s3 import PUBLIC_TAG, S3BlobStore
 from chalicelib.adapters.sqs import SqsJobQueue
 from chalicelib.config import DAY
-from chalicelib.services.uploads import PUBLISH_LOCK_SECONDS
+from chalicelib.services.publishing import PUBLISH_LOCK_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "build" / "template.yaml"

@@ -181,7 +181,7 @@ class FilenameInUse(StoreConflict):
 
 
 class AccessStore(Protocol):
-    """Users, their tokens and roles, and the standing of a project name."""
+    """Users, their tokens and roles, and a user's standing on a project."""
 
     def create_user(self, username: str, now: int) -> None:
         """AlreadyExists if the user is there."""
@@ -225,14 +225,15 @@ class AccessStore(Protocol):
         """(project, role) of every role the user holds, by project."""
         ...
 
+
+class SessionStore(Protocol):
+    """Publishing sessions and their file upload sessions (PEP 694's two state machines),
+    and the project names sessions reserve."""
+
     def get_project(self, project: str) -> ProjectRecord | None:
         """The project, or None for a free name: never held, or a reservation whose every
         holder ended."""
         ...
-
-
-class SessionStore(Protocol):
-    """Publishing sessions and their file upload sessions (PEP 694's two state machines)."""
 
     def create_session(self, session: SessionRecord, *, reserve_project: bool) -> None:
         """Store a new open session, claiming its release (invariant 3) and, for a first
@@ -258,7 +259,8 @@ class SessionStore(Protocol):
     ) -> SessionRecord:
         """Apply a transition other than a publish commit; SessionChanged (with the
         session as it is) when the table does not allow it from the current state. A
-        terminal move frees the release and a first release's name."""
+        terminal move frees the release and a first release's name. Answers the session
+        as given with the move applied (nothing is read back)."""
         ...
 
     def extend_session(self, session: SessionRecord, expires_at: int, now: int) -> SessionRecord:
@@ -302,7 +304,8 @@ class SessionStore(Protocol):
         verified: Verified | None = None,
     ) -> FileRecord:
         """Apply a file transition while its session is editable (SessionChanged), from a
-        state the table allows (FileChanged). Canceling frees the filename."""
+        state the table allows (FileChanged). Canceling frees the filename. Answers the
+        file as given with the move applied (nothing is read back)."""
         ...
 
     def add_signer(self, file: FileRecord, token_id: str) -> None:

@@ -28,6 +28,8 @@ class SessionStatus(StrEnum):
 
 
 TERMINAL_SESSION_STATES = frozenset({SessionStatus.PUBLISHED, SessionStatus.CANCELED})
+# Not yet ended: a session in these states can still be extended, and holds its release.
+LIVE_SESSION_STATES = frozenset(s for s in SessionStatus if s not in TERMINAL_SESSION_STATES)
 # "Both open and error are editable states that permit the identical set of operations."
 EDITABLE_SESSION_STATES = frozenset({SessionStatus.OPEN, SessionStatus.ERROR})
 

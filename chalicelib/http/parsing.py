@@ -185,5 +185,3 @@ def read_bytes(headers: Mapping[str, str], body: str | bytes | None) -> bytes:
     if media_type(headers) != OCTET_STREAM:
         raise UnsupportedMediaType(f"Send the file's bytes as Content-Type: {OCTET_STREAM}.")
     return _raw(body)
-
-

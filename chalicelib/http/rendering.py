@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from ..domain.mechanisms import HTTP_POST_BYTES, PartPlan
 from ..domain.records import TokenRecord
 from ..services.admin import UserView
-from ..services.uploads import FileView, PartState, SessionView, SignedPart
+from ..services.views import FileView, PartState, SessionView, SignedPart
 from .links import Links
 from .parsing import UPLOAD_JSON
 from .schemas import (
@@ -138,4 +138,3 @@ def parts_body(parts: list[PartState]) -> PartsBody:
     return PartsBody(
         parts=[PartStatus(number=p.number, size=p.size, uploaded=p.uploaded) for p in parts]
     )
-

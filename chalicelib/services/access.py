@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import hmac
 
-from ..adapters.dynamodb.store import DynamoStore
 from ..domain.errors import NotAuthenticated, NotPermitted
+from ..domain.ports import AccessStore
 from ..domain.records import (
     ADMIN,
     UPLOAD_ROLES,
     FileRecord,
     Principal,
+    ProjectRecord,
     ProjectStatus,
+    Role,
     SessionRecord,
     TokenRecord,
 )
@@ -25,8 +27,18 @@ def _principal(token: TokenRecord) -> Principal:
     return Principal(username=token.username, token_id=token.id, projects=token.projects)
 
 
+def _allowed_by(principal: Principal, record: ProjectRecord | None, role: Role | None) -> bool:
+    """A free name is anyone's; a reserved one its creator's; a registered one needs a
+    role that uploads."""
+    if record is None:
+        return True
+    if record.status is ProjectStatus.RESERVED:
+        return record.reserved_for == principal.username
+    return role in UPLOAD_ROLES
+
+
 class Access:
-    def __init__(self, store: DynamoStore, admin_token: str) -> None:
+    def __init__(self, store: AccessStore, admin_token: str) -> None:
         self._store = store
         self._admin_token = admin_token
 
@@ -73,12 +85,15 @@ class Access:
         ):
             return False
         assert principal.username is not None
-        record, role = self._store.get_standing(project, principal.username)
-        if record is None:
-            return True
-        if record.status is ProjectStatus.RESERVED:
-            return record.reserved_for == principal.username
-        return role in UPLOAD_ROLES
+        return _allowed_by(principal, *self._store.get_standing(project, principal.username))
+
+    def standing(self, principal: Principal, project: str) -> tuple[ProjectRecord | None, bool]:
+        """The project as it stands (as get_project) and whether the principal may upload
+        to it, from one read: what creating a session needs."""
+        record, role = self._store.get_standing(project, principal.username or "")
+        if principal.is_admin:
+            return record, True
+        return record, principal.token_allows(project) and _allowed_by(principal, record, role)
 
     def revoked_signers(
         self, file: FileRecord, session: SessionRecord, *, trusted: str | None = None

@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..adapters.dynamodb.store import DynamoStore
 from ..domain.errors import Conflict, FieldError, Invalid, NotFound
 from ..domain.names import InvalidInput, normalize_name
-from ..domain.ports import AlreadyExists, Clock, UnknownUser
+from ..domain.ports import AccessStore, AlreadyExists, Clock, UnknownUser
 from ..domain.records import Role, TokenRecord
 from ..domain.tokens import ApiToken, is_random_id, secret_hash
 
@@ -32,7 +31,7 @@ class IssuedToken:
 
 
 class AdminService:
-    def __init__(self, store: DynamoStore, clock: Clock) -> None:
+    def __init__(self, store: AccessStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
 

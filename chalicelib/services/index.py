@@ -11,10 +11,9 @@ from urllib.parse import quote
 
 from packaging.version import Version
 
-from ..adapters.dynamodb.store import DynamoStore
 from ..domain.errors import NotFound
 from ..domain.names import InvalidInput, normalize_name, release_key
-from ..domain.ports import BlobStore
+from ..domain.ports import BlobStore, IndexStore, SessionStore
 from ..domain.records import FileRecord, ProjectStatus, PublishedFile, SessionRecord
 from ..domain.states import FileStatus
 from ..domain.tokens import is_random_id, session_id_for
@@ -70,8 +69,11 @@ class Redirect(Exception):
 
 
 class IndexService:
-    def __init__(self, store: DynamoStore, blobs: BlobStore, public_url: str) -> None:
-        self._store = store
+    def __init__(
+        self, index: IndexStore, sessions: SessionStore, blobs: BlobStore, public_url: str
+    ) -> None:
+        self._index = index
+        self._sessions = sessions
         self._blobs = blobs
         self._public = public_url
         # project -> (the commit markers it was read under, its published files). Files
@@ -109,24 +111,24 @@ class IndexService:
         return normalized
 
     def projects(self) -> list[str]:
-        return self._store.project_names()
+        return self._index.project_names()
 
     def project(self, name: str) -> ProjectPage:
         """A registered project's published files; a reserved name is not visible until
         its first release is published (PEP 694)."""
         project = self._normalized(name)
-        record = self._store.get_project(project)
+        record = self._sessions.get_project(project)
         if record is None or record.status is not ProjectStatus.REGISTERED:
             raise NotFound("No such project.")
         return ProjectPage(project, self._published_files(project))
 
     def _published_files(self, project: str) -> list[IndexFile]:
-        committed = self._store.committed_sessions(project)
+        committed = self._index.committed_sessions(project)
         cached = self._published_cache.get(project)
         if cached is not None and cached[0] == committed:
             self._published_cache.move_to_end(project)
             return cached[1]
-        files = [self._published(f) for f in self._store.published_files(project, committed)]
+        files = [self._published(f) for f in self._index.published_files(project, committed)]
         self._published_cache[project] = (committed, files)
         while len(self._published_cache) > PUBLISHED_CACHE_PROJECTS:
             self._published_cache.popitem(last=False)
@@ -137,7 +139,7 @@ class IndexService:
     def stage(self, token: str) -> SessionRecord:
         """The live session whose token this is; 404 for anything else, revealing
         nothing (not whether the token ever existed)."""
-        session = self._store.get_session(session_id_for(token)) if token else None
+        session = self._sessions.get_session(session_id_for(token)) if token else None
         if (
             session is None
             or not hmac.compare_digest(session.token, token)
@@ -159,7 +161,7 @@ class IndexService:
         if project != session.project:
             return self.project(project)
         published = self._published_files(project)
-        _, files = self._store.get_session_and_files(session.id)
+        _, files = self._sessions.get_session_and_files(session.id)
         staged = [
             self._staged(token, session, f) for f in files if f.status is FileStatus.COMPLETED
         ]
@@ -182,7 +184,7 @@ class IndexService:
         session = self.stage(token)
         want_metadata = filename.endswith(".metadata")
         base = filename.removesuffix(".metadata") if want_metadata else filename
-        file = self._store.get_file(session.id, file_id) if is_random_id(file_id) else None
+        file = self._sessions.get_file(session.id, file_id) if is_random_id(file_id) else None
         if file is None or file.status is not FileStatus.COMPLETED or file.filename != base:
             raise NotFound("No such staged file.")
         key = metadata_key(file.key) if want_metadata else file.key

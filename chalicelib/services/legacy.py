@@ -17,7 +17,9 @@ from ..domain.mechanisms import HTTP_POST_BYTES
 from ..domain.ports import StoreBusy
 from ..domain.records import Principal
 from ..domain.states import FileStatus
-from .uploads import UploadService
+from .files import FileService
+from .publishing import PublishService
+from .sessions import SessionService
 
 FILE_UPLOAD = "file_upload"
 
@@ -34,8 +36,12 @@ class LegacyUpload:
 
 
 class LegacyService:
-    def __init__(self, uploads: UploadService) -> None:
-        self._uploads = uploads
+    def __init__(
+        self, sessions: SessionService, files: FileService, publishing: PublishService
+    ) -> None:
+        self._sessions = sessions
+        self._files = files
+        self._publishing = publishing
 
     def upload(self, principal: Principal, form: LegacyUpload) -> None:
         if form.action != FILE_UPLOAD:
@@ -52,11 +58,11 @@ class LegacyService:
                 raise Invalid(
                     f"{field} does not match the uploaded file.", [FieldError(field, "mismatch")]
                 )
-        session = self._uploads.create_session(
+        session = self._sessions.create_session(
             principal, form.name, form.version, legacy=True
         ).session
         try:
-            file = self._uploads.create_file(
+            file = self._files.create_file(
                 principal,
                 session.id,
                 filename=form.filename,
@@ -64,16 +70,16 @@ class LegacyService:
                 hashes=hashes,
                 mechanism=HTTP_POST_BYTES,
             ).file
-            self._uploads.upload_bytes(principal, session.id, file.id, form.content)
-            if self._uploads.complete_file(principal, session.id, file.id).status is not (
+            self._files.upload_bytes(principal, session.id, file.id, form.content)
+            if self._files.complete_file(principal, session.id, file.id).status is not (
                 FileStatus.COMPLETED
             ):
                 raise Conflict(
                     "This file is too large to verify within a legacy upload; use the "
                     "Upload 2.0 API."
                 )
-            self._uploads.publish(principal, session.id)
+            self._publishing.publish(principal, session.id)
         except BaseException:
             with contextlib.suppress(WharfError, StoreBusy):
-                self._uploads.cancel_session(principal, session.id)
+                self._sessions.cancel_session(principal, session.id)
             raise

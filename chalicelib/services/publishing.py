@@ -5,18 +5,36 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 
-from ..adapters.dynamodb.store import DynamoStore
-from ..domain.errors import FilesRefused, filenames_taken, files_unfinished
-from ..domain.ports import BlobStore, Clock, EdgeCache, ProjectTaken
-from ..domain.records import FileRecord, SessionRecord
+from ..config import Settings
+from ..domain.errors import Conflict, FilesRefused, filenames_taken, files_unfinished
+from ..domain.ports import (
+    BlobStore,
+    Clock,
+    EdgeCache,
+    IndexStore,
+    JobQueue,
+    ProjectTaken,
+    PublishStore,
+    SessionChanged,
+    SessionStore,
+)
+from ..domain.records import FileRecord, Principal, SessionRecord
 from ..domain.states import FileStatus, SessionEvent
+from .admission import Admission
+from .jobs import PUBLISH
 from .verification import metadata_key
+from .views import SessionView, live_files, session_state_conflict
 
 _log = logging.getLogger("wharf.publishing")
 # A commit younger than this may still have its publisher at work on it: the sweep leaves
 # it alone (exposing twice is harmless, only wasted).
 EXPOSE_GRACE_SECONDS = 120
+# A synchronous publish holds its session still for at most this long, so a publisher
+# that dies mid-publish cannot wedge the session (over four times the API Lambda's 28 s
+# timeout, itself just under API Gateway's 29 s: .chalice/config.json).
+PUBLISH_LOCK_SECONDS = 120
 
 
 def unfinished(files: list[FileRecord]) -> FilesRefused | None:
@@ -27,8 +45,16 @@ def unfinished(files: list[FileRecord]) -> FilesRefused | None:
 
 
 class Publisher:
-    def __init__(self, store: DynamoStore, blobs: BlobStore, edge: EdgeCache, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: PublishStore,
+        index: IndexStore,
+        blobs: BlobStore,
+        edge: EdgeCache,
+        clock: Clock,
+    ) -> None:
         self._store = store
+        self._index = index
         self._blobs = blobs
         self._edge = edge
         self._clock = clock
@@ -49,7 +75,7 @@ class Publisher:
         finished = 0
         for session_id, project in self._store.unexposed(self._clock.now() - EXPOSE_GRACE_SECONDS):
             try:
-                files = self._store.published_files(project, frozenset({session_id}))
+                files = self._index.published_files(project, frozenset({session_id}))
                 self.expose(session_id, project, [f.key for f in files])
                 finished += 1
             except Exception:
@@ -97,3 +123,62 @@ class Publisher:
             # Published all the same (the commit is the publish); the sweep finishes it.
             _log.exception("exposing the files of session %s failed", session.id)
         return published
+
+
+class PublishService:
+    """A publish request (PEP 694 "Complete a Publishing Session"): within the request
+    (201), or, for a release larger than WHARF_INLINE_PUBLISH_MAX_FILES, handed to the
+    worker (202, `processing`)."""
+
+    def __init__(
+        self,
+        store: SessionStore,
+        admission: Admission,
+        publisher: Publisher,
+        queue: JobQueue,
+        clock: Clock,
+        settings: Settings,
+    ) -> None:
+        self._store = store
+        self._admission = admission
+        self._publisher = publisher
+        self._queue = queue
+        self._clock = clock
+        self._max_inline_files = settings.inline_publish_max_files
+
+    def publish(self, principal: Principal, session_id: str) -> SessionView:
+        session = self._admission.session(principal, session_id)
+        if not session.status.editable:
+            raise session_state_conflict(session, "publish")
+        now = self._clock.now()
+        try:
+            session = self._store.lock_for_publish(session, now, now + PUBLISH_LOCK_SECONDS)
+        except SessionChanged as exc:
+            raise session_state_conflict(exc.current, "publish") from None
+        try:
+            # Read once the session is locked against changes: authoritative.
+            _, files = self._store.get_session_and_files(session.id)
+            files = live_files(session, files)
+            refused = unfinished(files)
+            if refused is not None:
+                raise refused
+            if len(files) > self._max_inline_files:
+                self._store.unlock_publish(session)
+                return self._defer(session, files)
+            published = self._publisher.publish(session, files, SessionEvent.PUBLISH)
+        except BaseException as exc:
+            self._store.unlock_publish(session)
+            if isinstance(exc, SessionChanged):
+                raise session_state_conflict(exc.current, "publish") from None
+            if isinstance(exc, ProjectTaken):
+                raise Conflict(f"The name {session.project!r} is no longer reserved.") from None
+            raise
+        return SessionView(published, files)
+
+    def _defer(self, session: SessionRecord, files: list[FileRecord]) -> SessionView:
+        unlocked = replace(session, publish_lock_until=None)
+        processing = self._store.move_session(
+            unlocked, SessionEvent.DEFER_PUBLISH, self._clock.now()
+        )
+        self._queue.send({"job": PUBLISH, "session": session.id})
+        return SessionView(processing, live_files(processing, files))

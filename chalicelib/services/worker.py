@@ -9,17 +9,15 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from ..adapters.dynamodb.store import DynamoStore
 from ..domain.errors import FilesRefused
-from ..domain.ports import Clock, FileChanged, ProjectTaken, SessionChanged
+from ..domain.ports import Clock, FileChanged, ProjectTaken, SessionChanged, SessionStore
 from ..domain.records import FileRecord, SessionRecord, Verified
 from ..domain.states import FileEvent, FileStatus, SessionEvent, SessionStatus
 from .access import Access
+from .jobs import PUBLISH, VERIFY_FILE
 from .publishing import Publisher, unfinished
 from .verification import Unverified, Verifier, signer_revoked
 
-VERIFY_FILE = "verify-file"
-PUBLISH = "publish"
 _log = logging.getLogger("wharf.worker")
 GAVE_UP = (
     "Processing failed repeatedly on the server's side (the operator has been alerted); "
@@ -30,7 +28,7 @@ GAVE_UP = (
 class Worker:
     def __init__(
         self,
-        store: DynamoStore,
+        store: SessionStore,
         verifier: Verifier,
         publisher: Publisher,
         clock: Clock,

@@ -1,0 +1,177 @@
+"""Items of the table and the records they hold: the one place that knows both shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from ...domain.records import (
+    FileRecord,
+    ProjectRecord,
+    ProjectStatus,
+    PublishedFile,
+    SessionRecord,
+    TokenRecord,
+)
+from ...domain.states import FileStatus, SessionStatus
+from . import keys
+from .schema import LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+Item = dict[str, Any]
+
+
+def serialize(value: Any) -> Any:
+    """One attribute value in DynamoDB's typed form."""
+    return _serializer.serialize(value)
+
+
+def encode(item: Item) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+
+
+def decode(item: Mapping[str, Any]) -> Item:
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, set):
+        return {_plain(v) for v in value}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def session_item(s: SessionRecord, ttl: int) -> Item:
+    return {
+        "pk": keys.session_pk(s.id),
+        "sk": keys.SESSION_SK,
+        "token": s.token,
+        "project": s.project,
+        "version": s.version,
+        "version_key": s.version_key,
+        "status": s.status.value,
+        "created_at": s.created_at,
+        "expires_at": s.expires_at,
+        "created_by": s.created_by,
+        "first_release": s.first_release,
+        "legacy": s.legacy,
+        "notices": s.notices,
+        "ended_at": s.ended_at,
+        LIVE_INDEX_PARTITION: None if s.status.terminal else "live",
+        TTL_ATTRIBUTE: ttl,
+    }
+
+
+def session_record(item: Item) -> SessionRecord:
+    return SessionRecord(
+        id=keys.session_id_of(item["pk"]),
+        token=item["token"],
+        project=item["project"],
+        version=item["version"],
+        version_key=item["version_key"],
+        status=SessionStatus(item["status"]),
+        created_at=item["created_at"],
+        expires_at=item["expires_at"],
+        created_by=item.get("created_by"),
+        first_release=item["first_release"],
+        legacy=bool(item.get("legacy")),
+        notices=list(item.get("notices", [])),
+        publish_lock_until=item.get("publish_lock_until"),
+        ended_at=item.get("ended_at"),
+    )
+
+
+def file_item(f: FileRecord, ttl: int) -> Item:
+    return {
+        "pk": keys.session_pk(f.session_id),
+        "sk": keys.file_sk(f.id),
+        "filename": f.filename,
+        "size": f.size,
+        "hashes": f.hashes,
+        "mechanism": f.mechanism,
+        "status": f.status.value,
+        "key": f.key,
+        "created_at": f.created_at,
+        "notices": f.notices,
+        "upload_id": f.upload_id,
+        "signers": set(f.signers) or None,  # DynamoDB has no empty sets
+        "metadata_sha256": f.metadata_sha256,
+        "requires_python": f.requires_python,
+        "uploaded_at": f.uploaded_at,
+        TTL_ATTRIBUTE: ttl,
+    }
+
+
+def file_record(item: Item) -> FileRecord:
+    return FileRecord(
+        id=item["sk"][2:],
+        session_id=keys.session_id_of(item["pk"]),
+        filename=item["filename"],
+        size=item["size"],
+        hashes=dict(item["hashes"]),
+        mechanism=item["mechanism"],
+        status=FileStatus(item["status"]),
+        key=item["key"],
+        created_at=item["created_at"],
+        notices=list(item.get("notices", [])),
+        upload_id=item.get("upload_id"),
+        signers=frozenset(item.get("signers") or ()),
+        metadata_sha256=item.get("metadata_sha256"),
+        requires_python=item.get("requires_python"),
+        uploaded_at=item.get("uploaded_at"),
+    )
+
+
+def project_record(project: str, item: Item | None) -> ProjectRecord | None:
+    if item is None:
+        return None
+    status = ProjectStatus(item["status"])
+    holders = frozenset(item.get("holders") or ())
+    if status is ProjectStatus.RESERVED and not holders:
+        return None
+    return ProjectRecord(
+        name=project,
+        status=status,
+        reserved_for=item.get("reserved_for") or None,
+        holders=holders,
+        created_at=item["created_at"],
+    )
+
+
+def published_record(project: str, item: Item) -> PublishedFile:
+    return PublishedFile(
+        project=project,
+        version=item["version"],
+        filename=item["filename"],
+        session_id=item["session"],
+        file_id=item["file_id"],
+        key=item["key"],
+        size=item["size"],
+        hashes=dict(item["hashes"]),
+        published_at=item["published_at"],
+        metadata_sha256=item.get("metadata_sha256"),
+        requires_python=item.get("requires_python"),
+        uploaded_at=item.get("uploaded_at"),
+        yanked=item.get("yanked"),
+    )
+
+
+def token_record(token_id: str, item: Item) -> TokenRecord:
+    projects = item.get("projects")
+    return TokenRecord(
+        id=token_id,
+        username=item["username"],
+        secret_hash=item["secret_hash"],
+        description=item.get("description", ""),
+        projects=frozenset(projects) if projects is not None else None,
+        created_at=item["created_at"],
+    )

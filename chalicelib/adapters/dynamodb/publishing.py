@@ -1,0 +1,259 @@
+"""The publish protocol (the PublishStore port, PEP 694 "Atomic Publication and
+Conflicts"): every filename of the session is reserved in its release, then one
+transaction commits them (index.py says how readers see all of them or none), and an
+outbox remembers commits whose files the edge may not serve yet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from botocore.exceptions import ClientError
+
+from ...domain.ports import ProjectTaken
+from ...domain.records import FileRecord, ProjectStatus, Role, SessionRecord
+from ...domain.states import SessionEvent, SessionStatus, session_move
+from . import keys
+from .access import registered_check, role_puts
+from .items import encode
+from .schema import LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
+from .sessions import free_release, moved
+from .table import TRANSACTION_LIMIT, Table, Write, refused, status_in
+
+
+class DynamoPublishing:
+    def __init__(self, table: Table) -> None:
+        self._t = table
+
+    def reserve_filenames(
+        self, session: SessionRecord, files: Sequence[FileRecord], now: int
+    ) -> dict[str, str]:
+        """Reserve the session's filenames in its release (PEP 694 "Atomic Publication and
+        Conflicts"). Returns {filename: holding session} for those held by another
+        session that is published or publishing; the others are reserved for us.
+        A reservation left by a publisher that crashed (lock lapsed, never committed) is
+        taken over."""
+        conflicts: dict[str, str] = {}
+        for start in range(0, len(files), TRANSACTION_LIMIT):
+            chunk = files[start : start + TRANSACTION_LIMIT]
+            try:
+                self._t.transact([{"Put": self._reservation(session, f, now)} for f in chunk])
+            except ClientError as exc:
+                refused(exc)
+                # Someone holds at least one name: settle the chunk file by file.
+                for file in chunk:
+                    holder = self._reserve_one(session, file, now)
+                    if holder is not None:
+                        conflicts[file.filename] = holder
+        return conflicts
+
+    def _reservation(
+        self, session: SessionRecord, file: FileRecord, now: int, *, stale_holder: str | None = None
+    ) -> Write:
+        item = {
+            "pk": keys.project_pk(session.project),
+            "sk": keys.published_sk(session.version_key, file.filename),
+            "session": session.id,
+            "file_id": file.id,
+            "filename": file.filename,
+            "version": session.version,
+            "key": file.key,
+            "size": file.size,
+            "hashes": file.hashes,
+            "published_at": now,
+            "metadata_sha256": file.metadata_sha256,
+            "requires_python": file.requires_python,
+            "uploaded_at": file.uploaded_at,
+        }
+        return {
+            "Item": encode(item),
+            "ConditionExpression": "attribute_not_exists(pk) OR #session = :holder",
+            "ExpressionAttributeNames": {"#session": "session"},
+            "ExpressionAttributeValues": {":holder": {"S": stale_holder or session.id}},
+        }
+
+    def _reserve_one(self, session: SessionRecord, file: FileRecord, now: int) -> str | None:
+        """Reserve one filename; the holding session's id if someone live holds it."""
+        stale: str | None = None
+        for _attempt in range(3):
+            try:
+                self._t.put(
+                    **self._reservation(session, file, now, stale_holder=stale),
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return None
+            except ClientError as exc:
+                found = refused(exc).found[0] or self._t.get(
+                    keys.published_key(session.project, session.version_key, file.filename)
+                )
+            if found is None:
+                stale = None  # released meanwhile: try a plain reservation again
+                continue
+            holder = str(found["session"])
+            if not self._reservation_is_stale(session.project, holder, now):
+                return holder
+            stale = holder  # take it over, if it is still that holder's
+        return stale or "unknown"
+
+    def _reservation_is_stale(self, project: str, holder: str, now: int) -> bool:
+        marker, other = self._t.get_many(keys.commit_key(project, holder), keys.session_key(holder))
+        if marker is not None:
+            return False  # published: permanent
+        if other is None:
+            return True
+        if other["status"] == SessionStatus.PROCESSING.value:
+            return False
+        lock = other.get("publish_lock_until")
+        return lock is None or lock < now
+
+    def release_filenames(self, session: SessionRecord, files: Iterable[FileRecord]) -> None:
+        """Give back the session's reservations after a publish that did not commit.
+
+        Guarded by the commit marker's absence in the same transaction: a commit whose
+        answer was lost (a timeout, or a failure just after it) must never have its
+        published files deleted by the clean-up that follows."""
+        marker = keys.commit_key(session.project, session.id)
+        for file in files:
+            try:
+                self._t.transact(
+                    [
+                        {
+                            "ConditionCheck": {
+                                "Key": marker,
+                                "ConditionExpression": "attribute_not_exists(pk)",
+                            }
+                        },
+                        {
+                            "Delete": {
+                                "Key": keys.published_key(
+                                    session.project, session.version_key, file.filename
+                                ),
+                                "ConditionExpression": "#session = :sid",
+                                "ExpressionAttributeNames": {"#session": "session"},
+                                "ExpressionAttributeValues": {":sid": {"S": session.id}},
+                            }
+                        },
+                    ]
+                )
+            except ClientError as exc:
+                if refused(exc).at(0):
+                    return  # committed after all: these are published files now
+                # Otherwise the name is not ours (never reserved, or taken over).
+
+    def commit_publish(
+        self,
+        session: SessionRecord,
+        now: int,
+        *,
+        owner: str | None,
+        event: SessionEvent = SessionEvent.PUBLISH,
+        registers: bool | None = None,
+    ) -> SessionRecord:
+        """The single write that makes a publish visible: the session becomes published,
+        its commit marker appears, the release is freed, and a first release's reserved
+        name becomes registered (with the creator as owner). `registers` defaults to the
+        session being a first release; it is False when another of the creator's
+        first-release sessions registered the name meanwhile. The session as given, moved
+        (no read back).
+
+        A publish within the request (PUBLISH) must still hold its lock; a deferred one
+        (PROCESSING_SUCCEEDED) is protected by the processing state itself."""
+        if registers is None:
+            registers = session.first_release
+        items = [
+            self._published_session(session, event, now),
+            {"Put": {"Item": encode(self._commit_marker(session, now))}},
+            *free_release(session),
+            # Taken away once the files are public: if the publisher dies between this
+            # commit and the tagging, the sweep finds the commit here and finishes it.
+            {"Put": {"Item": encode(self._outbox_entry(session, now))}},
+            *(self._registration(session, owner) if registers else []),
+        ]
+        if not registers:
+            items.append(registered_check(session.project))
+        try:
+            self._t.transact(items)
+        except ClientError as exc:
+            failed = refused(exc)
+            if failed.at(0):
+                raise self._t.session_changed(failed.found[0], session.id) from None
+            raise ProjectTaken(session.project) from None
+        return moved(session, event, now)
+
+    def _published_session(self, session: SessionRecord, event: SessionEvent, now: int) -> Write:
+        sources, target = session_move(event)
+        condition, values = status_in(sources)
+        if event is SessionEvent.PUBLISH:
+            condition += " AND publish_lock_until = :lock"
+            values[":lock"] = {"N": str(session.publish_lock_until or 0)}
+        return {
+            "Update": {
+                "Key": keys.session_key(session.id),
+                "UpdateExpression": (
+                    "SET #status = :target, ended_at = :now, #ttl = :ttl "
+                    f"REMOVE publish_lock_until, {LIVE_INDEX_PARTITION}"
+                ),
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#status": "status", "#ttl": TTL_ATTRIBUTE},
+                "ExpressionAttributeValues": {
+                    **values,
+                    ":target": {"S": target.value},
+                    ":now": {"N": str(now)},
+                    ":ttl": {"N": str(now + self._t.retention)},
+                },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    @staticmethod
+    def _commit_marker(session: SessionRecord, now: int) -> dict[str, object]:
+        return {
+            "pk": keys.project_pk(session.project),
+            "sk": keys.commit_sk(session.id),
+            "version": session.version,
+            "committed_at": now,
+        }
+
+    @staticmethod
+    def _outbox_entry(session: SessionRecord, now: int) -> dict[str, object]:
+        return {
+            "pk": keys.EXPOSE_OUTBOX,
+            "sk": session.id,
+            "project": session.project,
+            "committed_at": now,
+        }
+
+    @staticmethod
+    def _registration(session: SessionRecord, owner: str | None) -> list[Write]:
+        """A first release's reserved name becomes registered, listed on the simple API's
+        root, and owned by its creator."""
+        writes: list[Write] = [
+            {
+                "Update": {
+                    "Key": keys.project_key(session.project),
+                    "UpdateExpression": "SET #status = :registered REMOVE holders, reserved_for",
+                    "ConditionExpression": "#status = :reserved AND contains(holders, :sid)",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {
+                        ":registered": {"S": ProjectStatus.REGISTERED.value},
+                        ":reserved": {"S": ProjectStatus.RESERVED.value},
+                        ":sid": {"S": session.id},
+                    },
+                }
+            },
+            {"Put": {"Item": encode({"pk": keys.PROJECT_INDEX, "sk": session.project})}},
+        ]
+        if owner is not None:
+            writes += role_puts(session.project, owner, Role.OWNER)
+        return writes
+
+    def unexposed(self, committed_before: int) -> list[tuple[str, str]]:
+        """(session id, project) of commits before that time whose files were not yet
+        reported public (mark_exposed)."""
+        return [
+            (item["sk"], item["project"])
+            for item in self._t.query(keys.EXPOSE_OUTBOX)
+            if item["committed_at"] < committed_before
+        ]
+
+    def mark_exposed(self, session_id: str) -> None:
+        self._t.delete(Key=keys.key(keys.EXPOSE_OUTBOX, session_id))

@@ -1,0 +1,233 @@
+"""The one table: reads, conditional writes that retry only when they lost a race, the
+conditions the state machines imply, and what a refused write found.
+
+Every state change is a conditional write naming the states it expects (invariant 4);
+a failed condition comes back with the item it found (ReturnValuesOnConditionCheckFailure),
+so the caller raises a domain exception carrying the current record without a second read.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+
+from botocore.exceptions import ClientError
+
+from ...domain.ports import SessionChanged, StoreBusy
+from ...domain.records import SessionRecord
+from ...domain.states import EDITABLE_SESSION_STATES, FileStatus, SessionStatus
+from ..client_errors import error_code
+from . import keys
+from .items import Item, decode, session_record
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+# Rounds of a BatchGetItem whose keys DynamoDB left unprocessed (throttling) before giving up.
+BATCH_ATTEMPTS = 5
+TRANSACTION_LIMIT = 100
+Write = dict[str, Any]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _lost_a_race(exc: ClientError) -> bool:
+    """A write that DynamoDB refused only because another transaction was working on
+    the same items at that moment: nothing was written, and trying again is safe."""
+    code = error_code(exc)
+    if code == "TransactionConflictException":  # a single-item write met a transaction
+        return True
+    if code != "TransactionCanceledException":
+        return False
+    codes = {r.get("Code") for r in exc.response.get("CancellationReasons") or []}
+    return "TransactionConflict" in codes and codes <= {"TransactionConflict", "None", None}
+
+
+class Retrying:
+    """Runs a write again (with jittered backoff) when it lost a race to a concurrent
+    transaction. Every write here is conditional on the state it expects, so running it
+    again cannot apply it twice; a condition that failed is an answer, never retried.
+    After the last attempt: StoreBusy."""
+
+    def __init__(self, attempts: int = 5, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._attempts = attempts
+        self._sleep = sleep
+
+    def __call__(self, operation: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        attempt = 1
+        while True:
+            try:
+                return operation(*args, **kwargs)
+            except ClientError as exc:
+                if not _lost_a_race(exc):
+                    raise
+                if attempt == self._attempts:
+                    raise StoreBusy() from exc
+            self.back_off(attempt)
+            attempt += 1
+
+    def back_off(self, attempt: int) -> None:
+        """A jittered pause before attempt `attempt` + 1 (also for throttled batch reads)."""
+        self._sleep(random.uniform(0, 0.025 * 2**attempt))
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The conditions of a refused write that failed, by position in the transaction (0
+    for a single-item write), each with the item it found (None if there was none)."""
+
+    found: dict[int, Item | None]
+
+    @classmethod
+    def of(cls, exc: ClientError) -> Refused | None:
+        """What failed, or None when the error is not a failed condition."""
+        code = error_code(exc)
+        if code == "ConditionalCheckFailedException":
+            item: Any = exc.response.get("Item")  # not in botocore's typed error shape
+            return cls({0: decode(item) if item else None})
+        if code != "TransactionCanceledException":
+            return None
+        reasons = exc.response.get("CancellationReasons") or []
+        found = {
+            i: decode(r["Item"]) if r.get("Item") else None
+            for i, r in enumerate(reasons)
+            if r.get("Code") == "ConditionalCheckFailed"
+        }
+        return cls(found) if found else None
+
+    def at(self, position: int) -> bool:
+        return position in self.found
+
+
+def refused(exc: ClientError) -> Refused:
+    """What failed in a write that had to fail by a condition; anything else re-raised."""
+    answer = Refused.of(exc)
+    if answer is None:
+        raise exc
+    return answer
+
+
+def status_in(
+    sources: frozenset[SessionStatus] | frozenset[FileStatus],
+) -> tuple[str, dict[str, Any]]:
+    """The write condition of a transition (states.py): the item is in one of `sources`."""
+    values = {f":s{i}": {"S": s.value} for i, s in enumerate(sorted(sources))}
+    return "#status IN (" + ", ".join(values) + ")", values
+
+
+def editable_condition(now: int, *, expired: bool = False) -> tuple[str, dict[str, Any]]:
+    """The session accepts changes: editable (states.py), not being published, and not
+    expired (or, for the expiry itself, expired). Uses #status."""
+    states, values = status_in(EDITABLE_SESSION_STATES)
+    expiry = "expires_at <= :now" if expired else "expires_at > :now"
+    return (
+        f"{states} AND {expiry} AND "
+        "(attribute_not_exists(publish_lock_until) OR publish_lock_until < :now)",
+        {**values, ":now": {"N": str(now)}},
+    )
+
+
+class Table:
+    """The table, with the TTLs its items carry."""
+
+    def __init__(
+        self, client: DynamoDBClient, name: str, *, retention: int, max_lifetime: int
+    ) -> None:
+        self.db = client
+        self.retrying = Retrying()
+        self.name = name
+        self.retention = retention
+        self.max_lifetime = max_lifetime
+
+    def data_ttl(self, session: SessionRecord) -> int:
+        # A session cannot outlive created_at + max lifetime, so items that belong to it
+        # can carry a TTL fixed at creation.
+        return session.created_at + self.max_lifetime + self.retention
+
+    def get(self, key: keys.Key) -> Item | None:
+        response = self.db.get_item(TableName=self.name, Key=key, ConsistentRead=True)
+        item = response.get("Item")
+        return decode(item) if item else None
+
+    def get_many(self, *wanted: keys.Key) -> list[Item | None]:
+        """The items at `wanted`, in order, None where there is none: one strongly
+        consistent BatchGetItem where a request would otherwise read them one by one."""
+
+        def ident(key: keys.Key) -> tuple[str, str]:
+            return key["pk"]["S"], key["sk"]["S"]
+
+        unique = list({ident(k): k for k in wanted}.values())
+        found: dict[tuple[str, str], Item] = {}
+        request: dict[str, Any] = {self.name: {"Keys": unique, "ConsistentRead": True}}
+        for attempt in range(1, BATCH_ATTEMPTS + 1):
+            response = self.db.batch_get_item(RequestItems=request)
+            for raw in response.get("Responses", {}).get(self.name, []):
+                item = decode(raw)
+                found[(item["pk"], item["sk"])] = item
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return [found.get(ident(k)) for k in wanted]
+            # Throttled: DynamoDB hands back what it did not read; ask again after a pause.
+            self.retrying.back_off(attempt)
+        raise StoreBusy()
+
+    def query(self, pk: str, prefix: str = "", *, below: str = "") -> Iterator[Item]:
+        """Items of a partition whose sort key starts with `prefix`, or sorts below
+        `below`, or all of them."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ConsistentRead": True,
+        }
+        if prefix:
+            kwargs["KeyConditionExpression"] += " AND begins_with(sk, :prefix)"
+            kwargs["ExpressionAttributeValues"][":prefix"] = {"S": prefix}
+        elif below:
+            kwargs["KeyConditionExpression"] += " AND sk < :below"
+            kwargs["ExpressionAttributeValues"][":below"] = {"S": below}
+        while True:
+            page = self.db.query(**kwargs)
+            for item in page.get("Items", []):
+                yield decode(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def transact(self, items: Sequence[Write]) -> None:
+        """One transaction of `items` ({"Put": {...}}, {"Update": {...}}, ...), each
+        given without its TableName."""
+        # Built as plain dicts (their shapes vary with the condition); the stubs' TypedDicts
+        # would only restate DynamoDB's API here.
+        writes = [
+            {kind: {"TableName": self.name, **write} for kind, write in item.items()}
+            for item in items
+        ]
+        self.retrying(
+            self.db.transact_write_items,
+            TransactItems=cast("list[TransactWriteItemTypeDef]", writes),
+        )
+
+    def put(self, **kwargs: Any) -> None:
+        self.retrying(self.db.put_item, TableName=self.name, **kwargs)
+
+    def update(self, **kwargs: Any) -> Item:
+        """The update's ReturnValues (decoded), if it asked for any."""
+        response = self.retrying(self.db.update_item, TableName=self.name, **kwargs)
+        return decode(response.get("Attributes") or {})
+
+    def delete(self, **kwargs: Any) -> None:
+        self.retrying(self.db.delete_item, TableName=self.name, **kwargs)
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        item = self.get(keys.session_key(session_id))
+        return session_record(item) if item else None
+
+    def session_changed(self, found: Item | None, session_id: str) -> SessionChanged:
+        """The refusal of a write conditional on the session's state, carrying the
+        session as the failed condition found it (ALL_OLD), else as it is now."""
+        return SessionChanged(session_record(found) if found else self.get_session(session_id))

@@ -1,0 +1,357 @@
+"""File upload sessions (PEP 694 "File Upload Session"): creating one, sending its bytes
+with http-post-bytes, completing it (verification within the request, or deferred to the
+worker), canceling and extending it."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+
+from ..config import Settings
+from ..domain.errors import (
+    Conflict,
+    FieldError,
+    FileInProgress,
+    Invalid,
+    TooLarge,
+    Unsupported,
+)
+from ..domain.hashes import InvalidHashes, normalize_hashes
+from ..domain.mechanisms import HTTP_POST_BYTES, PART_URL_SECONDS, PartPlan, multipart_identifier
+from ..domain.names import InvalidInput, check_distribution_filename
+from ..domain.ports import (
+    BlobStore,
+    Clock,
+    FileChanged,
+    FilenameInUse,
+    JobQueue,
+    SessionChanged,
+    SessionStore,
+)
+from ..domain.records import FileRecord, Principal, SessionRecord, Verified
+from ..domain.states import REPLACEABLE_FILE_STATES, FileEvent, FileStatus, SessionStatus
+from ..domain.tokens import random_id
+from .access import Access
+from .admission import Admission
+from .jobs import VERIFY_FILE
+from .sessions import SessionService
+from .verification import Unverified, Verifier, signer_revoked
+from .views import FileView, SignedPart, changed, session_state_conflict
+
+FILES_PREFIX = "files/"
+
+
+def _sha256_b64(hashes: Mapping[str, str]) -> str | None:
+    sha256 = hashes.get("sha256")
+    return base64.b64encode(bytes.fromhex(sha256)).decode() if sha256 is not None else None
+
+
+def _request_errors(
+    session: SessionRecord, filename: str, size: int, hashes: Mapping[str, str]
+) -> tuple[dict[str, str], list[FieldError]]:
+    """The hashes, normalized, and what is wrong with the request's fields."""
+    errors: list[FieldError] = []
+    try:
+        check_distribution_filename(filename, session.project, session.version_key)
+    except InvalidInput as exc:
+        errors.append(FieldError("filename", str(exc)))
+    if size <= 0:
+        errors.append(FieldError("size", "a file has at least one byte"))
+    clean: dict[str, str] = {}
+    try:
+        clean = normalize_hashes(hashes)
+    except InvalidHashes as exc:
+        errors.append(FieldError(exc.source, str(exc)))
+    return clean, errors
+
+
+class FileService:
+    def __init__(
+        self,
+        store: SessionStore,
+        blobs: BlobStore,
+        admission: Admission,
+        sessions: SessionService,
+        access: Access,
+        verifier: Verifier,
+        queue: JobQueue,
+        clock: Clock,
+        settings: Settings,
+    ) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._admission = admission
+        self._sessions = sessions
+        self._access = access
+        self._verifier = verifier
+        self._queue = queue
+        self._clock = clock
+        self._settings = settings
+        self.multipart = multipart_identifier(settings.operator)
+        # Server-preferred order (PEP 694 "mechanisms"); by default bytes straight to S3
+        # first (Settings.offered_mechanisms, WHARF_MECHANISMS).
+        self.mechanisms = settings.offered_mechanisms
+
+    # -- creation ----------------------------------------------------------------------
+
+    def create_file(
+        self,
+        principal: Principal,
+        session_id: str,
+        *,
+        filename: str,
+        size: int,
+        hashes: Mapping[str, str],
+        mechanism: str,
+    ) -> FileView:
+        session = self._admission.session(principal, session_id)
+        if not session.status.editable:
+            raise session_state_conflict(session, "add a file")
+        self._require_mechanism_offered(mechanism)
+        clean_hashes, errors = _request_errors(session, filename, size, hashes)
+        if errors:
+            raise Invalid("The file upload session request is not valid.", errors)
+        self._require_size_accepted(size, mechanism)
+        replaces = self._replaceable(session, filename)
+        plan = PartPlan.for_size(size) if mechanism == self.multipart else None
+        # A whole file's one part is the file: with its SHA-256 declared, its URL is
+        # signed now, which spares the client a request (and it is a signer of the file).
+        presign = _sha256_b64(clean_hashes) if plan is not None and plan.whole else None
+        signer = principal.token_id if presign is not None else None
+        file = self._new_file(session, filename, size, clean_hashes, mechanism, plan, signer)
+        self._add(session, file, replaces)
+        if presign is not None:
+            return FileView(session, file, (self.sign(file, 1, presign),))
+        return FileView(session, file)
+
+    def _require_mechanism_offered(self, mechanism: str) -> None:
+        if mechanism not in self.mechanisms:
+            supported = ", ".join(self.mechanisms)
+            raise Unsupported(
+                f"The upload mechanism {mechanism!r} is not supported; use one of: {supported}.",
+                [FieldError("mechanism", f"supported: {supported}")],
+            )
+
+    def _replaceable(self, session: SessionRecord, filename: str) -> FileRecord | None:
+        """The session's file of that name, which the new one replaces (PEP 694 "Replacing
+        a Partially or Fully Uploaded File"), if any; refused while it is uploading, or
+        when the release published a file of that name."""
+        replaces, published = self._store.filename_in_release(session, filename)
+        if replaces is not None and replaces.status not in REPLACEABLE_FILE_STATES:
+            raise FileInProgress(
+                f"{filename!r} is being uploaded in this session; cancel that upload "
+                "before starting another (PEP 694 'Replacing a ... File').",
+                replaces,
+            )
+        if published is not None:
+            raise Conflict(
+                f"{filename!r} is already published in this release; published files never change.",
+                [FieldError("filename", "already published")],
+            )
+        return replaces
+
+    def _new_file(
+        self,
+        session: SessionRecord,
+        filename: str,
+        size: int,
+        hashes: dict[str, str],
+        mechanism: str,
+        plan: PartPlan | None,
+        signer: str | None,
+    ) -> FileRecord:
+        file_id = random_id()
+        # Under files/ so that CloudFront's /files/* maps onto the bucket as it is. Unique
+        # per file upload session and never rewritten (invariant 5); it ends in the
+        # filename because installers take it from the URL's last segment.
+        key = f"{FILES_PREFIX}{session.project}/{file_id}/{filename}"
+        several_parts = plan is not None and not plan.whole
+        return FileRecord(
+            id=file_id,
+            session_id=session.id,
+            filename=filename,
+            size=size,
+            hashes=hashes,
+            mechanism=mechanism,
+            status=FileStatus.PENDING,
+            key=key,
+            created_at=self._clock.now(),
+            upload_id=self._blobs.start_multipart(key) if several_parts else None,
+            signers=frozenset([signer] if signer is not None else ()),
+        )
+
+    def _add(self, session: SessionRecord, file: FileRecord, replaces: FileRecord | None) -> None:
+        try:
+            self._store.add_file(session, file, self._clock.now(), replaces=replaces)
+        except BaseException as exc:
+            # Not recorded: its multipart upload must not linger (nor any other failure's).
+            self._verifier.discard(file)
+            if isinstance(exc, SessionChanged):
+                raise session_state_conflict(exc.current, "add a file") from None
+            if isinstance(exc, FilenameInUse | FileChanged):
+                raise Conflict(
+                    f"{file.filename!r} changed in this session meanwhile; retry."
+                ) from None
+            raise
+        if replaces is not None:
+            self._verifier.discard(replaces)
+
+    def _require_size_accepted(self, size: int, mechanism: str) -> None:
+        """A well-formed request for a size this index will not take "cannot proceed":
+        PEP 694 (Create a File Upload Session) says the server MUST answer 409."""
+        limit = self._settings.max_file_size
+        if size > limit:
+            raise Conflict(
+                f"This index accepts files of at most {limit} bytes; this one declares {size}.",
+                [FieldError("size", f"at most {limit} bytes")],
+            )
+        if mechanism == HTTP_POST_BYTES and size > self._settings.post_bytes_max:
+            limit = self._settings.post_bytes_max
+            if self.multipart in self.mechanisms:
+                advice = f"use the {self.multipart} mechanism instead"
+                why = f"{advice}, which sends the bytes straight to storage"
+            else:  # WHARF_MECHANISMS left it out
+                advice = "this index offers no mechanism for larger files"
+                why = advice
+            raise Conflict(
+                f"{HTTP_POST_BYTES} carries at most {limit} bytes (the API's request size "
+                f"limit); {why}.",
+                [FieldError("mechanism", advice)],
+            )
+
+    def sign(self, file: FileRecord, number: int, digest: str) -> SignedPart:
+        """A presigned URL for one part: an UploadPart of the file's multipart upload, or,
+        for a file sent whole, a write-once PutObject of the file itself."""
+        if file.upload_id is None:
+            url, headers = self._blobs.presign_put(file.key, digest, PART_URL_SECONDS)
+        else:
+            url, headers = self._blobs.presign_part(
+                file.key, file.upload_id, number, digest, PART_URL_SECONDS
+            )
+        return SignedPart(number, url, headers, self._clock.now() + PART_URL_SECONDS)
+
+    # -- the file's life -------------------------------------------------------------------
+
+    def file_status(self, principal: Principal, session_id: str, file_id: str) -> FileView:
+        return self._admission.file(principal, session_id, file_id)
+
+    def editable(
+        self, principal: Principal, session_id: str, file_id: str, action: str
+    ) -> FileView:
+        """The file, if its session accepts `action` now (open or error, unlocked)."""
+        view = self._admission.file(principal, session_id, file_id)
+        if not view.session.status.editable:
+            raise session_state_conflict(view.session, action)
+        return view
+
+    def upload_bytes(
+        self, principal: Principal, session_id: str, file_id: str, data: bytes
+    ) -> FileView:
+        """The http-post-bytes mechanism: the file's bytes in one request."""
+        view = self.editable(principal, session_id, file_id, "upload")
+        file = view.file
+        if file.mechanism != HTTP_POST_BYTES:
+            raise Conflict(
+                f"This file upload session uses {file.mechanism}, not {HTTP_POST_BYTES}."
+            )
+        if file.status is not FileStatus.PENDING:
+            raise Conflict(
+                f"The file is {view.status.value}; bytes are accepted only while pending."
+            )
+        if len(data) > self._settings.post_bytes_max:
+            raise TooLarge(
+                f"{HTTP_POST_BYTES} carries at most {self._settings.post_bytes_max} bytes."
+            )
+        if len(data) != file.size:
+            raise Invalid(
+                f"Received {len(data)} bytes, but the file upload session declared "
+                f"{file.size}; nothing was stored, send the whole file again.",
+                [FieldError("size", f"declared {file.size}, received {len(data)}")],
+            )
+        if not self._blobs.put_new(file.key, data):
+            raise Conflict(
+                "The bytes of this file were already uploaded; complete the upload, or "
+                "delete this file upload session and start a new one to replace them."
+            )
+        return view
+
+    def complete_file(self, principal: Principal, session_id: str, file_id: str) -> FileView:
+        """Verify the file within the request (201 `completed`), or, above
+        WHARF_INLINE_MAX bytes, hand it to the worker (202 `processing`)."""
+        view = self.editable(principal, session_id, file_id, "complete a file")
+        file = view.file
+        if file.status is not FileStatus.PENDING:
+            raise Conflict(
+                f"The file is {view.status.value}; only a pending file can be completed."
+            )
+        self._require_signers_allowed(view, principal)
+        if file.size > self._settings.inline_max:
+            processing = self._move(file, FileEvent.DEFER_COMPLETE)
+            self._queue.send({"job": VERIFY_FILE, "session": file.session_id, "file": file.id})
+            return FileView(view.session, processing)
+        try:
+            verified = self._verifier.verify(view.session, file)
+        except Unverified as exc:
+            raise Invalid(
+                "The uploaded file was not accepted; the file is now in error: delete it "
+                "and upload it again.",
+                self.fail_completion(file, exc),
+            ) from None
+        return FileView(view.session, self._complete(file, verified))
+
+    def _complete(self, file: FileRecord, verified: Verified) -> FileRecord:
+        try:
+            return self._store.move_file(
+                file, FileEvent.COMPLETE, self._clock.now(), verified=verified
+            )
+        except (SessionChanged, FileChanged) as exc:
+            # A cancel won the race: what verification stored (the metadata) must not
+            # outlive the file. (Another completion winning keeps it: same key, same bytes.)
+            if exc.current is None or exc.current.status in (
+                SessionStatus.CANCELED,
+                FileStatus.CANCELED,
+            ):
+                self._verifier.discard(file)
+            raise changed(exc) from None
+
+    def _require_signers_allowed(self, view: FileView, principal: Principal) -> None:
+        """PEP 694 SHOULD re-authorize every step: part URLs signed for a token revoked
+        since must not complete a file (Access.revoked_signers). Checked again by the
+        worker for a deferred file, right before it assembles the parts."""
+        if self._access.revoked_signers(view.file, view.session, trusted=principal.token_id):
+            raise Invalid(
+                "The file was not accepted: some of its part URLs belong to a revoked token.",
+                self.fail_completion(view.file, signer_revoked()),
+            )
+
+    def fail_completion(self, file: FileRecord, refusal: Unverified) -> list[FieldError]:
+        """Any completion failure is final for the file (PEP 694 "File Upload Session
+        States"): it moves to error with the refusal's notices, and the client deletes it
+        and starts a new file upload session. The problems, for the answer."""
+        self._move(file, FileEvent.COMPLETE_FAILED, notices=refusal.notices)
+        return refusal.problems
+
+    def _move(
+        self, file: FileRecord, event: FileEvent, *, notices: list[str] | None = None
+    ) -> FileRecord:
+        try:
+            return self._store.move_file(file, event, self._clock.now(), notices=notices)
+        except (SessionChanged, FileChanged) as exc:
+            raise changed(exc) from None
+
+    def cancel_file(self, principal: Principal, session_id: str, file_id: str) -> None:
+        view = self.editable(principal, session_id, file_id, "delete a file")
+        if view.file.status is FileStatus.PROCESSING:
+            raise Conflict("The file is being processed; wait for it to resolve, then delete it.")
+        if view.file.status is FileStatus.CANCELED:
+            raise Conflict("The file upload session is already canceled.")
+        self._move(view.file, FileEvent.CANCEL)
+        self._verifier.discard(view.file)
+
+    def extend_file(
+        self, principal: Principal, session_id: str, file_id: str, extend_for: int
+    ) -> FileView:
+        """A file upload session lives as long as its publishing session, so extending
+        one extends the other."""
+        view = self._admission.file(principal, session_id, file_id)
+        return FileView(self._sessions.extend(view.session, extend_for), view.file)
