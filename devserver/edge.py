@@ -191,6 +191,24 @@ class EdgeHandler(BaseHTTPRequestHandler):
     def _check_head(self) -> tuple[bool, int]:
         """Whether the body is chunked, else its length; refuses what AWS would refuse, and
         any head that two HTTP parsers could read differently (request smuggling)."""
+        self._check_header_lines()
+        codings = self.headers.get_all("Transfer-Encoding") or []
+        lengths = self.headers.get_all("Content-Length") or []
+        if codings and lengths:
+            raise _bad("A request has Content-Length or Transfer-Encoding, not both.")
+        limit, refusal = too_large(self.path)
+        if codings:
+            self._check_chunked(codings)
+            return True, 0
+        if not lengths:
+            return False, 0
+        length = self._content_length(lengths)
+        if length > limit:
+            raise _Refused(refusal)
+        return False, length
+
+    def _check_header_lines(self) -> None:
+        """Every line of the head is a header, named by a token, not folded."""
         headers = self.headers
         if headers.get_payload() or any(
             isinstance(d, MissingHeaderBodySeparatorDefect) for d in headers.defects
@@ -202,28 +220,24 @@ class EdgeHandler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             if not _TOKEN.fullmatch(name) or "\r" in value or "\n" in value:
                 raise _bad("The request has a malformed or folded header.")
-        codings = headers.get_all("Transfer-Encoding") or []
-        lengths = headers.get_all("Content-Length") or []
-        if codings and lengths:
-            raise _bad("A request has Content-Length or Transfer-Encoding, not both.")
-        limit, refusal = too_large(self.path)
-        if codings:
-            if [c.strip().lower() for c in ",".join(codings).split(",")] != ["chunked"]:
-                raise _Refused(
-                    problem_for_status(501, "The only transfer coding requests may use is chunked.")
-                )
-            if self.request_version == "HTTP/1.0":
-                raise _bad("HTTP/1.0 has no chunked transfer coding.")
-            return True, 0
-        if not lengths:
-            return False, 0
+
+    def _check_chunked(self, codings: list[str]) -> None:
+        """Transfer-Encoding says chunked and nothing else, on HTTP/1.1."""
+        if [c.strip().lower() for c in ",".join(codings).split(",")] != ["chunked"]:
+            raise _Refused(
+                problem_for_status(501, "The only transfer coding requests may use is chunked.")
+            )
+        if self.request_version == "HTTP/1.0":
+            raise _bad("HTTP/1.0 has no chunked transfer coding.")
+
+    @staticmethod
+    def _content_length(lengths: list[str]) -> int:
+        """The length the Content-Length headers give: one value (however often repeated),
+        digits only."""
         values = {v.strip() for v in ",".join(lengths).split(",")}
         if len(values) != 1 or not _DIGITS.fullmatch(next(iter(values))):
             raise _bad("The request's Content-Length is invalid.")
-        length = int(values.pop())
-        if length > limit:
-            raise _Refused(refusal)
-        return False, length
+        return int(values.pop())
 
     # -- methods ---------------------------------------------------------------------------
 

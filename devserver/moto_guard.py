@@ -457,6 +457,8 @@ def _check_partition_layout() -> None:
 # -- TransactWriteItems -------------------------------------------------------------------------
 
 Reason = tuple[str, str, dict[str, Any] | None] | tuple[None, None, None]
+# An item a transaction writes: its table, its key, and the item as it was before.
+_Before = tuple[str, dict[str, Any], Item | None]
 
 
 @dataclass
@@ -466,6 +468,15 @@ class _Step:
     key: dict[str, Any]
     op: dict[str, Any]
     current: Item | None
+
+
+class _ConditionRefused(ConditionalCheckFailed):
+    """An item's own condition failed; keeps the item to return with the reason
+    (ReturnValuesOnConditionCheckFailure), which moto's exception holds only as JSON."""
+
+    def __init__(self, refused_item: dict[str, Any] | None) -> None:
+        super().__init__(item=refused_item)
+        self.refused_item = refused_item
 
 
 def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
@@ -480,6 +491,25 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
     ValidationException, or TransactionCanceledException with one reason per item."""
     if len(transact_items) > TRANSACTION_LIMIT:
         raise TooManyTransactionsException()
+    steps, reasons = _check_items(self, transact_items)
+    if _any_refused(reasons):
+        raise TransactionCanceledException(reasons)
+    touched = _apply_steps(self, steps, reasons)
+    if _any_refused(reasons):
+        _put_back(self, touched)
+        raise TransactionCanceledException(reasons)
+
+
+def _any_refused(reasons: list[Reason]) -> bool:
+    return any(code is not None for code, _, _ in reasons)
+
+
+def _check_items(
+    backend: DynamoDBBackend, transact_items: list[dict[str, Any]]
+) -> tuple[list[_Step | None], list[Reason]]:
+    """Every item checked, nothing written: per item, the step that applies it (None if
+    refused) and moto's reason for refusing it ((None, None, None) if not). A
+    ValidationException is raised as it comes."""
     steps: list[_Step | None] = []
     reasons: list[Reason] = []
     seen: set[tuple[str, str]] = set()
@@ -487,68 +517,95 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
         if len(entry) > 1:
             raise TransactWriteSingleOpException
         kind, op = next(iter(entry.items()))
-        refused_item: dict[str, Any] | None = None
         try:
-            if kind not in _TRANSACTION_KINDS:
-                raise ValueError("Unsupported transaction operation")
-            table_name = op["TableName"]
-            if kind == "Put":
-                table = self.get_table(table_name)
-                attrs = op["Item"]
-                key = {table.hash_key_attr: attrs[table.hash_key_attr]}
-                if table.range_key_attr is not None:
-                    key[table.range_key_attr] = attrs[table.range_key_attr]
-            else:
-                key = op["Key"]
-            identity = (str(table_name), str(dict(sorted(key.items()))))
-            if identity in seen:
-                raise MultipleTransactionsException()
-            seen.add(identity)
-            current = self.get_item(table_name, key)
-            condition = op.get("ConditionExpression")
-            if condition is not None:
-                check = get_filter_expression(
-                    condition,
-                    op.get("ExpressionAttributeNames"),
-                    op.get("ExpressionAttributeValues"),
-                )
-                if not check.expr(current):
-                    if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
-                        refused_item = current.to_json()["Attributes"]
-                    raise ConditionalCheckFailed(item=refused_item)
-            steps.append(_Step(kind, table_name, key, op, current))
+            steps.append(_check_item(backend, kind, op, seen))
             reasons.append((None, None, None))
         except MockValidationException:
             raise  # nothing is written yet: nothing to put back
         except ConditionalCheckFailed as exc:
+            refused_item = exc.refused_item if isinstance(exc, _ConditionRefused) else None
             steps.append(None)
             reasons.append(("ConditionalCheckFailed", str(exc.message), refused_item))
         except Exception as exc:
             steps.append(None)
             reasons.append((type(exc).__name__, str(exc), None))
-    if any(code is not None for code, _, _ in reasons):
-        raise TransactionCanceledException(reasons)
+    return steps, reasons
 
+
+def _check_item(
+    backend: DynamoDBBackend, kind: str, op: dict[str, Any], seen: set[tuple[str, str]]
+) -> _Step:
+    """One item: a kind moto knows, an item no earlier one in `seen` names (it is added),
+    its condition true of the item as it is."""
+    if kind not in _TRANSACTION_KINDS:
+        raise ValueError("Unsupported transaction operation")
+    table_name = op["TableName"]
+    key = _key_of(backend, kind, table_name, op)
+    identity = (str(table_name), str(dict(sorted(key.items()))))
+    if identity in seen:
+        raise MultipleTransactionsException()
+    seen.add(identity)
+    current = backend.get_item(table_name, key)
+    _check_condition(op, current)
+    return _Step(kind, table_name, key, op, current)
+
+
+def _key_of(
+    backend: DynamoDBBackend, kind: str, table_name: str, op: dict[str, Any]
+) -> dict[str, Any]:
+    """The key of the item an operation names (a Put's is in its item)."""
+    if kind != "Put":
+        key: dict[str, Any] = op["Key"]
+        return key
+    table = backend.get_table(table_name)
+    attrs = op["Item"]
+    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = attrs[table.range_key_attr]
+    return key
+
+
+def _check_condition(op: dict[str, Any], current: Item | None) -> None:
+    """Raise _ConditionRefused unless the operation's ConditionExpression, if any, holds
+    for the item as it is."""
+    condition = op.get("ConditionExpression")
+    if condition is None:
+        return
+    check = get_filter_expression(
+        condition,
+        op.get("ExpressionAttributeNames"),
+        op.get("ExpressionAttributeValues"),
+    )
+    if not check.expr(current):
+        refused_item: dict[str, Any] | None = None
+        if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+            refused_item = current.to_json()["Attributes"]
+        raise _ConditionRefused(refused_item)
+
+
+def _apply_steps(
+    backend: DynamoDBBackend, steps: list[_Step | None], reasons: list[Reason]
+) -> list[_Before]:
+    """Write the checked items in order, setting the reason of each that fails; returns
+    the items written so far as they were. A ValidationException puts them back first."""
     # Each item as it was before this transaction, to put back on a failure: copies of
     # the touched items only (an update changes its item in place).
-    touched: list[tuple[str, dict[str, Any], Item | None]] = []
+    touched: list[_Before] = []
     for index, step in enumerate(steps):
         assert step is not None
         if step.kind == "ConditionCheck":
             continue
         touched.append((step.table_name, step.key, copy.deepcopy(step.current)))
         try:
-            _apply(self, step)
+            _apply(backend, step)
         except MockValidationException:
-            _put_back(self, touched)
+            _put_back(backend, touched)
             raise
         except ConditionalCheckFailed as exc:
             reasons[index] = ("ConditionalCheckFailed", str(exc.message), None)
         except Exception as exc:
             reasons[index] = (type(exc).__name__, str(exc), None)
-    if any(code is not None for code, _, _ in reasons):
-        _put_back(self, touched)
-        raise TransactionCanceledException(reasons)
+    return touched
 
 
 def _apply(backend: DynamoDBBackend, step: _Step) -> None:
@@ -570,9 +627,7 @@ def _apply(backend: DynamoDBBackend, step: _Step) -> None:
         )
 
 
-def _put_back(
-    backend: DynamoDBBackend, touched: list[tuple[str, dict[str, Any], Item | None]]
-) -> None:
+def _put_back(backend: DynamoDBBackend, touched: list[_Before]) -> None:
     for table_name, key, before in reversed(touched):
         table = backend.get_table(table_name)
         if before is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,44 +83,64 @@ def _references(value: Any, resources: set[str]) -> Iterator[str]:
         return
     if len(value) == 1:
         ((key, argument),) = value.items()
-        if key == "Ref":
-            if isinstance(argument, str) and argument in resources:
-                yield argument
-            return
-        if key == "Fn::GetAtt":
-            target = argument.split(".", 1)[0] if isinstance(argument, str) else None
-            if isinstance(argument, list) and argument and isinstance(argument[0], str):
-                target = argument[0]
-                yield from _references(argument[1:], resources)  # an intrinsic attribute name
-            if target in resources:
-                yield target
-            return
-        if key == "Fn::Sub":
-            text: Any = argument if isinstance(argument, str) else None
-            variables: Any = {}
-            if isinstance(argument, list) and argument:
-                text = argument[0]
-                variables = argument[1] if len(argument) > 1 else {}
-            if isinstance(variables, dict):
-                yield from _references(list(variables.values()), resources)
-            else:
-                yield from _references(variables, resources)
-            if isinstance(text, str):
-                for name in _SUB_VARIABLE.findall(text):
-                    target = name.strip().split(".", 1)[0]
-                    if target in resources and not (
-                        isinstance(variables, dict) and name.strip() in variables
-                    ):
-                        yield target
-            else:
-                yield from _references(text, resources)
-            return
-        if key == "Fn::If" and isinstance(argument, list):
-            # [condition name, value if true, value if false]: both branches count.
-            yield from _references(argument[1:], resources)
+        intrinsic = _INTRINSIC_REFERENCES.get(key)
+        if intrinsic is not None:
+            yield from intrinsic(argument, resources)
             return
     for item in value.values():
         yield from _references(item, resources)
+
+
+def _ref_references(argument: Any, resources: set[str]) -> Iterator[str]:
+    if isinstance(argument, str) and argument in resources:
+        yield argument
+
+
+def _get_att_references(argument: Any, resources: set[str]) -> Iterator[str]:
+    """`Res.Attr` or [Res, attribute], the attribute name possibly an intrinsic."""
+    target = argument.split(".", 1)[0] if isinstance(argument, str) else None
+    if isinstance(argument, list) and argument and isinstance(argument[0], str):
+        target = argument[0]
+        yield from _references(argument[1:], resources)  # an intrinsic attribute name
+    if target in resources:
+        yield target
+
+
+def _sub_references(argument: Any, resources: set[str]) -> Iterator[str]:
+    """A string, or [string, variables]: the variables' values, and every `${Res}` or
+    `${Res.Attr}` in the string that is not one of the variables."""
+    text: Any = argument if isinstance(argument, str) else None
+    variables: Any = {}
+    if isinstance(argument, list) and argument:
+        text = argument[0]
+        variables = argument[1] if len(argument) > 1 else {}
+    if isinstance(variables, dict):
+        yield from _references(list(variables.values()), resources)
+    else:
+        yield from _references(variables, resources)
+    if not isinstance(text, str):
+        yield from _references(text, resources)
+        return
+    for name in _SUB_VARIABLE.findall(text):
+        target = name.strip().split(".", 1)[0]
+        if target in resources and not (isinstance(variables, dict) and name.strip() in variables):
+            yield target
+
+
+def _if_references(argument: Any, resources: set[str]) -> Iterator[str]:
+    if isinstance(argument, list):
+        # [condition name, value if true, value if false]: both branches count.
+        argument = argument[1:]
+    yield from _references(argument, resources)
+
+
+# The intrinsics whose arguments are not simply values to search: each one's references.
+_INTRINSIC_REFERENCES: dict[str, Callable[[Any, set[str]], Iterator[str]]] = {
+    "Ref": _ref_references,
+    "Fn::GetAtt": _get_att_references,
+    "Fn::Sub": _sub_references,
+    "Fn::If": _if_references,
+}
 
 
 def dependency_graph(template: dict[str, Any]) -> dict[str, set[str]]:
@@ -144,50 +164,68 @@ def dependency_graph(template: dict[str, Any]) -> dict[str, set[str]]:
 
 def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
     """Tarjan's algorithm, iterative (a template may be deeper than Python's recursion)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    components: list[list[str]] = []
-    counter = 0
+    search = _Tarjan(graph)
     for root in sorted(graph):
-        if root in index:
-            continue
-        work: list[tuple[str, Iterator[str]]] = [(root, iter(sorted(graph[root])))]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, successors = work[-1]
-            advanced = False
-            for successor in successors:
-                if successor not in index:
-                    index[successor] = low[successor] = counter
-                    counter += 1
-                    stack.append(successor)
-                    on_stack.add(successor)
-                    work.append((successor, iter(sorted(graph[successor]))))
-                    advanced = True
-                    break
-                if successor in on_stack:
-                    low[node] = min(low[node], index[successor])
-            if advanced:
+        if root not in search.index:
+            search.visit_from(root)
+    return search.components
+
+
+class _Tarjan:
+    """The state of Tarjan's algorithm on `graph`; `components` grows as it completes
+    them, each found from the alphabetically first node not yet visited."""
+
+    def __init__(self, graph: dict[str, set[str]]) -> None:
+        self.graph = graph
+        self.index: dict[str, int] = {}  # nodes in the order visited
+        self.low: dict[str, int] = {}
+        self.on_stack: set[str] = set()
+        self.stack: list[str] = []
+        self.components: list[list[str]] = []
+        # The depth-first path: each node with its successors not yet looked at.
+        self.work: list[tuple[str, Iterator[str]]] = []
+
+    def visit_from(self, root: str) -> None:
+        """Every node reachable from `root` and not visited yet, depth first."""
+        self._enter(root)
+        while self.work:
+            node, successors = self.work[-1]
+            if self._descend(node, successors):
                 continue
-            work.pop()
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == index[node]:
-                component: list[str] = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                components.append(component)
-    return components
+            self.work.pop()
+            if self.work:
+                parent = self.work[-1][0]
+                self.low[parent] = min(self.low[parent], self.low[node])
+            if self.low[node] == self.index[node]:
+                self._pop_component(node)
+
+    def _enter(self, node: str) -> None:
+        self.index[node] = self.low[node] = len(self.index)
+        self.stack.append(node)
+        self.on_stack.add(node)
+        self.work.append((node, iter(sorted(self.graph[node]))))
+
+    def _descend(self, node: str, successors: Iterator[str]) -> bool:
+        """Enter `node`'s next unvisited successor (True), noting the ones on the stack on
+        the way; False once none is left."""
+        for successor in successors:
+            if successor not in self.index:
+                self._enter(successor)
+                return True
+            if successor in self.on_stack:
+                self.low[node] = min(self.low[node], self.index[successor])
+        return False
+
+    def _pop_component(self, node: str) -> None:
+        """`node` is the root of a component: the stack down to it."""
+        component: list[str] = []
+        while True:
+            member = self.stack.pop()
+            self.on_stack.discard(member)
+            component.append(member)
+            if member == node:
+                break
+        self.components.append(component)
 
 
 def _shortest_cycle(graph: dict[str, set[str]], start: str, within: set[str]) -> list[str]:
@@ -248,40 +286,59 @@ def _replace_references(value: Any, dropped: set[str]) -> Any:
         return value
     if len(value) == 1:
         ((key, argument),) = value.items()
-        if key == "Ref" and argument in dropped:
-            return f"{PLACEHOLDER}-{argument}"
-        if key == "Fn::GetAtt":
-            parts = argument.split(".", 1) if isinstance(argument, str) else argument
-            if isinstance(parts, list) and parts and parts[0] in dropped:
-                return f"{PLACEHOLDER}-{'.'.join(str(p) for p in parts)}"
-        if key == "Fn::Sub":
-
-            def substitute(text: str) -> str:
-                def one(match: re.Match[str]) -> str:
-                    name = match.group(1).strip()
-                    if name.split(".", 1)[0] in dropped:
-                        return f"{PLACEHOLDER}-{name}"
-                    return match.group(0)
-
-                return _SUB_VARIABLE.sub(one, text)
-
-            if isinstance(argument, str):
-                return {key: substitute(argument)}
-            if isinstance(argument, list) and argument and isinstance(argument[0], str):
-                variables = argument[1] if len(argument) > 1 else {}
-                if isinstance(variables, dict):
-                    text = _SUB_VARIABLE.sub(
-                        lambda m: (
-                            m.group(0)
-                            if m.group(1).strip() in variables
-                            else substitute(m.group(0))
-                        ),
-                        argument[0],
-                    )
-                else:
-                    text = substitute(argument[0])
-                return {key: [text, _replace_references(variables, dropped)]}
+        replaced = _replace_intrinsic(key, argument, dropped)
+        if replaced is not None:
+            return replaced
     return {k: _replace_references(v, dropped) for k, v in value.items()}
+
+
+def _replace_intrinsic(key: str, argument: Any, dropped: set[str]) -> Any:
+    """What the intrinsic `{key: argument}` becomes, or None if it is left to be searched
+    like any other value."""
+    if key == "Ref" and argument in dropped:
+        return f"{PLACEHOLDER}-{argument}"
+    if key == "Fn::GetAtt":
+        parts = argument.split(".", 1) if isinstance(argument, str) else argument
+        if isinstance(parts, list) and parts and parts[0] in dropped:
+            return f"{PLACEHOLDER}-{'.'.join(str(p) for p in parts)}"
+    if key == "Fn::Sub":
+        return _replace_in_sub(argument, dropped)
+    return None
+
+
+def _replace_in_sub(argument: Any, dropped: set[str]) -> dict[str, Any] | None:
+    """An Fn::Sub whose `${Res}` and `${Res.Attr}` naming a dropped resource are replaced
+    (a variable of the same name is not a resource), and its variables' values too; None
+    if it is neither a string nor [string, variables]."""
+    if isinstance(argument, str):
+        return {"Fn::Sub": _substitute_dropped(argument, dropped)}
+    if not (isinstance(argument, list) and argument and isinstance(argument[0], str)):
+        return None
+    variables = argument[1] if len(argument) > 1 else {}
+    if isinstance(variables, dict):
+        text = _SUB_VARIABLE.sub(
+            lambda m: (
+                m.group(0)
+                if m.group(1).strip() in variables
+                else _substitute_dropped(m.group(0), dropped)
+            ),
+            argument[0],
+        )
+    else:
+        text = _substitute_dropped(argument[0], dropped)
+    return {"Fn::Sub": [text, _replace_references(variables, dropped)]}
+
+
+def _substitute_dropped(text: str, dropped: set[str]) -> str:
+    """An Fn::Sub string with each `${Res}` or `${Res.Attr}` of a dropped resource replaced."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1).strip()
+        if name.split(".", 1)[0] in dropped:
+            return f"{PLACEHOLDER}-{name}"
+        return match.group(0)
+
+    return _SUB_VARIABLE.sub(one, text)
 
 
 def for_moto(template: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

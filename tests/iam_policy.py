@@ -236,6 +236,80 @@ _NAME_PROPERTY = {
 }
 
 
+def _arn(service: str, d: Deployment, resource: str) -> str:
+    return f"arn:aws:{service}:{d.region}:{d.account}:{resource}"
+
+
+def _table(name: str, d: Deployment) -> dict[str, str]:
+    return {"Ref": name, "Arn": _arn("dynamodb", d, f"table/{name}")}
+
+
+def _bucket(name: str, d: Deployment) -> dict[str, str]:
+    return {
+        "Ref": name,
+        "Arn": f"arn:aws:s3:::{name}",
+        "DomainName": f"{name}.s3.amazonaws.com",
+        "RegionalDomainName": f"{name}.s3.{d.region}.amazonaws.com",
+    }
+
+
+def _queue(name: str, d: Deployment) -> dict[str, str]:
+    url = f"https://sqs.{d.region}.amazonaws.com/{d.account}/{name}"
+    return {"Ref": url, "QueueUrl": url, "QueueName": name, "Arn": _arn("sqs", d, name)}
+
+
+def _distribution(name: str, d: Deployment) -> dict[str, str]:
+    return {"Ref": name, "Id": name, "DomainName": f"{name.lower()}.cloudfront.net"}
+
+
+def _log_group(name: str, d: Deployment) -> dict[str, str]:
+    return {"Ref": name, "Arn": _arn("logs", d, f"log-group:{name}:*")}
+
+
+def _secret(name: str, d: Deployment) -> dict[str, str]:
+    secret = _arn("secretsmanager", d, f"secret:{name}-{SECRET_SUFFIX}")
+    return {"Ref": secret, "Id": secret}
+
+
+def _parameter(name: str, d: Deployment) -> dict[str, str]:
+    return {"Ref": name}
+
+
+def _role(name: str, d: Deployment) -> dict[str, str]:
+    return {"Ref": name, "Arn": f"arn:aws:iam::{d.account}:role/{name}"}
+
+
+def _managed_policy(name: str, d: Deployment) -> dict[str, str]:
+    policy = f"arn:aws:iam::{d.account}:policy/{name}"
+    return {"Ref": policy, "PolicyArn": policy}
+
+
+def _function(name: str, d: Deployment) -> dict[str, str]:
+    return {"Ref": name, "Arn": _arn("lambda", d, f"function:{name}")}
+
+
+def _topic(name: str, d: Deployment) -> dict[str, str]:
+    topic = _arn("sns", d, name)
+    return {"Ref": topic, "TopicArn": topic, "TopicName": name}
+
+
+# Ref and Fn::GetAtt values by type, from the resource's physical name.
+_ATTRIBUTES: dict[str, Callable[[str, Deployment], dict[str, str]]] = {
+    "AWS::DynamoDB::Table": _table,
+    "AWS::S3::Bucket": _bucket,
+    "AWS::SQS::Queue": _queue,
+    "AWS::CloudFront::Distribution": _distribution,
+    "AWS::Logs::LogGroup": _log_group,
+    "AWS::SecretsManager::Secret": _secret,
+    "AWS::SSM::Parameter": _parameter,
+    "AWS::IAM::Role": _role,
+    "AWS::IAM::ManagedPolicy": _managed_policy,
+    "AWS::Lambda::Function": _function,
+    "AWS::Serverless::Function": _function,
+    "AWS::SNS::Topic": _topic,
+}
+
+
 class Resolver:
     """Evaluates CloudFormation's intrinsic functions against a `Deployment`."""
 
@@ -328,45 +402,10 @@ class Resolver:
             raise Unsupported(f"Ref to {logical}, which is neither a resource nor a parameter")
         kind = resources[logical]["Type"]
         name = self.physical_name(logical)
-        region, account = self.deployment.region, self.deployment.account
-        arn = f"arn:aws:{{}}:{region}:{account}:{{}}"
-        if kind == "AWS::DynamoDB::Table":
-            return {"Ref": name, "Arn": arn.format("dynamodb", f"table/{name}")}
-        if kind == "AWS::S3::Bucket":
-            return {
-                "Ref": name,
-                "Arn": f"arn:aws:s3:::{name}",
-                "DomainName": f"{name}.s3.amazonaws.com",
-                "RegionalDomainName": f"{name}.s3.{region}.amazonaws.com",
-            }
-        if kind == "AWS::SQS::Queue":
-            url = f"https://sqs.{region}.amazonaws.com/{account}/{name}"
-            return {
-                "Ref": url,
-                "QueueUrl": url,
-                "QueueName": name,
-                "Arn": arn.format("sqs", name),
-            }
-        if kind == "AWS::CloudFront::Distribution":
-            return {"Ref": name, "Id": name, "DomainName": f"{name.lower()}.cloudfront.net"}
-        if kind == "AWS::Logs::LogGroup":
-            return {"Ref": name, "Arn": arn.format("logs", f"log-group:{name}:*")}
-        if kind == "AWS::SecretsManager::Secret":
-            secret = arn.format("secretsmanager", f"secret:{name}-{SECRET_SUFFIX}")
-            return {"Ref": secret, "Id": secret}
-        if kind == "AWS::SSM::Parameter":
-            return {"Ref": name}
-        if kind == "AWS::IAM::Role":
-            return {"Ref": name, "Arn": f"arn:aws:iam::{account}:role/{name}"}
-        if kind == "AWS::IAM::ManagedPolicy":
-            policy = f"arn:aws:iam::{account}:policy/{name}"
-            return {"Ref": policy, "PolicyArn": policy}
-        if kind in ("AWS::Lambda::Function", "AWS::Serverless::Function"):
-            return {"Ref": name, "Arn": arn.format("lambda", f"function:{name}")}
-        if kind == "AWS::SNS::Topic":
-            topic = arn.format("sns", name)
-            return {"Ref": topic, "TopicArn": topic, "TopicName": name}
-        raise Unsupported(f"{logical} ({kind}): no physical values; add its type to Resolver")
+        values = _ATTRIBUTES.get(kind)
+        if values is None:
+            raise Unsupported(f"{logical} ({kind}): no physical values; add its type to Resolver")
+        return values(name, self.deployment)
 
 
 # AWS managed policies a role may attach, reduced to what matters for the recorded calls.

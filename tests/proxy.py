@@ -170,29 +170,7 @@ class RecordingProxy:
     def _downstream(
         self, upstream: socket.socket, client: socket.socket, connection: _Connection
     ) -> None:
-        def on_head(head: bytes) -> int:
-            line = head.split(b"\r\n", 1)[0].decode("latin-1")
-            with self._lock:
-                self.statuses.append(line)
-            try:
-                status = int(line.split(" ")[1])
-            except (IndexError, ValueError):
-                return UNTIL_CLOSE
-            if 100 <= status < 200:
-                return 0  # interim (100 Continue): the final response is still to come
-            request = connection.pending.popleft() if connection.pending else None
-            if request is not None and request.method == "PUT" and 200 <= status < 300:
-                with self._lock:
-                    self.puts.append(request.line)
-            if (request is not None and request.method == "HEAD") or status in (204, 304):
-                return 0
-            headers = _headers(head.decode("latin-1"))
-            if "chunked" in headers.get("transfer-encoding", "").lower():
-                return CHUNKED
-            length = _length(headers)
-            return UNTIL_CLOSE if length is None else length
-
-        framer = _Framer(on_head, lambda size: None)
+        framer = _Framer(lambda head: self._response_framing(head, connection), lambda size: None)
         relayed = 0
         try:
             while data := upstream.recv(65536):
@@ -216,6 +194,30 @@ class RecordingProxy:
         finally:
             _close(client)
             _close(upstream)
+
+    def _response_framing(self, head: bytes, connection: _Connection) -> int:
+        """Records a response's status line (and, for a final response, the request it
+        answers); returns how its body is framed."""
+        line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        with self._lock:
+            self.statuses.append(line)
+        try:
+            status = int(line.split(" ")[1])
+        except (IndexError, ValueError):
+            return UNTIL_CLOSE
+        if 100 <= status < 200:
+            return 0  # interim (100 Continue): the final response is still to come
+        request = connection.pending.popleft() if connection.pending else None
+        if request is not None and request.method == "PUT" and 200 <= status < 300:
+            with self._lock:
+                self.puts.append(request.line)
+        if (request is not None and request.method == "HEAD") or status in (204, 304):
+            return 0
+        headers = _headers(head.decode("latin-1"))
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            return CHUNKED
+        length = _length(headers)
+        return UNTIL_CLOSE if length is None else length
 
 
 @dataclass

@@ -95,72 +95,81 @@ def crowded() -> Iterator[Stack]:
             running.stop()
 
 
-def test_concurrent_publishers_lose_no_file(crowded: Stack) -> None:
-    answers = Answers()
-    token = crowded.api(ADMIN_TOKEN).new_user("crowd")
-    releases = [
-        Release(PROJECTS[k % len(PROJECTS)], f"1.{k}", publish=k % 3 != 2) for k in range(CLIENTS)
-    ]
+def add_file(me: Api, session: dict[str, Any], filename: str, data: bytes) -> dict[str, Any]:
+    """Create, upload and complete one file of the session."""
+    created = me.create_file(session, filename, data)
+    assert created.status == 202, (filename, created.status, created.body)
+    file: dict[str, Any] = created.json()
+    assert me.upload(file, data).status == 204, filename
+    completed = me.complete(file)
+    assert completed.status == 201, (filename, completed.status, completed.body)
+    return file
+
+
+def publish_or_cancel(me: Api, release: Release) -> None:
+    """One client's release: a file replaced, others added, one deleted, then the session
+    published or canceled; `release` records what should be listed and what is gone."""
+    created = me.create_session(release.project, release.version)
+    assert created.status == 201, (release, created.status, created.body)
+    session = created.json()
+    first, *others = filenames(release.project, release.version)
+    # Replaced: the second upload of a completed filename is the one published.
+    add_file(me, session, first, dist(first, f"{release.version} replaced"))
+    release.files[first] = dist(first, f"{release.version} final")
+    add_file(me, session, first, release.files[first])
+    for filename in others:
+        release.files[filename] = dist(filename, release.version)
+        add_file(me, session, filename, release.files[filename])
+    # Uploaded, then deleted while the others publish.
+    doomed = wheel_name(release.project, release.version, "py2-none-any")
+    file = add_file(me, session, doomed, dist(doomed, release.version))
+    assert me.delete(file["links"]["file-upload-session"]).status == 204, doomed
+    release.gone.add(doomed)
+    if release.publish:
+        published = me.publish(session)
+        release.published = published.status
+        assert published.status == 201, (release, published.body)
+        assert set(published.json()["files"]) == set(release.files)
+    else:
+        assert me.delete(session["links"]["session"]).status == 204
+        release.gone |= set(release.files)
+        release.files = {}
+
+
+def watch_index(me: Api, done: threading.Event, torn: list[str]) -> None:
+    """Poll every project's page until `done`, noting each release listed without all of
+    its three files."""
+    # A release appears all at once (invariant 2), whoever else is writing.
+    while not done.is_set():
+        for project in PROJECTS:
+            page = me.get(f"/simple/{project}/", headers=SIMPLE_JSON)
+            if page.status != 200:
+                continue  # 404 until a first release is published
+            versions = Counter(
+                f["filename"].removesuffix(".tar.gz").split("-")[1] for f in page.json()["files"]
+            )
+            torn.extend(f"{project} {v}: {n} files" for v, n in versions.items() if n != 3)
+
+
+def publish_while_reading(
+    crowded: Stack, answers: Answers, token: str, releases: list[Release]
+) -> tuple[list[str], list[str]]:
+    """Every release's client at once while two readers poll the index: the clients'
+    failures, and the torn releases the readers saw."""
     failures: list[str] = []
+    torn: list[str] = []
     done = threading.Event()
 
-    def add(me: Api, session: dict[str, Any], filename: str, data: bytes) -> dict[str, Any]:
-        created = me.create_file(session, filename, data)
-        assert created.status == 202, (filename, created.status, created.body)
-        file: dict[str, Any] = created.json()
-        assert me.upload(file, data).status == 204, filename
-        completed = me.complete(file)
-        assert completed.status == 201, (filename, completed.status, completed.body)
-        return file
-
     def publisher(release: Release) -> None:
-        me = answers.api(crowded, token)
         try:
-            created = me.create_session(release.project, release.version)
-            assert created.status == 201, (release, created.status, created.body)
-            session = created.json()
-            first, *others = filenames(release.project, release.version)
-            # Replaced: the second upload of a completed filename is the one published.
-            add(me, session, first, dist(first, f"{release.version} replaced"))
-            release.files[first] = dist(first, f"{release.version} final")
-            add(me, session, first, release.files[first])
-            for filename in others:
-                release.files[filename] = dist(filename, release.version)
-                add(me, session, filename, release.files[filename])
-            # Uploaded, then deleted while the others publish.
-            doomed = wheel_name(release.project, release.version, "py2-none-any")
-            file = add(me, session, doomed, dist(doomed, release.version))
-            assert me.delete(file["links"]["file-upload-session"]).status == 204, doomed
-            release.gone.add(doomed)
-            if release.publish:
-                published = me.publish(session)
-                release.published = published.status
-                assert published.status == 201, (release, published.body)
-                assert set(published.json()["files"]) == set(release.files)
-            else:
-                assert me.delete(session["links"]["session"]).status == 204
-                release.gone |= set(release.files)
-                release.files = {}
+            publish_or_cancel(answers.api(crowded, token), release)
         except AssertionError as exc:
             failures.append(f"{release.project} {release.version}: {exc}")
 
-    torn: list[str] = []
-
-    def reader() -> None:
-        # A release appears all at once (invariant 2), whoever else is writing.
-        me = answers.api(crowded, token)
-        while not done.is_set():
-            for project in PROJECTS:
-                page = me.get(f"/simple/{project}/", headers=SIMPLE_JSON)
-                if page.status != 200:
-                    continue  # 404 until a first release is published
-                versions = Counter(
-                    f["filename"].removesuffix(".tar.gz").split("-")[1]
-                    for f in page.json()["files"]
-                )
-                torn.extend(f"{project} {v}: {n} files" for v, n in versions.items() if n != 3)
-
-    readers = [threading.Thread(target=reader) for _ in range(2)]
+    readers = [
+        threading.Thread(target=watch_index, args=(answers.api(crowded, token), done, torn))
+        for _ in range(2)
+    ]
     for thread in readers:
         thread.start()
     try:
@@ -170,44 +179,66 @@ def test_concurrent_publishers_lose_no_file(crowded: Stack) -> None:
         done.set()
         for thread in readers:
             thread.join()
+    return failures, torn
 
+
+def check_listing(reader: Api, project: str, releases: list[Release]) -> None:
+    """The project's page lists every published file exactly once, with its bytes, and
+    nothing else."""
+    expected = {
+        name: data for r in releases if r.project == project for name, data in r.files.items()
+    }
+    gone = {name for r in releases if r.project == project for name in r.gone}
+    page = reader.get(f"/simple/{project}/", headers=SIMPLE_JSON)
+    assert page.status == 200, (project, page.status)
+    listed = Counter(f["filename"] for f in page.json()["files"])
+    assert listed == Counter(expected.keys()), project
+    assert not gone & set(listed), project
+    for entry in page.json()["files"]:
+        data = expected[entry["filename"]]
+        assert entry["hashes"] == {"sha256": hashlib.sha256(data).hexdigest()}
+        download = request(entry["url"])
+        assert download.status == 200, entry["url"]
+        assert download.body == data, entry["filename"]
+
+
+def retake(me: Api, release: Release) -> list[int]:
+    """The statuses of creating each of a published release's files again, with other
+    bytes, in a new session (canceled afterwards)."""
+    again = me.create_session(release.project, release.version)
+    assert again.status == 201, again.body
+    statuses = [
+        me.create_file(again.json(), name, dist(name, "other bytes")).status
+        for name in release.files
+    ]
+    assert me.delete(again.json()["links"]["session"]).status == 204
+    return statuses
+
+
+def test_concurrent_publishers_lose_no_file(crowded: Stack) -> None:
+    answers = Answers()
+    token = crowded.api(ADMIN_TOKEN).new_user("crowd")
+    releases = [
+        Release(PROJECTS[k % len(PROJECTS)], f"1.{k}", publish=k % 3 != 2) for k in range(CLIENTS)
+    ]
+    failures, torn = publish_while_reading(crowded, answers, token, releases)
     assert failures == []
     assert torn == []
     assert all(r.published == 201 for r in releases if r.publish)
 
     # Every published file exactly once, with its bytes; nothing else.
-    reader_api = answers.api(crowded, token)
+    reader = answers.api(crowded, token)
     for project in PROJECTS:
-        expected = {
-            name: data for r in releases if r.project == project for name, data in r.files.items()
-        }
-        gone = {name for r in releases if r.project == project for name in r.gone}
-        page = reader_api.get(f"/simple/{project}/", headers=SIMPLE_JSON)
-        assert page.status == 200, (project, page.status)
-        listed = Counter(f["filename"] for f in page.json()["files"])
-        assert listed == Counter(expected.keys()), project
-        assert not gone & set(listed), project
-        for entry in page.json()["files"]:
-            data = expected[entry["filename"]]
-            assert entry["hashes"] == {"sha256": hashlib.sha256(data).hexdigest()}
-            download = request(entry["url"])
-            assert download.status == 200, entry["url"]
-            assert download.body == data, entry["filename"]
+        check_listing(reader, project, releases)
 
     # No published filename can be taken again, with other bytes, in a new session.
-    def retake(release: Release) -> list[int]:
-        me = answers.api(crowded, token)
-        again = me.create_session(release.project, release.version)
-        assert again.status == 201, again.body
-        statuses = [
-            me.create_file(again.json(), name, dist(name, "other bytes")).status
-            for name in release.files
-        ]
-        assert me.delete(again.json()["links"]["session"]).status == 204
-        return statuses
-
     with ThreadPoolExecutor(CLIENTS) as pool:
-        retaken = list(pool.map(retake, [r for r in releases if r.publish]))
+        retaken = list(
+            pool.map(
+                lambda release: retake(answers.api(crowded, token), release),
+                [r for r in releases if r.publish],
+            )
+        )
     assert all(status == 409 for statuses in retaken for status in statuses), retaken
 
     assert answers.errors() == []

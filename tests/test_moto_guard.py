@@ -102,8 +102,8 @@ def test_a_method_gone_from_moto_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
 # -- DynamoDB: many writers, nothing lost, no 500 ------------------------------------------------
 
 
-def test_concurrent_transactions_and_writes_lose_nothing(embedded: EmbeddedAws) -> None:
-    db = client(embedded, "dynamodb")
+def grow_guard_table(db: Any) -> None:
+    """The concurrency test's table, holding others' items, a counter and a string."""
     db.create_table(**table_definition("guard-writes"))
     # A table grown by earlier work: moto's own transaction copied all of it, each time.
     for start in range(0, 1500, 25):
@@ -117,6 +117,78 @@ def test_concurrent_transactions_and_writes_lose_nothing(embedded: EmbeddedAws) 
         )
     db.put_item(TableName="guard-writes", Item={"pk": s("COUNTER"), "sk": s("#"), "n": {"N": "0"}})
     db.put_item(TableName="guard-writes", Item={"pk": s("TEXT"), "sk": s("#"), "n": s("text")})
+
+
+def put_mine(me: dict[str, str], sk: str, condition: str | None = None) -> dict[str, Any]:
+    """A transaction's Put of one of a writer's own items."""
+    op: dict[str, Any] = {"TableName": "guard-writes", "Item": {"pk": me, "sk": s(sk)}}
+    if condition:
+        op["ConditionExpression"] = condition
+    return {"Put": op}
+
+
+def add_one(pk: str, expression: str) -> dict[str, Any]:
+    """A transaction's Update of a shared item, by `expression` with :one."""
+    return {
+        "Update": {
+            "TableName": "guard-writes",
+            "Key": {"pk": s(pk), "sk": s("#")},
+            "UpdateExpression": expression,
+            "ExpressionAttributeValues": {":one": {"N": "1"}},
+        }
+    }
+
+
+def write_round(db: Any, n: int, j: int, committed: Counter[int]) -> None:
+    """Writer `n`'s round `j`: a committed transaction (counted in `committed`), plain
+    puts and a delete, and two transactions refused whole."""
+    me = s(f"W#{n}")
+    # Committed: a and b together, and the shared counter.
+    db.transact_write_items(
+        TransactItems=[
+            put_mine(me, f"a{j}", "attribute_not_exists(pk)"),
+            put_mine(me, f"b{j}"),
+            add_one("COUNTER", "ADD n :one"),
+        ]
+    )
+    committed[n] += 1
+    db.put_item(TableName="guard-writes", Item={"pk": me, "sk": s(f"c{j}")})
+    db.put_item(TableName="guard-writes", Item={"pk": me, "sk": s(f"d{j}")})
+    db.delete_item(TableName="guard-writes", Key={"pk": me, "sk": s(f"d{j}")})
+    # Canceled by a condition: nothing of it may stay.
+    with pytest.raises(ClientError) as refused:
+        db.transact_write_items(
+            TransactItems=[put_mine(me, f"x{j}"), put_mine(me, f"a{j}", "attribute_not_exists(pk)")]
+        )
+    assert code(refused.value) == "TransactionCanceledException"
+    # Refused while being applied (a number added to a string): the put applied
+    # before it is taken back.
+    with pytest.raises(ClientError) as invalid:
+        db.transact_write_items(
+            TransactItems=[put_mine(me, f"y{j}"), add_one("TEXT", "SET n = n + :one")]
+        )
+    assert status(invalid.value) == 400, invalid.value.response
+
+
+def watch_writers(db: Any, done: threading.Event, failures: list[str], torn: list[str]) -> None:
+    """Read every writer's items until `done`, noting an a{j} seen without its b{j} (or
+    the reverse)."""
+    # A transaction is never seen half applied: a{j} and b{j} appear together.
+    while not done.is_set():
+        for n in range(THREADS):
+            try:
+                keys = written_by(db, n)
+            except ClientError as exc:
+                failures.append(f"reader: {exc!r}")
+                continue
+            torn.extend(
+                k for k in keys if k[0] in "ab" and ("ba"["ab".index(k[0])] + k[1:]) not in keys
+            )
+
+
+def test_concurrent_transactions_and_writes_lose_nothing(embedded: EmbeddedAws) -> None:
+    db = client(embedded, "dynamodb")
+    grow_guard_table(db)
     rounds = 15
     failures: list[str] = []
     committed = Counter[int]()
@@ -124,71 +196,16 @@ def test_concurrent_transactions_and_writes_lose_nothing(embedded: EmbeddedAws) 
 
     def writer(n: int) -> None:
         db = client(embedded, "dynamodb")
-        me = s(f"W#{n}")
-
-        def put(sk: str, condition: str | None = None) -> dict[str, Any]:
-            op: dict[str, Any] = {"TableName": "guard-writes", "Item": {"pk": me, "sk": s(sk)}}
-            if condition:
-                op["ConditionExpression"] = condition
-            return {"Put": op}
-
-        def add_one(pk: str, expression: str) -> dict[str, Any]:
-            return {
-                "Update": {
-                    "TableName": "guard-writes",
-                    "Key": {"pk": s(pk), "sk": s("#")},
-                    "UpdateExpression": expression,
-                    "ExpressionAttributeValues": {":one": {"N": "1"}},
-                }
-            }
-
         for j in range(rounds):
             try:
-                # Committed: a and b together, and the shared counter.
-                db.transact_write_items(
-                    TransactItems=[
-                        put(f"a{j}", "attribute_not_exists(pk)"),
-                        put(f"b{j}"),
-                        add_one("COUNTER", "ADD n :one"),
-                    ]
-                )
-                committed[n] += 1
-                db.put_item(TableName="guard-writes", Item={"pk": me, "sk": s(f"c{j}")})
-                db.put_item(TableName="guard-writes", Item={"pk": me, "sk": s(f"d{j}")})
-                db.delete_item(TableName="guard-writes", Key={"pk": me, "sk": s(f"d{j}")})
-                # Canceled by a condition: nothing of it may stay.
-                with pytest.raises(ClientError) as refused:
-                    db.transact_write_items(
-                        TransactItems=[put(f"x{j}"), put(f"a{j}", "attribute_not_exists(pk)")]
-                    )
-                assert code(refused.value) == "TransactionCanceledException"
-                # Refused while being applied (a number added to a string): the put applied
-                # before it is taken back.
-                with pytest.raises(ClientError) as invalid:
-                    db.transact_write_items(
-                        TransactItems=[put(f"y{j}"), add_one("TEXT", "SET n = n + :one")]
-                    )
-                assert status(invalid.value) == 400, invalid.value.response
+                write_round(db, n, j, committed)
             except (ClientError, AssertionError) as exc:
                 failures.append(f"writer {n} round {j}: {exc!r}")
 
     torn: list[str] = []
-
-    def reader() -> None:
-        # A transaction is never seen half applied: a{j} and b{j} appear together.
-        db = client(embedded, "dynamodb")
-        while not done.is_set():
-            for n in range(THREADS):
-                try:
-                    keys = written_by(db, n)
-                except ClientError as exc:
-                    failures.append(f"reader: {exc!r}")
-                    continue
-                torn.extend(
-                    k for k in keys if k[0] in "ab" and ("ba"["ab".index(k[0])] + k[1:]) not in keys
-                )
-
-    watcher = threading.Thread(target=reader)
+    watcher = threading.Thread(
+        target=watch_writers, args=(client(embedded, "dynamodb"), done, failures, torn)
+    )
     watcher.start()
     try:
         with ThreadPoolExecutor(THREADS) as pool:

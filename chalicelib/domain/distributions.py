@@ -224,6 +224,16 @@ def _check_zip_layout(file: IO[bytes], archive: zipfile.ZipFile, size: int) -> N
     that read differently then install different files. Like PyPI, refuse all of them,
     and data descriptors (whose sizes a streaming reader must guess)."""
     members = sorted(archive.infolist(), key=lambda m: m.header_offset)
+    position = _check_local_records(file, members)
+    if archive.start_dir != position:
+        raise _confused("data between the members and the central directory")
+    position = _skip_central_directory(file, position, len(members))
+    _check_end_records(file, position, size)
+
+
+def _check_local_records(file: IO[bytes], members: list[zipfile.ZipInfo]) -> int:
+    """Each member's local record (header, name, extra field, data), one right after the
+    other from offset 0 in the order of `members`; returns where the last one ends."""
     position = 0
     for member in members:
         if member.header_offset < position:
@@ -231,39 +241,55 @@ def _check_zip_layout(file: IO[bytes], archive: zipfile.ZipFile, size: int) -> N
         if member.header_offset > position:
             where = "before the first member" if position == 0 else "between members"
             raise _confused(f"{member.header_offset - position} bytes {where}")
-        file.seek(position)
-        header = _read_exactly(file, _LOCAL.size, "a local header")
-        signature, flags, method, crc, compressed, uncompressed, name_length, extra_length = (
-            _LOCAL.unpack(header)
-        )
-        raw_name = _read_exactly(file, name_length, "a local header")
-        extra = _read_exactly(file, extra_length, "a local header")
-        if signature != _LOCAL_SIGNATURE:
-            raise _confused(f"no local header where {member.filename!r} starts")
-        if flags & _DATA_DESCRIPTOR_FLAG:
-            raise _confused(f"{member.filename!r} has a data descriptor")
-        name = raw_name.decode("utf-8" if flags & _UTF8_FLAG else "cp437", errors="replace")
-        if name != member.orig_filename:
-            raise _confused(f"local name {name!r} differs from {member.filename!r}")
-        compressed, uncompressed = _local_sizes(compressed, uncompressed, extra)
-        if (method, crc, compressed, uncompressed) != (
-            member.compress_type,
-            member.CRC,
-            member.compress_size,
-            member.file_size,
-        ):
-            raise _confused(f"the local header of {member.filename!r} differs from the directory")
-        position += _LOCAL.size + name_length + extra_length + member.compress_size
-    if archive.start_dir != position:
-        raise _confused("data between the members and the central directory")
+        position += _check_local_header(file, member)
+    return position
+
+
+def _check_local_header(file: IO[bytes], member: zipfile.ZipInfo) -> int:
+    """The local header at the member's offset must say what the central directory says;
+    returns the length of the member's whole local record."""
+    file.seek(member.header_offset)
+    header = _read_exactly(file, _LOCAL.size, "a local header")
+    signature, flags, method, crc, compressed, uncompressed, name_length, extra_length = (
+        _LOCAL.unpack(header)
+    )
+    raw_name = _read_exactly(file, name_length, "a local header")
+    extra = _read_exactly(file, extra_length, "a local header")
+    if signature != _LOCAL_SIGNATURE:
+        raise _confused(f"no local header where {member.filename!r} starts")
+    if flags & _DATA_DESCRIPTOR_FLAG:
+        raise _confused(f"{member.filename!r} has a data descriptor")
+    name = raw_name.decode("utf-8" if flags & _UTF8_FLAG else "cp437", errors="replace")
+    if name != member.orig_filename:
+        raise _confused(f"local name {name!r} differs from {member.filename!r}")
+    compressed, uncompressed = _local_sizes(compressed, uncompressed, extra)
+    if (method, crc, compressed, uncompressed) != (
+        member.compress_type,
+        member.CRC,
+        member.compress_size,
+        member.file_size,
+    ):
+        raise _confused(f"the local header of {member.filename!r} differs from the directory")
+    return _LOCAL.size + len(raw_name) + len(extra) + member.compress_size
+
+
+def _skip_central_directory(file: IO[bytes], position: int, count: int) -> int:
+    """Step over the `count` central directory headers that must start at `position`;
+    returns where they end."""
     file.seek(position)
-    for _ in members:
+    for _ in range(count):
         header = _read_exactly(file, _CENTRAL.size, "the central directory")
         signature, *lengths = _CENTRAL.unpack(header)
         if signature != _CENTRAL_SIGNATURE:
             raise _confused("the central directory is not where its end record says")
         position += _CENTRAL.size + sum(lengths)
         file.seek(position)
+    return position
+
+
+def _check_end_records(file: IO[bytes], position: int, size: int) -> None:
+    """After the central directory (the file stands at `position`): an optional zip64
+    end record and its locator, then the end record, whose comment ends the file."""
     signature = _read_exactly(file, 4, "the end record")
     if signature == _ZIP64_END_SIGNATURE:
         file.seek(position)
@@ -290,34 +316,7 @@ def inspect_wheel(file: IO[bytes], project: str, version_key: str) -> Inspection
         raise Refused("The wheel is not a valid zip archive.", WHEEL_SPEC) from None
     with archive:
         members = archive.infolist()
-        if len(members) > MAX_MEMBERS:
-            raise Refused(f"The wheel has more than {MAX_MEMBERS} members.", WHEEL_SPEC)
-        seen: set[str] = set()
-        for member in members:
-            if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise Refused(
-                    f"{member.filename!r} is compressed with method {member.compress_type}; "
-                    "wheel members are stored or deflated.",
-                    WHEEL_SPEC,
-                )
-            if not _safe_member_path(member.filename):
-                raise Refused(
-                    f"{member.filename!r} is not a relative path in the wheel.", WHEEL_SPEC
-                )
-            if any(ord(c) < 0x20 or ord(c) == 0x7F for c in member.orig_filename):
-                # zipfile cuts a name at NUL; other readers do not.
-                raise Refused(f"{member.orig_filename!r} has control characters.", WHEEL_SPEC)
-            key = _member_key(member.filename)
-            if key in seen:
-                # zipfile reads the last of two same-named members, other tools the first.
-                raise Refused(f"{member.filename!r} appears twice in the wheel.", WHEEL_SPEC)
-            seen.add(key)
-            kind = stat.S_IFMT(member.external_attr >> 16)
-            if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-                # Installers write a symlink's target path as the file's content; an
-                # extractor makes a link. Neither is a file the wheel spec describes.
-                what = "a symlink" if kind == stat.S_IFLNK else "not a regular file"
-                raise Refused(f"{member.filename!r} is {what}.", WHEEL_SPEC)
+        _check_wheel_members(members)
         uncompressed = sum(m.file_size for m in members)
         limit = inflation_limit(size)
         if uncompressed > limit:
@@ -326,35 +325,81 @@ def inspect_wheel(file: IO[bytes], project: str, version_key: str) -> Inspection
             _check_zip_layout(file, archive, size)
         except (OSError, struct.error):
             raise _confused("its records cannot be read") from None
-        names = {m.filename for m in members}
-        dist_infos = {
-            n.split("/", 1)[0] for n in names if n.split("/", 1)[0].endswith(".dist-info")
-        }
-        if len(dist_infos) != 1:
-            raise Refused(
-                f"A wheel has exactly one .dist-info directory; this one has {len(dist_infos)}.",
-                WHEEL_SPEC,
-            )
-        dist_info = dist_infos.pop()
-        name, sep, version = dist_info.removesuffix(".dist-info").partition("-")
-        if not sep or not _same_release(name, version, project, version_key):
-            raise Refused(f"{dist_info!r} is not this release's .dist-info directory.", WHEEL_SPEC)
-        for required in ("METADATA", "WHEEL", "RECORD"):
-            if f"{dist_info}/{required}" not in names:
-                raise Refused(f"The wheel lacks {dist_info}/{required}.", WHEEL_SPEC)
-        info = archive.getinfo(f"{dist_info}/METADATA")
-        if info.file_size > MAX_METADATA:
-            raise Refused(
-                f"The wheel's METADATA has {info.file_size} bytes; this index accepts at "
-                f"most {MAX_METADATA}.",
-                CORE_METADATA_SPEC,
-            )
-        try:
-            with archive.open(info) as stream:
-                data = stream.read(MAX_METADATA + 1)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error):
-            raise Refused("The wheel's METADATA cannot be read.", WHEEL_SPEC) from None
+        dist_info = _wheel_dist_info({m.filename for m in members}, project, version_key)
+        data = _read_wheel_metadata(archive, dist_info)
         return _check_metadata(data, project, version_key, WHEEL_SPEC, sdist=False)
+
+
+def _check_wheel_members(members: list[zipfile.ZipInfo]) -> None:
+    """At most MAX_MEMBERS members, each one every zip reader and installer sees as the
+    same file."""
+    if len(members) > MAX_MEMBERS:
+        raise Refused(f"The wheel has more than {MAX_MEMBERS} members.", WHEEL_SPEC)
+    seen: set[str] = set()
+    for member in members:
+        _check_wheel_member(member, seen)
+
+
+def _check_wheel_member(member: zipfile.ZipInfo, seen: set[str]) -> None:
+    """One member: stored or deflated, a relative path no member in `seen` has (it is
+    added), a regular file or a directory."""
+    if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise Refused(
+            f"{member.filename!r} is compressed with method {member.compress_type}; "
+            "wheel members are stored or deflated.",
+            WHEEL_SPEC,
+        )
+    if not _safe_member_path(member.filename):
+        raise Refused(f"{member.filename!r} is not a relative path in the wheel.", WHEEL_SPEC)
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in member.orig_filename):
+        # zipfile cuts a name at NUL; other readers do not.
+        raise Refused(f"{member.orig_filename!r} has control characters.", WHEEL_SPEC)
+    key = _member_key(member.filename)
+    if key in seen:
+        # zipfile reads the last of two same-named members, other tools the first.
+        raise Refused(f"{member.filename!r} appears twice in the wheel.", WHEEL_SPEC)
+    seen.add(key)
+    kind = stat.S_IFMT(member.external_attr >> 16)
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        # Installers write a symlink's target path as the file's content; an
+        # extractor makes a link. Neither is a file the wheel spec describes.
+        what = "a symlink" if kind == stat.S_IFLNK else "not a regular file"
+        raise Refused(f"{member.filename!r} is {what}.", WHEEL_SPEC)
+
+
+def _wheel_dist_info(names: set[str], project: str, version_key: str) -> str:
+    """The wheel's one .dist-info directory, named for this release and holding
+    METADATA, WHEEL and RECORD."""
+    dist_infos = {n.split("/", 1)[0] for n in names if n.split("/", 1)[0].endswith(".dist-info")}
+    if len(dist_infos) != 1:
+        raise Refused(
+            f"A wheel has exactly one .dist-info directory; this one has {len(dist_infos)}.",
+            WHEEL_SPEC,
+        )
+    dist_info = dist_infos.pop()
+    name, sep, version = dist_info.removesuffix(".dist-info").partition("-")
+    if not sep or not _same_release(name, version, project, version_key):
+        raise Refused(f"{dist_info!r} is not this release's .dist-info directory.", WHEEL_SPEC)
+    for required in ("METADATA", "WHEEL", "RECORD"):
+        if f"{dist_info}/{required}" not in names:
+            raise Refused(f"The wheel lacks {dist_info}/{required}.", WHEEL_SPEC)
+    return dist_info
+
+
+def _read_wheel_metadata(archive: zipfile.ZipFile, dist_info: str) -> bytes:
+    """METADATA's bytes, never more than MAX_METADATA + 1."""
+    info = archive.getinfo(f"{dist_info}/METADATA")
+    if info.file_size > MAX_METADATA:
+        raise Refused(
+            f"The wheel's METADATA has {info.file_size} bytes; this index accepts at "
+            f"most {MAX_METADATA}.",
+            CORE_METADATA_SPEC,
+        )
+    try:
+        with archive.open(info) as stream:
+            return stream.read(MAX_METADATA + 1)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error):
+        raise Refused("The wheel's METADATA cannot be read.", WHEEL_SPEC) from None
 
 
 # -- sdists ---------------------------------------------------------------------------------
@@ -481,42 +526,8 @@ def inspect_sdist(file: IO[bytes], project: str, version_key: str) -> Inspection
     except (tarfile.TarError, OSError, EOFError, ValueError):
         raise Refused("The sdist is not a gzip-compressed tar archive.", SDIST_SPEC) from None
     with archive:
-        top: str | None = None
-        metadata: bytes | None = None
-        seen: set[str] = set()
         try:
-            for count, member in enumerate(archive, start=1):
-                stream.judged()
-                if count > MAX_MEMBERS:
-                    raise Refused(f"The sdist has more than {MAX_MEMBERS} members.", SDIST_SPEC)
-                if member.offset_data + member.size > limit:
-                    # Judged from the header, before tarfile inflates the member's data.
-                    raise _too_large("sdist", limit)
-                name = member.name.rstrip("/")
-                if not _safe_member_path(name) or not name:
-                    raise Refused(
-                        f"{member.name!r} is not a relative path in the sdist.", SDIST_SPEC
-                    )
-                key = _member_key(name)
-                if key in seen:
-                    # tarfile extracts the last of two, other tools the first.
-                    raise Refused(f"{member.name!r} appears twice in the sdist.", SDIST_SPEC)
-                seen.add(key)
-                first = name.split("/", 1)[0]
-                top = top or first
-                if first != top:
-                    raise Refused(
-                        f"An sdist has a single top directory; found {top!r} and {first!r}.",
-                        SDIST_SPEC,
-                    )
-                if member.isdev() or member.isfifo():
-                    raise Refused(f"{member.name!r} is a device or FIFO.", SDIST_SPEC)
-                if (member.issym() or member.islnk()) and not _link_stays_inside(member, top):
-                    raise Refused(f"{member.name!r} links outside the sdist's tree.", SDIST_SPEC)
-                if key == f"{top}/PKG-INFO" and member.isfile():
-                    stream.judged(then_read=member.size)
-                    metadata = _read_pkg_info(archive, member)
-                    stream.judged()
+            top, metadata = _walk_sdist(archive, stream, limit)
             stream.finish()
         except (tarfile.TarError, OSError, EOFError, ValueError):
             raise Refused("The sdist archive is corrupt.", SDIST_SPEC) from None
@@ -528,6 +539,58 @@ def inspect_sdist(file: IO[bytes], project: str, version_key: str) -> Inspection
         if metadata is None:
             raise Refused(f"The sdist lacks {top}/PKG-INFO.", SDIST_SPEC)
         return _check_metadata(metadata, project, version_key, SDIST_SPEC, sdist=True)
+
+
+def _walk_sdist(
+    archive: tarfile.TarFile, stream: _BoundedGunzip, limit: int
+) -> tuple[str | None, bytes | None]:
+    """Judge each member as tarfile reaches it, and read PKG-INFO when it passes (the
+    stream only goes forwards): the top directory and PKG-INFO's bytes, None for what
+    the sdist lacks."""
+    top: str | None = None
+    metadata: bytes | None = None
+    seen: set[str] = set()
+    for count, member in enumerate(archive, start=1):
+        stream.judged()
+        if count > MAX_MEMBERS:
+            raise Refused(f"The sdist has more than {MAX_MEMBERS} members.", SDIST_SPEC)
+        top, key = _check_sdist_member(member, top, seen, limit)
+        if key == f"{top}/PKG-INFO" and member.isfile():
+            stream.judged(then_read=member.size)
+            metadata = _read_pkg_info(archive, member)
+            stream.judged()
+    return top, metadata
+
+
+def _check_sdist_member(
+    member: tarfile.TarInfo, top: str | None, seen: set[str], limit: int
+) -> tuple[str, str]:
+    """One member, judged from its header: within the inflation limit, a relative path
+    no member in `seen` has (it is added), under the top directory (`top`, or this
+    member's if it is the first), no device and no link out of the tree. Returns the
+    top directory and the member's key."""
+    if member.offset_data + member.size > limit:
+        # Judged from the header, before tarfile inflates the member's data.
+        raise _too_large("sdist", limit)
+    name = member.name.rstrip("/")
+    if not _safe_member_path(name) or not name:
+        raise Refused(f"{member.name!r} is not a relative path in the sdist.", SDIST_SPEC)
+    key = _member_key(name)
+    if key in seen:
+        # tarfile extracts the last of two, other tools the first.
+        raise Refused(f"{member.name!r} appears twice in the sdist.", SDIST_SPEC)
+    seen.add(key)
+    first = name.split("/", 1)[0]
+    top = top or first
+    if first != top:
+        raise Refused(
+            f"An sdist has a single top directory; found {top!r} and {first!r}.", SDIST_SPEC
+        )
+    if member.isdev() or member.isfifo():
+        raise Refused(f"{member.name!r} is a device or FIFO.", SDIST_SPEC)
+    if (member.issym() or member.islnk()) and not _link_stays_inside(member, top):
+        raise Refused(f"{member.name!r} links outside the sdist's tree.", SDIST_SPEC)
+    return top, key
 
 
 def _read_pkg_info(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
