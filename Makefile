@@ -20,6 +20,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(PY) -m vulture
 
 unit: $(STAMP)
 	$(PY) -m pytest -q

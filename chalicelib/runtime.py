@@ -8,7 +8,7 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
@@ -18,7 +18,7 @@ from .adapters.dynamodb.store import DynamoStore
 from .adapters.s3 import S3BlobStore
 from .adapters.sqs import SqsJobQueue
 from .config import Settings
-from .domain.ports import BlobStore, Clock, EdgeCache, JobQueue, SystemClock
+from .domain.ports import BlobStore, Clock, EdgeCache, JobQueue, Store, SystemClock
 from .http.links import Links
 from .services.access import Access
 from .services.admin import AdminService
@@ -33,11 +33,16 @@ from .services.sweep import Sweep
 from .services.verification import Verifier
 from .services.worker import Worker
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
 
 @dataclass(frozen=True)
 class Services:
     settings: Settings
-    store: DynamoStore
+    store: Store
     blobs: BlobStore
     queue: JobQueue
     clock: Clock
@@ -59,7 +64,7 @@ class Services:
 def build(
     settings: Settings,
     *,
-    dynamodb: Any,
+    store: Store,
     blobs: BlobStore,
     queue: JobQueue,
     edge: EdgeCache | None = None,
@@ -67,12 +72,6 @@ def build(
 ) -> Services:
     clock = clock or SystemClock()
     edge = edge or NoEdgeCache()
-    store = DynamoStore(
-        dynamodb,
-        settings.table_name,
-        retention=settings.session_retention,
-        max_lifetime=settings.session_max_lifetime,
-    )
     access = Access(store, settings.admin_token)
     verifier = Verifier(blobs, clock)
     publisher = Publisher(store, store, blobs, edge, clock)
@@ -102,6 +101,15 @@ def build(
     )
 
 
+def dynamo_store(settings: Settings, client: DynamoDBClient) -> DynamoStore:
+    return DynamoStore(
+        client,
+        settings.table_name,
+        retention=settings.session_retention,
+        max_lifetime=settings.session_max_lifetime,
+    )
+
+
 def _region() -> str:
     return os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
 
@@ -111,7 +119,7 @@ _CONFIG = Config(retries={"mode": "standard"}, max_pool_connections=50)
 _S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
 
 
-def aws_clients() -> tuple[Any, Any, Any]:
+def aws_clients() -> tuple[DynamoDBClient, S3Client, SQSClient]:
     """boto3 clients; AWS_ENDPOINT_URL (the local stack's moto) is honoured by boto3."""
     region = _region()
     dynamodb = boto3.client("dynamodb", region_name=region, config=_CONFIG)
@@ -120,7 +128,7 @@ def aws_clients() -> tuple[Any, Any, Any]:
     return dynamodb, s3, sqs
 
 
-def s3_presigner(endpoint: str) -> Any:
+def s3_presigner(endpoint: str) -> S3Client:
     """An S3 client used only to presign URLs naming `endpoint` (WHARF_S3_PRESIGN_ENDPOINT):
     signed as the store's own client signs, with the same credentials and region. Creating
     it sends nothing."""
@@ -178,7 +186,7 @@ def services() -> Services:
         )
         _services = build(
             settings,
-            dynamodb=dynamodb,
+            store=dynamo_store(settings, dynamodb),
             blobs=S3BlobStore(
                 s3,
                 settings.bucket_name,

@@ -85,7 +85,7 @@ def _build_stack(host: str, port: int, moto: EmbeddedAws) -> tuple[Edge, SqsJobQ
     from chalice.local import LocalGateway
 
     from app import app
-    from chalicelib.adapters.dynamodb.schema import create_bucket, create_queue, create_table
+    from chalicelib.adapters.schema import create_bucket, create_queue, create_table
     from chalicelib.adapters.sqs import SqsJobQueue
     from chalicelib.config import QUEUE_NAME, Settings
     from chalicelib.runtime import aws_clients, services

@@ -4,6 +4,7 @@ stack; services are wired exactly as in the Lambda, with a clock the test contro
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -21,9 +22,9 @@ from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib import runtime
-from chalicelib.adapters.dynamodb.schema import create_bucket, create_queue, create_table
-from chalicelib.adapters.memory import FixedClock
+from chalicelib.adapters.memory.clock import FixedClock
 from chalicelib.adapters.s3 import S3BlobStore
+from chalicelib.adapters.schema import create_bucket, create_queue, create_table
 from chalicelib.adapters.sqs import SqsJobQueue
 from chalicelib.config import QUEUE_NAME, Settings
 from devserver import moto_guard
@@ -61,11 +62,18 @@ def settings() -> Settings:
     )
 
 
+@functools.cache
+def _clients() -> tuple[Any, Any, Any]:
+    """The clients the Lambda builds (SigV4 presigning included), made once: building
+    them loads service models (a tenth of a second and more each time), and moto answers
+    any client while a mock_aws is active, with that mock's own fresh state."""
+    return runtime.aws_clients()
+
+
 @pytest.fixture
 def aws(settings: Settings) -> Iterator[tuple[Any, Any, Any]]:
     with mock_aws():
-        # The clients the Lambda builds (SigV4 presigning included).
-        dynamodb, s3, sqs = runtime.aws_clients()
+        dynamodb, s3, sqs = _clients()
         create_table(dynamodb, settings.table_name)
         create_bucket(s3, settings.bucket_name, REGION)
         yield dynamodb, s3, sqs
@@ -106,7 +114,7 @@ def services(
     dynamodb, s3, sqs = aws
     built = runtime.build(
         settings,
-        dynamodb=dynamodb,
+        store=runtime.dynamo_store(settings, dynamodb),
         blobs=S3BlobStore(s3, settings.bucket_name),
         queue=SqsJobQueue(sqs, create_queue(sqs, QUEUE_NAME)),
         clock=clock,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from chalicelib.adapters.memory import FixedClock
+from chalicelib.adapters.memory.clock import FixedClock
 from chalicelib.runtime import Services
 from tests.conftest import ADMIN_TOKEN, Api, wheel_name
 

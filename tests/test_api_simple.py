@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.memory import FixedClock
+from chalicelib.adapters.memory.clock import FixedClock
 from chalicelib.http.problems import NotAcceptable
 from chalicelib.http.simple import SIMPLE_HTML, SIMPLE_JSON, TEXT_HTML, negotiate, project_body
 from chalicelib.runtime import Services

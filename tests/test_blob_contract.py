@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.memory import MemoryBlobStore
+from chalicelib.adapters.memory.blobs import MemoryBlobStore
 from chalicelib.adapters.s3 import S3BlobStore
 from chalicelib.config import Settings
 from chalicelib.domain.ports import BlobGone, BlobStore, UploadGone

@@ -32,7 +32,7 @@ META = {"api-version": "2.0"}
 # (DynamoDB, S3) calls per request. Reads of one request are batched: the token, then
 # what the URL names (session, file), then what that names (project, role, filenames).
 BUDGETS = {
-    "create session": (4, 0),
+    "create session": (3, 0),  # the token; the project and role in one; the transaction
     # A file of one part is sent whole: its URL signed with the creation (presigning
     # calls nothing), no multipart upload to start, list or complete.
     "create file": (5, 0),
@@ -45,12 +45,12 @@ BUDGETS = {
     "session status": (3, 0),
     "index page": (3, 0),  # the project, commit markers, files: whatever the file count
     # A session, a file, its verification and a publish, in one request.
-    "legacy upload": (21, 6),
+    "legacy upload": (19, 6),
 }
-# Publishing: a constant number of DynamoDB calls (the session read again once locked,
-# filename reservations and the commit in one transaction each), and per file the file
-# and its metadata tagged public.
-PUBLISH_BASE = 9
+# Publishing: a constant number of DynamoDB calls (the session, its lock, its files read
+# once locked, filename reservations and the commit in one transaction each, the outbox
+# entry taken away), and per file the file and its metadata tagged public.
+PUBLISH_BASE = 8
 PUBLISH_S3_PER_FILE = 2
 
 

@@ -14,9 +14,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.adapters.dynamodb.schema import LIVE_INDEX, TTL_ATTRIBUTE, table_definition
 from chalicelib.adapters.dynamodb.store import DynamoStore
 from chalicelib.adapters.s3 import PUBLIC_TAG, S3BlobStore
+from chalicelib.adapters.schema import LIVE_INDEX, TTL_ATTRIBUTE, table_definition
 from chalicelib.adapters.sqs import SqsJobQueue
 from chalicelib.config import DAY
 from chalicelib.services.publishing import PUBLISH_LOCK_SECONDS

@@ -14,7 +14,7 @@ from botocore.compat import HTTPHeaders
 from botocore.exceptions import ClientError
 from moto.core.responses import BaseResponse
 
-from chalicelib.adapters.dynamodb.schema import create_bucket, create_queue, create_table
+from chalicelib.adapters.schema import create_bucket, create_queue, create_table
 from devserver import moto_guard
 from devserver.harness import free_port
 from devserver.inprocess import InProcessAws

@@ -21,7 +21,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 
-from chalicelib.adapters.dynamodb.schema import table_definition
+from chalicelib.adapters.schema import table_definition
 from devserver import moto_guard
 from devserver.moto_guard import EmbeddedAws, MotoChanged
 

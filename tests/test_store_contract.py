@@ -9,19 +9,16 @@ from typing import Any, Protocol
 import pytest
 
 from chalicelib.adapters.dynamodb.store import DynamoStore
-from chalicelib.adapters.memory_store import MemoryStore
+from chalicelib.adapters.memory.store import MemoryStore
 from chalicelib.config import Settings
 from chalicelib.domain.ports import (
-    AccessStore,
     AlreadyExists,
     FileChanged,
     FilenameInUse,
-    IndexStore,
     LiveSessionExists,
     ProjectTaken,
-    PublishStore,
     SessionChanged,
-    SessionStore,
+    Store,
     UnknownUser,
 )
 from chalicelib.domain.records import (
@@ -38,7 +35,7 @@ from chalicelib.domain.tokens import new_session_token, random_id, session_id_fo
 NOW = 1_800_000_000
 
 
-class Store(AccessStore, SessionStore, PublishStore, IndexStore, Protocol):
+class ContractStore(Store, Protocol):
     """All four store ports, as both stores implement them."""
 
     # Not in a port: both stores offer it, for tests to see the release's claim.
@@ -46,7 +43,7 @@ class Store(AccessStore, SessionStore, PublishStore, IndexStore, Protocol):
 
 
 @pytest.fixture(params=["memory", "dynamodb"], ids=["memory", "dynamodb"])
-def store(request: pytest.FixtureRequest) -> Store:
+def store(request: pytest.FixtureRequest) -> ContractStore:
     if request.param == "memory":
         return MemoryStore()
     # Asked for only here, so the memory run never starts moto.
@@ -96,17 +93,19 @@ def get_item(request: pytest.FixtureRequest, key: dict[str, Any]) -> dict[str, A
     return dict(aws[0].get_item(TableName=settings.table_name, Key=key))
 
 
-def completed(store: Store, file: FileRecord) -> FileRecord:
+def completed(store: ContractStore, file: FileRecord) -> FileRecord:
     return store.move_file(file, FileEvent.COMPLETE, NOW)
 
 
-def published(store: Store, session: SessionRecord, files: list[FileRecord]) -> SessionRecord:
+def published(
+    store: ContractStore, session: SessionRecord, files: list[FileRecord]
+) -> SessionRecord:
     locked = store.lock_for_publish(session, NOW, NOW + 900)
     assert store.reserve_filenames(locked, files, NOW) == {}
     return store.commit_publish(locked, NOW, owner=session.created_by)
 
 
-def test_one_live_session_per_release(store: Store) -> None:
+def test_one_live_session_per_release(store: ContractStore) -> None:
     first = new_session()
     store.create_session(first, reserve_project=True)
     with pytest.raises(LiveSessionExists) as caught:
@@ -114,7 +113,7 @@ def test_one_live_session_per_release(store: Store) -> None:
     assert caught.value.session_id == first.id
 
 
-def test_a_first_release_reserves_the_name(store: Store) -> None:
+def test_a_first_release_reserves_the_name(store: ContractStore) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)
     project = store.get_project("demo")
@@ -133,7 +132,7 @@ def test_a_first_release_reserves_the_name(store: Store) -> None:
         store.create_session(new_session(version="3.0", first=False), reserve_project=False)
 
 
-def test_the_name_is_free_once_no_first_release_session_holds_it(store: Store) -> None:
+def test_the_name_is_free_once_no_first_release_session_holds_it(store: ContractStore) -> None:
     first, second = new_session(), new_session(version="2.0")
     store.create_session(first, reserve_project=True)
     store.create_session(second, reserve_project=True)
@@ -148,7 +147,7 @@ def test_the_name_is_free_once_no_first_release_session_holds_it(store: Store) -
 
 
 def test_a_sibling_first_release_publishes_after_the_name_is_registered(
-    store: Store,
+    store: ContractStore,
 ) -> None:
     first, second = new_session(), new_session(version="2.0")
     store.create_session(first, reserve_project=True)
@@ -161,7 +160,7 @@ def test_a_sibling_first_release_publishes_after_the_name_is_registered(
     assert store.get_standing("demo", "alice")[1] is Role.OWNER
 
 
-def test_canceling_frees_the_release_and_the_name(store: Store) -> None:
+def test_canceling_frees_the_release_and_the_name(store: ContractStore) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)
     canceled = store.move_session(session, SessionEvent.CANCEL, NOW)
@@ -171,7 +170,7 @@ def test_canceling_frees_the_release_and_the_name(store: Store) -> None:
     store.create_session(new_session(), reserve_project=True)
 
 
-def test_illegal_moves_report_the_current_state(store: Store) -> None:
+def test_illegal_moves_report_the_current_state(store: ContractStore) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)
     store.move_session(session, SessionEvent.CANCEL, NOW)
@@ -183,7 +182,7 @@ def test_illegal_moves_report_the_current_state(store: Store) -> None:
         store.move_session(session, SessionEvent.PROCESSING_SUCCEEDED, NOW)
 
 
-def test_expiry_applies_only_once_expires_at_has_passed(store: Store) -> None:
+def test_expiry_applies_only_once_expires_at_has_passed(store: ContractStore) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)
     with pytest.raises(SessionChanged):
@@ -195,7 +194,7 @@ def test_expiry_applies_only_once_expires_at_has_passed(store: Store) -> None:
     assert store.expiring_session_ids(session.expires_at) == []
 
 
-def test_a_filename_is_held_by_one_live_file(store: Store) -> None:
+def test_a_filename_is_held_by_one_live_file(store: ContractStore) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)
     first = new_file(session, "demo-1.0.tar.gz")
@@ -213,7 +212,7 @@ def test_a_filename_is_held_by_one_live_file(store: Store) -> None:
     assert old is not None and old.status is FileStatus.CANCELED
 
 
-def test_file_moves_follow_the_table(store: Store) -> None:
+def test_file_moves_follow_the_table(store: ContractStore) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)
     file = new_file(session)
@@ -229,7 +228,7 @@ def test_file_moves_follow_the_table(store: Store) -> None:
     store.add_file(session, new_file(session, file.filename), NOW, replaces=None)
 
 
-def test_a_move_answers_the_file_as_stored(store: Store) -> None:
+def test_a_move_answers_the_file_as_stored(store: ContractStore) -> None:
     # move_file does not read the file back: what it answers must be what is stored.
     session = new_session()
     store.create_session(session, reserve_project=True)
@@ -245,7 +244,7 @@ def test_a_move_answers_the_file_as_stored(store: Store) -> None:
     assert store.move_file(failed, FileEvent.CANCEL, NOW) == store.get_file(session.id, other.id)
 
 
-def test_batched_reads_agree_with_single_reads(store: Store) -> None:
+def test_batched_reads_agree_with_single_reads(store: ContractStore) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)
     file = new_file(session, "demo-1.0.tar.gz")
@@ -269,7 +268,7 @@ def test_batched_reads_agree_with_single_reads(store: Store) -> None:
     assert store.get_standing("demo", "alice") == (store.get_project("demo"), Role.OWNER)
 
 
-def test_a_session_being_published_accepts_no_changes(store: Store) -> None:
+def test_a_session_being_published_accepts_no_changes(store: ContractStore) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)
     file = new_file(session)
@@ -287,7 +286,7 @@ def test_a_session_being_published_accepts_no_changes(store: Store) -> None:
     store.add_file(session, new_file(session), NOW + 901, replaces=None)
 
 
-def test_publish_registers_the_name_and_makes_the_creator_owner(store: Store) -> None:
+def test_publish_registers_the_name_and_makes_the_creator_owner(store: ContractStore) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)
     file = new_file(session)
@@ -301,7 +300,7 @@ def test_publish_registers_the_name_and_makes_the_creator_owner(store: Store) ->
     assert store.live_session_id("demo", "1") is None
 
 
-def test_readers_see_only_committed_files(store: Store) -> None:
+def test_readers_see_only_committed_files(store: ContractStore) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)
     files = []
@@ -320,7 +319,7 @@ def test_readers_see_only_committed_files(store: Store) -> None:
     assert store.published_file("demo", "1", files[0].filename) is not None
 
 
-def test_reservations_span_more_than_one_transaction(store: Store) -> None:
+def test_reservations_span_more_than_one_transaction(store: ContractStore) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)
     files = [new_file(session) for _ in range(150)]
@@ -330,7 +329,7 @@ def test_reservations_span_more_than_one_transaction(store: Store) -> None:
     assert len(store.published_files("demo")) == 150
 
 
-def test_a_published_filename_is_never_reserved_again(store: Store) -> None:
+def test_a_published_filename_is_never_reserved_again(store: ContractStore) -> None:
     first = new_session()
     store.create_session(first, reserve_project=True)
     name = "demo-1.0.tar.gz"
@@ -344,7 +343,7 @@ def test_a_published_filename_is_never_reserved_again(store: Store) -> None:
     assert store.published_file("demo", "1", name) is not None
 
 
-def test_the_clean_up_after_a_lost_commit_answer_keeps_the_files(store: Store) -> None:
+def test_the_clean_up_after_a_lost_commit_answer_keeps_the_files(store: ContractStore) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)
     files = [new_file(session) for _ in range(3)]
@@ -357,7 +356,7 @@ def test_the_clean_up_after_a_lost_commit_answer_keeps_the_files(store: Store) -
 
 
 def test_an_uncommitted_reservation_is_released(
-    store: Store, request: pytest.FixtureRequest
+    store: ContractStore, request: pytest.FixtureRequest
 ) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)
@@ -382,7 +381,7 @@ def test_an_uncommitted_reservation_is_released(
     assert store.reserve_filenames(probe, [new_file(probe, name)], NOW) == {}
 
 
-def test_commits_wait_in_the_outbox_until_exposed(store: Store) -> None:
+def test_commits_wait_in_the_outbox_until_exposed(store: ContractStore) -> None:
     first, second = new_session(), new_session(version="2.0", first=False)
     store.create_session(first, reserve_project=True)
     published(store, first, [new_file(first)])
@@ -395,7 +394,7 @@ def test_commits_wait_in_the_outbox_until_exposed(store: Store) -> None:
     assert store.unexposed(NOW + 1) == [(second.id, "demo")]
 
 
-def test_a_crashed_publishers_reservation_is_taken_over(store: Store) -> None:
+def test_a_crashed_publishers_reservation_is_taken_over(store: ContractStore) -> None:
     project = new_session()
     store.create_session(project, reserve_project=True)
     published(store, project, [])
@@ -414,7 +413,7 @@ def test_a_crashed_publishers_reservation_is_taken_over(store: Store) -> None:
     assert store.reserve_filenames(relocked, [new_file(later, name)], NOW + 902) == {}
 
 
-def test_users_tokens_and_roles(store: Store) -> None:
+def test_users_tokens_and_roles(store: ContractStore) -> None:
     store.create_user("alice", NOW)
     with pytest.raises(AlreadyExists):
         store.create_user("alice", NOW)
@@ -425,7 +424,7 @@ def test_users_tokens_and_roles(store: Store) -> None:
     assert store.get_standing("demo", "alice")[1] is None
 
 
-def test_user_listings_follow_every_write(store: Store) -> None:
+def test_user_listings_follow_every_write(store: ContractStore) -> None:
     for name in ("bob", "alice"):
         store.create_user(name, NOW)
     assert store.users() == [("alice", NOW), ("bob", NOW)]
@@ -452,7 +451,7 @@ def test_user_listings_follow_every_write(store: Store) -> None:
     assert store.users() == [("bob", NOW)]
 
 
-def test_nothing_is_granted_to_a_user_that_is_gone(store: Store) -> None:
+def test_nothing_is_granted_to_a_user_that_is_gone(store: ContractStore) -> None:
     token = TokenRecord(
         id=random_id(),
         username="ghost",

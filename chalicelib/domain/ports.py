@@ -4,7 +4,7 @@ adapters report (never an AWS error code; the services never see botocore).
 The store's four jobs each have a port: who may do what (AccessStore), sessions and
 their files (SessionStore), the publish protocol (PublishStore) and what readers of the
 index see (IndexStore). DynamoDB implements them in production (adapters/dynamodb), plain
-dicts in tests (adapters/memory_store.py); tests/test_store_contract.py holds both to the
+dicts in tests (adapters/memory/store.py); tests/test_store_contract.py holds both to the
 same behaviour. Every state change is conditional: a write the state machines
 (domain/states.py) or the invariants forbid fails with a StoreConflict carrying what the
 store found, whatever the interleaving."""
@@ -375,3 +375,7 @@ class IndexStore(Protocol):
         """Every file of the project whose session's commit was seen (`committed`, or
         read first): all of a publish's files or none of them."""
         ...
+
+
+class Store(AccessStore, SessionStore, PublishStore, IndexStore, Protocol):
+    """The four jobs on one store, as the wiring builds it (DynamoDB, or memory)."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from .states import FileStatus, SessionStatus
+from .states import FileEvent, FileStatus, SessionEvent, SessionStatus, file_move, session_move
 
 
 class ProjectStatus(StrEnum):
@@ -46,6 +46,17 @@ class SessionRecord:
     def expired(self, now: int) -> bool:
         return not self.status.terminal and self.expires_at <= now
 
+    def after(
+        self, event: SessionEvent, now: int, notices: list[str] | None = None
+    ) -> SessionRecord:
+        """The session as the transition leaves it: what a store answers for a move its
+        conditional write made, without reading it back."""
+        _, target = session_move(event)
+        moved = replace(self, status=target, notices=self.notices if notices is None else notices)
+        if target.terminal:
+            return replace(moved, ended_at=now, publish_lock_until=None)
+        return moved
+
 
 @dataclass
 class FileRecord:
@@ -67,6 +78,22 @@ class FileRecord:
     metadata_sha256: str | None = None
     requires_python: str | None = None
     uploaded_at: int | None = None
+
+    def after(
+        self, event: FileEvent, notices: list[str] | None = None, verified: Verified | None = None
+    ) -> FileRecord:
+        """The file as the transition leaves it (with what verification learned, if
+        given): what a store answers for a move, without reading it back."""
+        _, target = file_move(event)
+        moved = replace(self, status=target, notices=self.notices if notices is None else notices)
+        if verified is None:
+            return moved
+        return replace(
+            moved,
+            metadata_sha256=verified.metadata_sha256,
+            requires_python=verified.requires_python,
+            uploaded_at=verified.uploaded_at,
+        )
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,9 @@ class SessionEvent(StrEnum):
     CANCEL = "cancel"
     EXPIRE = "expire"  # the server cancels a timed-out session
 
+    def allowed_from(self, status: SessionStatus) -> bool:
+        return status in SESSION_TRANSITIONS[self][0]
+
 
 SESSION_TRANSITIONS: dict[SessionEvent, tuple[frozenset[SessionStatus], SessionStatus]] = {
     SessionEvent.PUBLISH: (EDITABLE_SESSION_STATES, SessionStatus.PUBLISHED),
@@ -74,6 +77,9 @@ class FileEvent(StrEnum):
     PROCESSING_SUCCEEDED = "processing-succeeded"
     PROCESSING_FAILED = "processing-failed"
     CANCEL = "cancel"  # DELETE of a pending, completed or failed file
+
+    def allowed_from(self, status: FileStatus) -> bool:
+        return status in FILE_TRANSITIONS[self][0]
 
 
 FILE_TRANSITIONS: dict[FileEvent, tuple[frozenset[FileStatus], FileStatus]] = {

@@ -45,7 +45,7 @@ class Admission:
         changes and keep no staged bytes."""
         if not session.expired(self._clock.now()):
             return session
-        if session.status is SessionStatus.PROCESSING:
+        if SessionEvent.PROCESSING_FAILED.allowed_from(session.status):
             # Its job was lost (a dead-letter queue, say): nothing else would resolve it,
             # and a processing session can be neither canceled nor expired.
             session = self._move_noting(

@@ -254,7 +254,7 @@ class FileService:
             raise Conflict(
                 f"This file upload session uses {file.mechanism}, not {HTTP_POST_BYTES}."
             )
-        if file.status is not FileStatus.PENDING:
+        if not FileEvent.COMPLETE.allowed_from(file.status):
             raise Conflict(
                 f"The file is {view.status.value}; bytes are accepted only while pending."
             )
@@ -280,7 +280,7 @@ class FileService:
         WHARF_INLINE_MAX bytes, hand it to the worker (202 `processing`)."""
         view = self.editable(principal, session_id, file_id, "complete a file")
         file = view.file
-        if file.status is not FileStatus.PENDING:
+        if not FileEvent.COMPLETE.allowed_from(file.status):
             raise Conflict(
                 f"The file is {view.status.value}; only a pending file can be completed."
             )
@@ -341,10 +341,10 @@ class FileService:
 
     def cancel_file(self, principal: Principal, session_id: str, file_id: str) -> None:
         view = self.editable(principal, session_id, file_id, "delete a file")
-        if view.file.status is FileStatus.PROCESSING:
+        if not FileEvent.CANCEL.allowed_from(view.file.status):
+            if view.file.status is FileStatus.CANCELED:
+                raise Conflict("The file upload session is already canceled.")
             raise Conflict("The file is being processed; wait for it to resolve, then delete it.")
-        if view.file.status is FileStatus.CANCELED:
-            raise Conflict("The file upload session is already canceled.")
         self._move(view.file, FileEvent.CANCEL)
         self._verifier.discard(view.file)
 

@@ -11,7 +11,7 @@ from ..domain.errors import Conflict, FieldError, Invalid, NotFound
 from ..domain.mechanisms import MAX_PARTS_PER_REQUEST, PartPlan
 from ..domain.ports import BlobStore, FileChanged, SessionStore, UploadGone
 from ..domain.records import FileRecord, Principal
-from ..domain.states import FileStatus
+from ..domain.states import FileEvent
 from .files import FileService
 from .verification import upload_gone
 from .views import PartState, SignedPart, changed
@@ -49,7 +49,7 @@ class PartService:
         file = view.file
         if file.mechanism != self._files.multipart:
             raise NotFound(f"This file upload session uses {file.mechanism}; it has no parts.")
-        if file.status is not FileStatus.PENDING:
+        if not FileEvent.COMPLETE.allowed_from(file.status):
             raise Conflict(
                 f"The file is {view.status.value}; parts are accepted only while pending."
             )

@@ -56,11 +56,11 @@ class Worker:
     def _give_up(self, job: dict[str, str]) -> None:
         if job.get("job") == VERIFY_FILE:
             file = self._store.get_file(job["session"], job["file"])
-            if file is not None and file.status is FileStatus.PROCESSING:
+            if file is not None and FileEvent.PROCESSING_FAILED.allowed_from(file.status):
                 self._settle(file, FileEvent.PROCESSING_FAILED, notices=[GAVE_UP])
         elif job.get("job") == PUBLISH:
             session = self._store.get_session(job["session"])
-            if session is not None and session.status is SessionStatus.PROCESSING:
+            if session is not None and SessionEvent.PROCESSING_FAILED.allowed_from(session.status):
                 self._fail_publish(session, GAVE_UP)
 
     def _run(self, job: dict[str, str]) -> None:
@@ -74,7 +74,11 @@ class Worker:
 
     def verify_file(self, session_id: str, file_id: str) -> None:
         session, file = self._store.get_session_and_file(session_id, file_id)
-        if session is None or file is None or file.status is not FileStatus.PROCESSING:
+        if (
+            session is None
+            or file is None
+            or not FileEvent.PROCESSING_SUCCEEDED.allowed_from(file.status)
+        ):
             return  # done already, or gone
         if session.status is SessionStatus.CANCELED:
             self._verifier.discard(file)  # the session's cancel discards the outcome
@@ -114,7 +118,7 @@ class Worker:
             # A redelivery after the commit.
             self._publisher.expose(session.id, session.project, [f.key for f in live])
             return
-        if session is None or session.status is not SessionStatus.PROCESSING:
+        if session is None or not SessionEvent.PROCESSING_SUCCEEDED.allowed_from(session.status):
             return
         refused = unfinished(live)
         if refused is None:

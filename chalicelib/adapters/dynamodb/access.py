@@ -3,13 +3,11 @@ require a registered project, which sessions and publishing put in their transac
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
-
 from ...domain.ports import AlreadyExists, UnknownUser
 from ...domain.records import ProjectRecord, ProjectStatus, Role, TokenRecord
 from . import keys
 from .items import encode, project_record, token_record
-from .table import Table, Write, refused
+from .table import Refused, Table, Write
 
 
 def role_puts(project: str, username: str, role: Role) -> list[Write]:
@@ -55,8 +53,8 @@ class DynamoAccess:
                     {"Put": {"Item": encode(listed)}},
                 ]
             )
-        except ClientError as exc:
-            if refused(exc).at(0):
+        except Refused as refusal:
+            if refusal.at(0):
                 raise AlreadyExists(username) from None
             raise
 
@@ -132,8 +130,8 @@ class DynamoAccess:
         }
         try:
             self._t.transact([check, *items])
-        except ClientError as exc:
-            if refused(exc).at(0):
+        except Refused as refusal:
+            if refusal.at(0):
                 raise UnknownUser(username) from None
             raise
 
@@ -180,8 +178,8 @@ class DynamoAccess:
                     {"Delete": {"Key": keys.key(keys.user_pk(username), keys.role_sk(project))}},
                 ]
             )
-        except ClientError as exc:
-            if refused(exc).at(0):
+        except Refused as refusal:
+            if refusal.at(0):
                 return False
             raise
         return True

@@ -17,8 +17,8 @@ from ...domain.records import (
     TokenRecord,
 )
 from ...domain.states import FileStatus, SessionStatus
+from ..schema import LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
 from . import keys
-from .schema import LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -113,7 +113,7 @@ def file_item(f: FileRecord, ttl: int) -> Item:
 
 def file_record(item: Item) -> FileRecord:
     return FileRecord(
-        id=item["sk"][2:],
+        id=keys.file_id_of(item["sk"]),
         session_id=keys.session_id_of(item["pk"]),
         filename=item["filename"],
         size=item["size"],

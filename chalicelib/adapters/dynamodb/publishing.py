@@ -7,17 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from botocore.exceptions import ClientError
-
 from ...domain.ports import ProjectTaken
 from ...domain.records import FileRecord, ProjectStatus, Role, SessionRecord
 from ...domain.states import SessionEvent, SessionStatus, session_move
+from ..schema import LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
 from . import keys
 from .access import registered_check, role_puts
 from .items import encode
-from .schema import LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
-from .sessions import free_release, moved
-from .table import TRANSACTION_LIMIT, Table, Write, refused, status_in
+from .sessions import free_release
+from .table import TRANSACTION_LIMIT, Refused, Table, Write, status_in
 
 
 class DynamoPublishing:
@@ -37,8 +35,7 @@ class DynamoPublishing:
             chunk = files[start : start + TRANSACTION_LIMIT]
             try:
                 self._t.transact([{"Put": self._reservation(session, f, now)} for f in chunk])
-            except ClientError as exc:
-                refused(exc)
+            except Refused:
                 # Someone holds at least one name: settle the chunk file by file.
                 for file in chunk:
                     holder = self._reserve_one(session, file, now)
@@ -81,8 +78,8 @@ class DynamoPublishing:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
                 return None
-            except ClientError as exc:
-                found = refused(exc).found[0] or self._t.get(
+            except Refused as refusal:
+                found = refusal.found[0] or self._t.get(
                     keys.published_key(session.project, session.version_key, file.filename)
                 )
             if found is None:
@@ -134,8 +131,8 @@ class DynamoPublishing:
                         },
                     ]
                 )
-            except ClientError as exc:
-                if refused(exc).at(0):
+            except Refused as refusal:
+                if refusal.at(0):
                     return  # committed after all: these are published files now
                 # Otherwise the name is not ours (never reserved, or taken over).
 
@@ -171,13 +168,10 @@ class DynamoPublishing:
         if not registers:
             items.append(registered_check(session.project))
         try:
-            self._t.transact(items)
-        except ClientError as exc:
-            failed = refused(exc)
-            if failed.at(0):
-                raise self._t.session_changed(failed.found[0], session.id) from None
+            self._t.transact(items, session_id=session.id)
+        except Refused:  # the name is not (or no longer) as `registers` says
             raise ProjectTaken(session.project) from None
-        return moved(session, event, now)
+        return session.after(event, now)
 
     def _published_session(self, session: SessionRecord, event: SessionEvent, now: int) -> Write:
         sources, target = session_move(event)

@@ -3,10 +3,8 @@ claims a session holds: its release (invariant 3) and, for a first release, its 
 
 from __future__ import annotations
 
-from dataclasses import replace
+import contextlib
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from ...domain.ports import FileChanged, FilenameInUse, LiveSessionExists, ProjectTaken
 from ...domain.records import (
@@ -27,6 +25,7 @@ from ...domain.states import (
     file_move,
     session_move,
 )
+from ..schema import LIVE_INDEX, LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
 from . import keys
 from .access import registered_check
 from .index import if_committed
@@ -40,8 +39,7 @@ from .items import (
     session_item,
     session_record,
 )
-from .schema import LIVE_INDEX, LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
-from .table import Table, Write, editable_condition, refused, status_in
+from .table import Refused, Table, Write, editable_condition, status_in
 
 
 def free_release(session: SessionRecord) -> list[Write]:
@@ -58,18 +56,6 @@ def free_release(session: SessionRecord) -> list[Write]:
             }
         }
     ]
-
-
-def moved(
-    session: SessionRecord, event: SessionEvent, now: int, notices: list[str] | None = None
-) -> SessionRecord:
-    """What a transition wrote, without reading it back: its condition held, so the session
-    was in a source state and is now in the target one."""
-    _, target = session_move(event)
-    moved = replace(session, status=target, notices=session.notices if notices is None else notices)
-    if target.terminal:
-        return replace(moved, ended_at=now, publish_lock_until=None)
-    return moved
 
 
 class DynamoSessions:
@@ -99,8 +85,7 @@ class DynamoSessions:
         ]
         try:
             self._t.transact(items)
-        except ClientError as exc:
-            failed = refused(exc)
+        except Refused as failed:
             if failed.at(1):
                 holder = failed.found[1]
                 if holder is not None:
@@ -198,14 +183,8 @@ class DynamoSessions:
         items: list[Write] = [{"Update": {"Key": keys.session_key(session.id), **update}}]
         if target.terminal:
             items += self._release_claims(session)
-        try:
-            self._t.transact(items)
-        except ClientError as exc:
-            failed = refused(exc)
-            if failed.at(0):
-                raise self._t.session_changed(failed.found[0], session.id) from None
-            raise
-        return moved(session, event, now, notices)
+        self._t.transact(items, session_id=session.id)
+        return session.after(event, now, notices)
 
     def _session_update(
         self, event: SessionEvent, now: int, notices: list[str] | None
@@ -276,8 +255,8 @@ class DynamoSessions:
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
-            raise self._t.session_changed(refused(exc).found[0], session.id) from None
+        except Refused as refusal:
+            raise self._t.session_changed(refusal.found[0], session.id) from None
         return session_record(item)
 
     def expiring_session_ids(self, now: int, limit: int = 100) -> list[str]:
@@ -347,11 +326,8 @@ class DynamoSessions:
                 self._file_update(replaces, FileEvent.CANCEL, only_from=REPLACEABLE_FILE_STATES)
             )
         try:
-            self._t.transact(items)
-        except ClientError as exc:
-            failed = refused(exc)
-            if failed.at(0):
-                raise self._t.session_changed(failed.found[0], session.id) from None
+            self._t.transact(items, session_id=session.id)
+        except Refused as failed:
             if failed.at(2):
                 holder = failed.found[2]
                 raise FilenameInUse(holder["file_id"] if holder else "") from None
@@ -453,29 +429,16 @@ class DynamoSessions:
                 }
             )
         try:
-            self._t.transact(items)
-        except ClientError as exc:
-            failed = refused(exc)
-            if failed.at(0):
-                raise self._t.session_changed(failed.found[0], file.session_id) from None
+            self._t.transact(items, session_id=file.session_id)
+        except Refused as failed:
             if failed.at(1):
                 current = failed.found[1]
                 raise FileChanged(
                     file_record(current) if current else self.get_file(file.session_id, file.id)
                 ) from None
             raise
-        # What the transaction wrote, without reading it back: the condition held, so the
-        # file was in a source state and is now in the target one.
-        _, target = file_move(event)
-        moved = replace(file, status=target, notices=file.notices if notices is None else notices)
-        if verified is None:
-            return moved
-        return replace(
-            moved,
-            metadata_sha256=verified.metadata_sha256,
-            requires_python=verified.requires_python,
-            uploaded_at=verified.uploaded_at,
-        )
+        # The condition held: the file was in a source state and is now in the target one.
+        return file.after(event, notices, verified)
 
     def add_signer(self, file: FileRecord, token_id: str) -> None:
         """Record that `token_id` had part URLs signed for the pending file."""
@@ -491,8 +454,8 @@ class DynamoSessions:
                 },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
-            current = refused(exc).found[0]
+        except Refused as refusal:
+            current = refusal.found[0]
             raise FileChanged(file_record(current) if current else None) from None
 
     def add_file_notices(self, file: FileRecord, notices: list[str]) -> None:
@@ -521,19 +484,18 @@ class DynamoSessions:
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
-            raise self._t.session_changed(refused(exc).found[0], session.id) from None
+        except Refused as refusal:
+            raise self._t.session_changed(refusal.found[0], session.id) from None
         return session_record(item)
 
     def unlock_publish(self, session: SessionRecord) -> None:
         if session.publish_lock_until is None:
             return  # not locked by this caller: nothing of ours to remove
-        try:
+        # Refused: another lock, or none: it is not ours to remove.
+        with contextlib.suppress(Refused):
             self._t.update(
                 Key=keys.session_key(session.id),
                 UpdateExpression="REMOVE publish_lock_until",
                 ConditionExpression="publish_lock_until = :until",
                 ExpressionAttributeValues={":until": {"N": str(session.publish_lock_until)}},
             )
-        except ClientError as exc:
-            refused(exc)  # another lock, or none: it is not ours to remove

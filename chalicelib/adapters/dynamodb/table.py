@@ -11,8 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -25,7 +24,6 @@ from .items import Item, decode, session_record
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 # Rounds of a BatchGetItem whose keys DynamoDB left unprocessed (throttling) before giving up.
 BATCH_ATTEMPTS = 5
@@ -75,40 +73,35 @@ class Retrying:
         self._sleep(random.uniform(0, 0.025 * 2**attempt))
 
 
-@dataclass(frozen=True)
-class Refused:
-    """The conditions of a refused write that failed, by position in the transaction (0
-    for a single-item write), each with the item it found (None if there was none)."""
+class Refused(Exception):
+    """A write refused by its conditions: which failed, by position in the transaction
+    (0 for a single-item write), each with the item it found (None if there was none).
+    Every write of Table raises it instead of botocore's error, so the store's jobs
+    turn it into their domain exceptions without reading AWS error codes."""
 
-    found: dict[int, Item | None]
-
-    @classmethod
-    def of(cls, exc: ClientError) -> Refused | None:
-        """What failed, or None when the error is not a failed condition."""
-        code = error_code(exc)
-        if code == "ConditionalCheckFailedException":
-            item: Any = exc.response.get("Item")  # not in botocore's typed error shape
-            return cls({0: decode(item) if item else None})
-        if code != "TransactionCanceledException":
-            return None
-        reasons = exc.response.get("CancellationReasons") or []
-        found = {
-            i: decode(r["Item"]) if r.get("Item") else None
-            for i, r in enumerate(reasons)
-            if r.get("Code") == "ConditionalCheckFailed"
-        }
-        return cls(found) if found else None
+    def __init__(self, found: dict[int, Item | None]) -> None:
+        super().__init__(sorted(found))
+        self.found = found
 
     def at(self, position: int) -> bool:
         return position in self.found
 
 
-def refused(exc: ClientError) -> Refused:
-    """What failed in a write that had to fail by a condition; anything else re-raised."""
-    answer = Refused.of(exc)
-    if answer is None:
-        raise exc
-    return answer
+def _refusal(exc: ClientError) -> Refused | None:
+    """What failed, or None when the error is not a failed condition."""
+    code = error_code(exc)
+    if code == "ConditionalCheckFailedException":
+        item: Any = exc.response.get("Item")  # not in botocore's typed error shape
+        return Refused({0: decode(item) if item else None})
+    if code != "TransactionCanceledException":
+        return None
+    reasons = exc.response.get("CancellationReasons") or []
+    found = {
+        i: decode(r["Item"]) if r.get("Item") else None
+        for i, r in enumerate(reasons)
+        if r.get("Code") == "ConditionalCheckFailed"
+    }
+    return Refused(found) if found else None
 
 
 def status_in(
@@ -198,30 +191,45 @@ class Table:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def transact(self, items: Sequence[Write]) -> None:
+    def _write(self, operation: Callable[..., R], **kwargs: Any) -> R:
+        try:
+            return self.retrying(operation, TableName=self.name, **kwargs)
+        except ClientError as exc:
+            refusal = _refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from None
+
+    def transact(self, items: Sequence[Write], *, session_id: str | None = None) -> None:
         """One transaction of `items` ({"Put": {...}}, {"Update": {...}}, ...), each
-        given without its TableName."""
-        # Built as plain dicts (their shapes vary with the condition); the stubs' TypedDicts
-        # would only restate DynamoDB's API here.
-        writes = [
+        given without its TableName. With `session_id`, the first item is conditional on
+        that session's state: its failure is SessionChanged, carrying the session."""
+        # Plain dicts (their shapes vary with the condition): the stubs' TypedDicts would
+        # only restate DynamoDB's API here.
+        writes: Any = [
             {kind: {"TableName": self.name, **write} for kind, write in item.items()}
             for item in items
         ]
-        self.retrying(
-            self.db.transact_write_items,
-            TransactItems=cast("list[TransactWriteItemTypeDef]", writes),
-        )
+        try:
+            self.retrying(self.db.transact_write_items, TransactItems=writes)
+        except ClientError as exc:
+            refusal = _refusal(exc)
+            if refusal is None:
+                raise
+            if session_id is not None and refusal.at(0):
+                raise self.session_changed(refusal.found[0], session_id) from None
+            raise refusal from None
 
     def put(self, **kwargs: Any) -> None:
-        self.retrying(self.db.put_item, TableName=self.name, **kwargs)
+        self._write(self.db.put_item, **kwargs)
 
     def update(self, **kwargs: Any) -> Item:
         """The update's ReturnValues (decoded), if it asked for any."""
-        response = self.retrying(self.db.update_item, TableName=self.name, **kwargs)
+        response = self._write(self.db.update_item, **kwargs)
         return decode(response.get("Attributes") or {})
 
     def delete(self, **kwargs: Any) -> None:
-        self.retrying(self.db.delete_item, TableName=self.name, **kwargs)
+        self._write(self.db.delete_item, **kwargs)
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         item = self.get(keys.session_key(session_id))

@@ -5,7 +5,12 @@ infra/ declares the same keys, index and TTL attribute; a test keeps the two in 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 PARTITION_KEY = "pk"
 SORT_KEY = "sk"
@@ -44,7 +49,7 @@ def table_definition(name: str) -> dict[str, Any]:
     }
 
 
-def create_table(dynamodb: Any, name: str) -> None:
+def create_table(dynamodb: DynamoDBClient, name: str) -> None:
     dynamodb.create_table(**table_definition(name))
     dynamodb.get_waiter("table_exists").wait(TableName=name)
     dynamodb.update_time_to_live(
@@ -53,14 +58,16 @@ def create_table(dynamodb: Any, name: str) -> None:
     )
 
 
-def create_bucket(s3: Any, name: str, region: str) -> None:
+def create_bucket(s3: S3Client, name: str, region: str) -> None:
     if region == "us-east-1":
         s3.create_bucket(Bucket=name)
     else:
-        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+        # A region name from the environment; S3 refuses one it does not know.
+        location: Any = {"LocationConstraint": region}
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration=location)
 
 
-def create_queue(sqs: Any, name: str) -> str:
+def create_queue(sqs: SQSClient, name: str) -> str:
     """The deferred-processing queue; its URL. Five minutes of visibility: a job whose
     worker died is delivered again after that."""
     response = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "300"})

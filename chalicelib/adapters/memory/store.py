@@ -14,8 +14,8 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from ..domain.names import filename_key
-from ..domain.ports import (
+from ...domain.names import filename_key
+from ...domain.ports import (
     AlreadyExists,
     FileChanged,
     FilenameInUse,
@@ -24,7 +24,7 @@ from ..domain.ports import (
     SessionChanged,
     UnknownUser,
 )
-from ..domain.records import (
+from ...domain.records import (
     FileRecord,
     ProjectRecord,
     ProjectStatus,
@@ -34,7 +34,7 @@ from ..domain.records import (
     TokenRecord,
     Verified,
 )
-from ..domain.states import (
+from ...domain.states import (
     EDITABLE_SESSION_STATES,
     REPLACEABLE_FILE_STATES,
     FileEvent,
@@ -259,14 +259,11 @@ class MemoryStore:
             current = self._sessions.get(session.id)
             if current is None or not self._may_move(current, sources, event, now):
                 raise _session_changed(current)
-            moved = replace(current, status=target)
-            if notices is not None:
-                moved = replace(moved, notices=list(notices))
             if target.terminal:
-                moved = replace(moved, ended_at=now, publish_lock_until=None)
                 self._release_claims(current)
-            self._sessions[session.id] = moved
-            return _session_copy(moved)
+            self._sessions[session.id] = current.after(event, now, notices)
+            # As DynamoDB answers (the port): the caller's record moved, nothing read back.
+            return _session_copy(session.after(event, now, notices))
 
     @staticmethod
     def _may_move(
@@ -392,28 +389,19 @@ class MemoryStore:
         notices: list[str] | None = None,
         verified: Verified | None = None,
     ) -> FileRecord:
-        sources, target = file_move(event)
+        sources, _ = file_move(event)
         with self._lock:
             self._editable_session(file.session_id, now)
             current = self._stored_file(file.session_id, file.id)
             if current is None or current.status not in sources:
                 raise _file_changed(current)
-            moved = replace(current, status=target)
-            if notices is not None:
-                moved = replace(moved, notices=list(notices))
-            if verified is not None:
-                moved = replace(
-                    moved,
-                    metadata_sha256=verified.metadata_sha256,
-                    requires_python=verified.requires_python,
-                    uploaded_at=verified.uploaded_at,
-                )
             if event is FileEvent.CANCEL:  # the filename is free again
                 slot = (file.session_id, filename_key(current.filename))
                 if self._slots.get(slot) == file.id:
                     del self._slots[slot]
-            self._files[file.session_id][file.id] = moved
-            return _file_copy(moved)
+            self._files[file.session_id][file.id] = current.after(event, notices, verified)
+            # As DynamoDB answers (the port): the caller's record moved, nothing read back.
+            return _file_copy(file.after(event, notices, verified))
 
     def add_signer(self, file: FileRecord, token_id: str) -> None:
         with self._lock:
@@ -512,7 +500,7 @@ class MemoryStore:
         event: SessionEvent = SessionEvent.PUBLISH,
         registers: bool | None = None,
     ) -> SessionRecord:
-        sources, target = session_move(event)
+        sources, _ = session_move(event)
         if registers is None:
             registers = session.first_release
         with self._lock:
@@ -528,15 +516,15 @@ class MemoryStore:
                 raise _session_changed(current)
             if not self._may_commit_to(session, registers):
                 raise ProjectTaken(session.project)
-            done = replace(current, status=target, ended_at=now, publish_lock_until=None)
-            self._sessions[session.id] = done
+            self._sessions[session.id] = current.after(event, now)
             self._commits.add((session.project, session.id))
             self._free_release(current)
             # Taken away by mark_exposed once the files are public at the edge.
             self._outbox[session.id] = (session.project, now)
             if registers:
                 self._register(session.project, owner)
-            return _session_copy(done)
+            # As DynamoDB answers (the port): the caller's record moved, nothing read back.
+            return _session_copy(session.after(event, now))
 
     def _may_commit_to(self, session: SessionRecord, registers: bool) -> bool:
         """Registering: the name is still reserved with this session among its holders.
