@@ -199,7 +199,7 @@ def upload_bytes(session_id: str, file_id: str) -> Response:
 def complete_file(session_id: str, file_id: str) -> Response:
     principal = _principal()
     read_upload_json(*_request(), Bare)
-    view = services().files.complete_file(principal, session_id, file_id)
+    view = services().completion.complete_file(principal, session_id, file_id)
     # 202 when the file is large enough to be verified by the worker.
     status = 202 if view.status is FileStatus.PROCESSING else 201
     return _file(status, view, Location=services().links.file(view.file))
@@ -209,7 +209,9 @@ def complete_file(session_id: str, file_id: str) -> Response:
 def extend_file(session_id: str, file_id: str) -> Response:
     principal = _principal()
     body = read_upload_json(*_request(), Extend)
-    return _file(200, services().files.extend_file(principal, session_id, file_id, body.extend_for))
+    return _file(
+        200, services().sessions.extend_file(principal, session_id, file_id, body.extend_for)
+    )
 
 
 # -- the vendor mechanism: S3 multipart through presigned URLs (DESIGN.md) ----------------

@@ -23,6 +23,7 @@ from .http.links import Links
 from .services.access import Access
 from .services.admin import AdminService
 from .services.admission import Admission
+from .services.completion import Completion
 from .services.files import FileService
 from .services.index import IndexService
 from .services.legacy import LegacyService
@@ -49,6 +50,7 @@ class Services:
     access: Access
     sessions: SessionService
     files: FileService
+    completion: Completion
     parts: PartService
     publishing: PublishService
     publisher: Publisher
@@ -77,7 +79,8 @@ def build(
     publisher = Publisher(store, store, blobs, edge, clock)
     admission = Admission(store, access, verifier, clock, settings)
     sessions = SessionService(store, admission, access, clock, settings)
-    files = FileService(store, blobs, admission, sessions, access, verifier, queue, clock, settings)
+    files = FileService(store, blobs, admission, verifier, clock, settings)
+    completion = Completion(store, admission, access, verifier, queue, clock, settings)
     publishing = PublishService(store, admission, publisher, queue, clock, settings)
     return Services(
         settings=settings,
@@ -88,7 +91,8 @@ def build(
         access=access,
         sessions=sessions,
         files=files,
-        parts=PartService(store, blobs, files),
+        completion=completion,
+        parts=PartService(store, blobs, admission, files, completion),
         publishing=publishing,
         publisher=publisher,
         admin=AdminService(store, clock),
@@ -96,7 +100,7 @@ def build(
         worker=Worker(store, verifier, publisher, clock, access),
         index=IndexService(store, store, blobs, settings.public_url),
         edge=edge,
-        legacy=LegacyService(sessions, files, publishing),
+        legacy=LegacyService(sessions, files, completion, publishing),
         sweep=Sweep(store, admission, publisher, clock),
     )
 

@@ -56,7 +56,7 @@ class World:
             mechanism=HTTP_POST_BYTES,
         ).file
         self.services.files.upload_bytes(who, session_id, file.id, data)
-        return self.services.files.complete_file(who, session_id, file.id)
+        return self.services.completion.complete_file(who, session_id, file.id)
 
     def start(self, who: Principal, session_id: str, filename: str) -> FileView:
         """A file upload session whose bytes are not sent yet."""

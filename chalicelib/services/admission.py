@@ -13,7 +13,7 @@ from ..domain.states import SessionEvent, SessionStatus
 from ..domain.tokens import is_random_id
 from .access import Access
 from .verification import Verifier
-from .views import FileView, SessionView, live_files
+from .views import FileView, SessionView, live_files, session_state_conflict
 
 
 class Admission:
@@ -107,3 +107,12 @@ class Admission:
         if session is None or file is None:
             raise NotFound("No such file upload session.")
         return FileView(self.admit(principal, session), file)
+
+    def editable_file(
+        self, principal: Principal, session_id: str, file_id: str, action: str
+    ) -> FileView:
+        """The file, if its session accepts `action` now (open or error, unlocked)."""
+        view = self.file(principal, session_id, file_id)
+        if not view.session.status.editable:
+            raise session_state_conflict(view.session, action)
+        return view

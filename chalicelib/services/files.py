@@ -1,6 +1,6 @@
 """File upload sessions (PEP 694 "File Upload Session"): creating one, sending its bytes
-with http-post-bytes, completing it (verification within the request, or deferred to the
-worker), canceling and extending it."""
+with http-post-bytes, its status, canceling it. (Completing it: completion.py; extending
+it extends its session: sessions.py.)"""
 
 from __future__ import annotations
 
@@ -24,18 +24,14 @@ from ..domain.ports import (
     Clock,
     FileChanged,
     FilenameInUse,
-    JobQueue,
     SessionChanged,
     SessionStore,
 )
-from ..domain.records import FileRecord, Principal, SessionRecord, Verified
-from ..domain.states import REPLACEABLE_FILE_STATES, FileEvent, FileStatus, SessionStatus
+from ..domain.records import FileRecord, Principal, SessionRecord
+from ..domain.states import REPLACEABLE_FILE_STATES, FileEvent, FileStatus
 from ..domain.tokens import random_id
-from .access import Access
 from .admission import Admission
-from .jobs import VERIFY_FILE
-from .sessions import SessionService
-from .verification import Unverified, Verifier, signer_revoked
+from .verification import Verifier
 from .views import FileView, SignedPart, changed, session_state_conflict
 
 FILES_PREFIX = "files/"
@@ -71,20 +67,14 @@ class FileService:
         store: SessionStore,
         blobs: BlobStore,
         admission: Admission,
-        sessions: SessionService,
-        access: Access,
         verifier: Verifier,
-        queue: JobQueue,
         clock: Clock,
         settings: Settings,
     ) -> None:
         self._store = store
         self._blobs = blobs
         self._admission = admission
-        self._sessions = sessions
-        self._access = access
         self._verifier = verifier
-        self._queue = queue
         self._clock = clock
         self._settings = settings
         self.multipart = multipart_identifier(settings.operator)
@@ -248,7 +238,7 @@ class FileService:
         self, principal: Principal, session_id: str, file_id: str, data: bytes
     ) -> FileView:
         """The http-post-bytes mechanism: the file's bytes in one request."""
-        view = self.editable(principal, session_id, file_id, "upload")
+        view = self._admission.editable_file(principal, session_id, file_id, "upload")
         file = view.file
         if file.mechanism != HTTP_POST_BYTES:
             raise Conflict(
@@ -275,83 +265,14 @@ class FileService:
             )
         return view
 
-    def complete_file(self, principal: Principal, session_id: str, file_id: str) -> FileView:
-        """Verify the file within the request (201 `completed`), or, above
-        WHARF_INLINE_MAX bytes, hand it to the worker (202 `processing`)."""
-        view = self.editable(principal, session_id, file_id, "complete a file")
-        file = view.file
-        if not FileEvent.COMPLETE.allowed_from(file.status):
-            raise Conflict(
-                f"The file is {view.status.value}; only a pending file can be completed."
-            )
-        self._require_signers_allowed(view, principal)
-        if file.size > self._settings.inline_max:
-            processing = self._move(file, FileEvent.DEFER_COMPLETE)
-            self._queue.send({"job": VERIFY_FILE, "session": file.session_id, "file": file.id})
-            return FileView(view.session, processing)
-        try:
-            verified = self._verifier.verify(view.session, file)
-        except Unverified as exc:
-            raise Invalid(
-                "The uploaded file was not accepted; the file is now in error: delete it "
-                "and upload it again.",
-                self.fail_completion(file, exc),
-            ) from None
-        return FileView(view.session, self._complete(file, verified))
-
-    def _complete(self, file: FileRecord, verified: Verified) -> FileRecord:
-        try:
-            return self._store.move_file(
-                file, FileEvent.COMPLETE, self._clock.now(), verified=verified
-            )
-        except (SessionChanged, FileChanged) as exc:
-            # A cancel won the race: what verification stored (the metadata) must not
-            # outlive the file. (Another completion winning keeps it: same key, same bytes.)
-            if exc.current is None or exc.current.status in (
-                SessionStatus.CANCELED,
-                FileStatus.CANCELED,
-            ):
-                self._verifier.discard(file)
-            raise changed(exc) from None
-
-    def _require_signers_allowed(self, view: FileView, principal: Principal) -> None:
-        """PEP 694 SHOULD re-authorize every step: part URLs signed for a token revoked
-        since must not complete a file (Access.revoked_signers). Checked again by the
-        worker for a deferred file, right before it assembles the parts."""
-        if self._access.revoked_signers(view.file, view.session, trusted=principal.token_id):
-            raise Invalid(
-                "The file was not accepted: some of its part URLs belong to a revoked token.",
-                self.fail_completion(view.file, signer_revoked()),
-            )
-
-    def fail_completion(self, file: FileRecord, refusal: Unverified) -> list[FieldError]:
-        """Any completion failure is final for the file (PEP 694 "File Upload Session
-        States"): it moves to error with the refusal's notices, and the client deletes it
-        and starts a new file upload session. The problems, for the answer."""
-        self._move(file, FileEvent.COMPLETE_FAILED, notices=refusal.notices)
-        return refusal.problems
-
-    def _move(
-        self, file: FileRecord, event: FileEvent, *, notices: list[str] | None = None
-    ) -> FileRecord:
-        try:
-            return self._store.move_file(file, event, self._clock.now(), notices=notices)
-        except (SessionChanged, FileChanged) as exc:
-            raise changed(exc) from None
-
     def cancel_file(self, principal: Principal, session_id: str, file_id: str) -> None:
-        view = self.editable(principal, session_id, file_id, "delete a file")
+        view = self._admission.editable_file(principal, session_id, file_id, "delete a file")
         if not FileEvent.CANCEL.allowed_from(view.file.status):
             if view.file.status is FileStatus.CANCELED:
                 raise Conflict("The file upload session is already canceled.")
             raise Conflict("The file is being processed; wait for it to resolve, then delete it.")
-        self._move(view.file, FileEvent.CANCEL)
+        try:
+            self._store.move_file(view.file, FileEvent.CANCEL, self._clock.now())
+        except (SessionChanged, FileChanged) as exc:
+            raise changed(exc) from None
         self._verifier.discard(view.file)
-
-    def extend_file(
-        self, principal: Principal, session_id: str, file_id: str, extend_for: int
-    ) -> FileView:
-        """A file upload session lives as long as its publishing session, so extending
-        one extends the other."""
-        view = self._admission.file(principal, session_id, file_id)
-        return FileView(self._sessions.extend(view.session, extend_for), view.file)

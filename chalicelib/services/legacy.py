@@ -17,6 +17,7 @@ from ..domain.mechanisms import HTTP_POST_BYTES
 from ..domain.ports import StoreBusy
 from ..domain.records import Principal
 from ..domain.states import FileStatus
+from .completion import Completion
 from .files import FileService
 from .publishing import PublishService
 from .sessions import SessionService
@@ -37,10 +38,15 @@ class LegacyUpload:
 
 class LegacyService:
     def __init__(
-        self, sessions: SessionService, files: FileService, publishing: PublishService
+        self,
+        sessions: SessionService,
+        files: FileService,
+        completion: Completion,
+        publishing: PublishService,
     ) -> None:
         self._sessions = sessions
         self._files = files
+        self._completion = completion
         self._publishing = publishing
 
     def upload(self, principal: Principal, form: LegacyUpload) -> None:
@@ -71,7 +77,7 @@ class LegacyService:
                 mechanism=HTTP_POST_BYTES,
             ).file
             self._files.upload_bytes(principal, session.id, file.id, form.content)
-            if self._files.complete_file(principal, session.id, file.id).status is not (
+            if self._completion.complete_file(principal, session.id, file.id).status is not (
                 FileStatus.COMPLETED
             ):
                 raise Conflict(

@@ -12,6 +12,8 @@ from ..domain.mechanisms import MAX_PARTS_PER_REQUEST, PartPlan
 from ..domain.ports import BlobStore, FileChanged, SessionStore, UploadGone
 from ..domain.records import FileRecord, Principal
 from ..domain.states import FileEvent
+from .admission import Admission
+from .completion import Completion
 from .files import FileService
 from .verification import upload_gone
 from .views import PartState, SignedPart, changed
@@ -37,15 +39,24 @@ def _part_errors(parts: list[tuple[int, str]], plan: PartPlan) -> list[FieldErro
 
 
 class PartService:
-    def __init__(self, store: SessionStore, blobs: BlobStore, files: FileService) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        blobs: BlobStore,
+        admission: Admission,
+        files: FileService,
+        completion: Completion,
+    ) -> None:
         self._store = store
         self._blobs = blobs
+        self._admission = admission
         self._files = files
+        self._completion = completion
 
     def _multipart_file(
         self, principal: Principal, session_id: str, file_id: str
     ) -> tuple[FileRecord, PartPlan]:
-        view = self._files.editable(principal, session_id, file_id, "upload parts")
+        view = self._admission.editable_file(principal, session_id, file_id, "upload parts")
         file = view.file
         if file.mechanism != self._files.multipart:
             raise NotFound(f"This file upload session uses {file.mechanism}; it has no parts.")
@@ -70,7 +81,7 @@ class PartService:
             raise Conflict(
                 "The file is now in error: its multipart upload no longer exists in "
                 "storage. Delete it and upload it again.",
-                self._files.fail_completion(file, upload_gone()),
+                self._completion.fail(file, upload_gone()),
             ) from None
         return [
             PartState(n, stored.get(n, plan.size_of(n)), n in stored)

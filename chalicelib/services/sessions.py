@@ -13,7 +13,7 @@ from ..domain.states import SessionEvent, SessionStatus
 from ..domain.tokens import new_session_token, session_id_for
 from .access import Access
 from .admission import Admission
-from .views import SessionView, session_state_conflict
+from .views import FileView, SessionView, session_state_conflict
 
 _CREATE_ATTEMPTS = 3
 # Live first-release sessions of one new name (other versions): bounds the reservation
@@ -151,9 +151,17 @@ class SessionService:
 
     def extend_session(self, principal: Principal, session_id: str, extend_for: int) -> SessionView:
         view = self._admission.session_with_files(principal, session_id)
-        return SessionView(self.extend(view.session, extend_for), view.files)
+        return SessionView(self._extend(view.session, extend_for), view.files)
 
-    def extend(self, session: SessionRecord, extend_for: int) -> SessionRecord:
+    def extend_file(
+        self, principal: Principal, session_id: str, file_id: str, extend_for: int
+    ) -> FileView:
+        """A file upload session lives as long as its publishing session, so extending
+        one extends the other."""
+        view = self._admission.file(principal, session_id, file_id)
+        return FileView(self._extend(view.session, extend_for), view.file)
+
+    def _extend(self, session: SessionRecord, extend_for: int) -> SessionRecord:
         """Later by up to `extend_for`, capped by the maximum lifetime, never earlier. A
         refused amount still succeeds (PEP 694 "Publishing Session Extension")."""
         if session.status.terminal:
