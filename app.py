@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from chalice.app import Rate, Response
@@ -13,6 +14,7 @@ from chalicelib.domain.errors import WharfError
 from chalicelib.domain.ports import StoreBusy
 from chalicelib.domain.records import Principal
 from chalicelib.domain.states import FileStatus, SessionStatus
+from chalicelib.domain.tokens import is_random_id, token_id_in
 from chalicelib.http.parsing import (
     read_bytes,
     read_json,
@@ -72,7 +74,8 @@ def route(path: str, methods: list[str]) -> Callable[[View], View]:
         @functools.wraps(view)
         def handled(**params: str) -> Response:
             try:
-                return view(**params)
+                with _reading_ahead(params):
+                    return view(**params)
             except (WharfError, StoreBusy) as exc:
                 return problem_response(problem_for(exc, services().links))
 
@@ -80,6 +83,20 @@ def route(path: str, methods: list[str]) -> Callable[[View], View]:
         return view
 
     return register
+
+
+def _reading_ahead(params: dict[str, str]) -> AbstractContextManager[None]:
+    """The request's first reads in one round trip: its token, and the session and file
+    its URL names (ids of another shape are never read: the service answers 404)."""
+    request = app.current_request
+    assert request is not None
+    session_id = params.get("session_id", "")
+    file_id = params.get("file_id", "")
+    return services().store.reading_ahead(
+        token_id=token_id_in(request.headers.get("authorization")),
+        session_id=session_id if is_random_id(session_id) else None,
+        file_id=file_id if is_random_id(file_id) else None,
+    )
 
 
 @app.middleware("http")

@@ -29,20 +29,20 @@ from tests.test_api_legacy import legacy
 MULTIPART = "vnd-wharf-s3multipart-presigned-v1"
 META = {"api-version": "2.0"}
 
-# (DynamoDB, S3) calls per request. Reads of one request are batched: the token, then
-# what the URL names (session, file), then what that names (project, role, filenames).
+# (DynamoDB, S3) calls per request. Reads of one request are batched: the token with what
+# the URL names (session, file), then what that names (project, role; filenames).
 BUDGETS = {
     "create session": (3, 0),  # the token; the project and role in one; the transaction
     # A file of one part is sent whole: its URL signed with the creation (presigning
     # calls nothing), no multipart upload to start, list or complete.
-    "create file": (5, 0),
-    "complete": (4, 3),  # HeadObject, GetObject, metadata PutObject
+    "create file": (4, 0),
+    "complete": (3, 3),  # HeadObject, GetObject, metadata PutObject
     # A file of several parts.
-    "create multipart file": (5, 1),  # + CreateMultipartUpload
-    "sign parts": (4, 0),  # + the signer recorded on the file; presigning calls nothing
-    "complete multipart": (4, 4),  # ListParts, CompleteMultipartUpload, GetObject, metadata
-    "file status": (3, 0),
-    "session status": (3, 0),
+    "create multipart file": (4, 1),  # + CreateMultipartUpload
+    "sign parts": (3, 0),  # + the signer recorded on the file; presigning calls nothing
+    "complete multipart": (3, 4),  # ListParts, CompleteMultipartUpload, GetObject, metadata
+    "file status": (2, 0),
+    "session status": (3, 0),  # the token and the session item; its files (a query); roles
     "index page": (3, 0),  # the project, commit markers, files: whatever the file count
     # A session, a file, its verification and a publish, in one request.
     "legacy upload": (19, 6),
@@ -50,7 +50,7 @@ BUDGETS = {
 # Publishing: a constant number of DynamoDB calls (the session, its lock, its files read
 # once locked, filename reservations and the commit in one transaction each, the outbox
 # entry taken away), and per file the file and its metadata tagged public.
-PUBLISH_BASE = 8
+PUBLISH_BASE = 7
 PUBLISH_S3_PER_FILE = 2
 
 

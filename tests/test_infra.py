@@ -211,6 +211,18 @@ def test_the_package_holds_only_what_runs() -> None:
     assert not any(name.startswith("chalice/cli/") for name in names)
 
 
+def test_the_package_carries_bytecode_for_the_runtime(template: dict[str, Any]) -> None:
+    """/var/task is read-only: without bytecode each cold start compiles every module."""
+    runtime = template["Resources"]["APIHandler"]["Properties"]["Runtime"]  # python3.13
+    tag = "cpython-" + runtime.removeprefix("python").replace(".", "")
+    with zipfile.ZipFile(ROOT / "build" / "deployment.zip") as package:
+        names = set(package.namelist())
+    for module in ("app", "chalicelib/runtime", "chalicelib/services/files", "pydantic/main"):
+        head, _, stem = module.rpartition("/")
+        cached = f"{head}/__pycache__/{stem}.{tag}.pyc".lstrip("/")
+        assert cached in names, cached
+
+
 def test_files_come_from_s3_through_origin_access_control(template: dict[str, Any]) -> None:
     config = template["Resources"]["Distribution"]["Properties"]["DistributionConfig"]
     origins = {o["Id"]: o for o in config["Origins"]}

@@ -244,6 +244,23 @@ def test_a_move_answers_the_file_as_stored(store: ContractStore) -> None:
     assert store.move_file(failed, FileEvent.CANCEL, NOW) == store.get_file(session.id, other.id)
 
 
+def test_reads_ahead_answer_each_first_read_once(store: ContractStore) -> None:
+    # A request reads its token, session and file ahead in one round trip; a read after
+    # the request changed the item must see the change, not what was read ahead.
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    file = new_file(session)
+    store.add_file(session, file, NOW, replaces=None)
+    with store.reading_ahead(token_id=None, session_id=session.id, file_id=file.id):
+        first = store.get_session_and_file(session.id, file.id)
+        store.move_file(file, FileEvent.COMPLETE, NOW)
+        again = store.get_file(session.id, file.id)
+        assert again is not None and again.status is FileStatus.COMPLETED
+    assert first == (store.get_session(session.id), file)
+    with store.reading_ahead(token_id=random_id(), session_id=random_id(), file_id=None):
+        pass  # nothing there, nothing read: no error either
+
+
 def test_batched_reads_agree_with_single_reads(store: ContractStore) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -377,5 +378,15 @@ class IndexStore(Protocol):
         ...
 
 
-class Store(AccessStore, SessionStore, PublishStore, IndexStore, Protocol):
+class ReadAhead(Protocol):
+    def reading_ahead(
+        self, *, token_id: str | None, session_id: str | None, file_id: str | None
+    ) -> AbstractContextManager[None]:
+        """For the request in progress: read the token, session and file it names (those
+        not None) in one round trip, and answer the first read of each from that. Only a
+        saving: every read answers as it would without it."""
+        ...
+
+
+class Store(AccessStore, SessionStore, PublishStore, IndexStore, ReadAhead, Protocol):
     """The four jobs on one store, as the wiring builds it (DynamoDB, or memory)."""

@@ -71,6 +71,13 @@ def session_id_for(session_token: str) -> str:
     return digest[:16].hex()
 
 
+def token_id_in(header: str | None) -> str | None:
+    """The id of the API token an Authorization header carries, if it carries one."""
+    secret = credentials_from_header(header)
+    token = ApiToken.parse(secret) if secret else None
+    return token.token_id if token else None
+
+
 def credentials_from_header(header: str | None) -> str | None:
     """The token in `Authorization: Basic __token__:<token>` or `Bearer <token>`."""
     if not header:

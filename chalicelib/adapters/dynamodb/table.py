@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from botocore.exceptions import ClientError
@@ -29,6 +31,10 @@ if TYPE_CHECKING:
 BATCH_ATTEMPTS = 5
 TRANSACTION_LIMIT = 100
 Write = dict[str, Any]
+Ident = tuple[str, str]
+# Items read ahead for the request in progress (Table.reading_ahead): a context variable,
+# so that each request (a thread of the local stack, a Lambda invocation) has its own.
+_AHEAD: ContextVar[dict[Ident, Item | None] | None] = ContextVar("wharf_ahead", default=None)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -124,6 +130,18 @@ def editable_condition(now: int, *, expired: bool = False) -> tuple[str, dict[st
     )
 
 
+def _ident(key: keys.Key) -> Ident:
+    return key["pk"]["S"], key["sk"]["S"]
+
+
+def _taken_ahead(wanted: Sequence[keys.Key]) -> dict[Ident, Item | None]:
+    """The wanted items read ahead for this request, each taken away as it is answered."""
+    ahead = _AHEAD.get()
+    if not ahead:
+        return {}
+    return {i: ahead.pop(i) for i in map(_ident, wanted) if i in ahead}
+
+
 class Table:
     """The table, with the TTLs its items carry."""
 
@@ -141,20 +159,38 @@ class Table:
         # can carry a TTL fixed at creation.
         return session.created_at + self.max_lifetime + self.retention
 
+    @contextmanager
+    def reading_ahead(self, wanted: Sequence[keys.Key]) -> Iterator[None]:
+        """Read `wanted` now, in one round trip, and answer the first read of each from
+        it until the block ends: a request learns from its URL and token which items it
+        will read first. A later read of the same item reads the table again, so nothing
+        read ahead is ever answered after the request changed it."""
+        found = dict(zip(map(_ident, wanted), self.get_many(*wanted), strict=True))
+        token = _AHEAD.set(found)
+        try:
+            yield
+        finally:
+            _AHEAD.reset(token)
+
     def get(self, key: keys.Key) -> Item | None:
-        response = self.db.get_item(TableName=self.name, Key=key, ConsistentRead=True)
-        item = response.get("Item")
-        return decode(item) if item else None
+        return self.get_many(key)[0]
 
     def get_many(self, *wanted: keys.Key) -> list[Item | None]:
         """The items at `wanted`, in order, None where there is none: one strongly
-        consistent BatchGetItem where a request would otherwise read them one by one."""
+        consistent read (a BatchGetItem for several) where a request would otherwise read
+        them one by one; those read ahead (reading_ahead) are answered from that once."""
+        found = _taken_ahead(wanted)
+        missing = list({_ident(k): k for k in wanted if _ident(k) not in found}.values())
+        if len(missing) == 1:
+            response = self.db.get_item(TableName=self.name, Key=missing[0], ConsistentRead=True)
+            item = response.get("Item")
+            found[_ident(missing[0])] = decode(item) if item else None
+        elif missing:
+            found.update(self._batch_get(missing))
+        return [found.get(_ident(k)) for k in wanted]
 
-        def ident(key: keys.Key) -> tuple[str, str]:
-            return key["pk"]["S"], key["sk"]["S"]
-
-        unique = list({ident(k): k for k in wanted}.values())
-        found: dict[tuple[str, str], Item] = {}
+    def _batch_get(self, unique: list[keys.Key]) -> dict[Ident, Item | None]:
+        found: dict[Ident, Item | None] = {}
         request: dict[str, Any] = {self.name: {"Keys": unique, "ConsistentRead": True}}
         for attempt in range(1, BATCH_ATTEMPTS + 1):
             response = self.db.batch_get_item(RequestItems=request)
@@ -163,7 +199,7 @@ class Table:
                 found[(item["pk"], item["sk"])] = item
             request = response.get("UnprocessedKeys") or {}
             if not request:
-                return [found.get(ident(k)) for k in wanted]
+                return found
             # Throttled: DynamoDB hands back what it did not read; ask again after a pause.
             self.retrying.back_off(attempt)
         raise StoreBusy()

@@ -10,6 +10,7 @@ retries after transaction conflicts, batched reads) has no equivalent here.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -101,6 +102,11 @@ class MemoryStore:
         self._outbox: dict[str, tuple[str, int]] = {}  # session id -> (project, committed at)
 
     # -- users, tokens, roles ------------------------------------------------------------
+
+    def reading_ahead(
+        self, *, token_id: str | None, session_id: str | None, file_id: str | None
+    ) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # reads cost nothing here
 
     def create_user(self, username: str, now: int) -> None:
         with self._lock:
