@@ -50,6 +50,7 @@ package: $(STAMP) $(PACKAGE_VENV)/.installed
 		--pkg-format cloudformation --template-format yaml \
 		--merge-template infra/template.yaml build
 	mv build/sam.yaml build/template.yaml
+	$(PACKAGE_VENV)/bin/python infra/bytecode.py build/deployment.zip
 	@$(PY) -c 'import zipfile, os; z = "build/deployment.zip"; \
 		n = sum(i.file_size for i in zipfile.ZipFile(z).infolist()); \
 		print(f"Lambda package: {os.path.getsize(z) / 1e6:.1f} MB zipped, {n / 1e6:.1f} MB unzipped")'
@@ -70,7 +71,8 @@ scan: package $(CHECKOV_VENV)/.installed
 	$(CHECKOV_VENV)/bin/checkov -f build/template.yaml --config-file infra/checkov.yaml
 
 # Figures, not pass/fail: run by hand, never by `make test`.
-bench: $(STAMP)
+bench: $(STAMP) package
+	$(PY) -m bench.coldstart
 	$(PY) -m bench.upload
 	$(PY) -m bench.download
 	$(PY) -m bench.publish
