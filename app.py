@@ -49,7 +49,7 @@ from chalicelib.http.simple import (
     STAGE_CACHE,
     negotiate,
     page_response,
-    project_body,
+    project_response,
     redirect,
     root_body,
 )
@@ -397,7 +397,7 @@ def simple_index() -> Response:
 def simple_project(name: str) -> Response:
     def render(headers: dict[str, str], kind: str) -> Response:
         page = services().index.project(name)
-        return page_response(kind, project_body(kind, page), headers)
+        return project_response(kind, page, headers)
 
     return _page("simple/", name, render)
 
@@ -418,7 +418,7 @@ def stage_index(token: str) -> Response:
 def stage_project(token: str, name: str) -> Response:
     def render(headers: dict[str, str], kind: str) -> Response:
         page = services().index.stage_project(token, name)
-        return page_response(kind, project_body(kind, page), headers, cache=STAGE_CACHE)
+        return project_response(kind, page, headers, cache=STAGE_CACHE)
 
     return _page(f"stage/{token}/", name, render, STAGE_CACHE)
 

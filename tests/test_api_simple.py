@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.memory.clock import FixedClock
+from chalicelib.http import simple
 from chalicelib.http.problems import NotAcceptable
 from chalicelib.http.simple import SIMPLE_HTML, SIMPLE_JSON, TEXT_HTML, negotiate, project_body
 from chalicelib.runtime import Services
@@ -154,6 +155,30 @@ def test_a_new_release_is_visible_on_the_next_get(
     after = api.get("/simple/demo/", headers={**JSON, "If-None-Match": before.headers["ETag"]})
     assert after.status == 200
     assert after.json()["versions"] == ["1.0", "2.0"]
+
+
+def test_a_page_is_rendered_once_per_publish(
+    api: Api, me: Api, published: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rendering and hashing a page of thousands of files is most of a warm request: it
+    is done again only when a publish changed what the page lists."""
+    rendered: list[str] = []
+
+    def counting(kind: str, page: ProjectPage) -> str:
+        rendered.append(kind)
+        return project_body(kind, page)
+
+    monkeypatch.setattr(simple, "project_body", counting)
+    first = api.get("/simple/demo/", headers=JSON)
+    etag = first.headers["ETag"]
+    assert api.get("/simple/demo/", headers={**JSON, "If-None-Match": etag}).status == 304
+    assert api.get("/simple/demo/", headers=JSON).body == first.body
+    assert len(rendered) <= 1  # none if an earlier request of this test rendered it
+    session = me.create_session("demo", "2.0").json()
+    me.add_file(session, "demo-2.0.tar.gz")
+    me.publish(session)
+    assert api.get("/simple/demo/", headers=JSON).json()["versions"] == ["1.0", "2.0"]
+    assert rendered[-1] == SIMPLE_JSON
 
 
 def test_versions_list_a_release_once_in_version_order(

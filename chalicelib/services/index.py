@@ -41,6 +41,9 @@ class IndexFile:
 class ProjectPage:
     name: str
     files: list[IndexFile]
+    # The commit markers the files were read under: the page is the same while they are
+    # (files are immutable and appear only with a new marker). None for a stage's page.
+    revision: frozenset[str] | None = None
 
     @property
     def versions(self) -> list[str]:
@@ -120,10 +123,10 @@ class IndexService:
         record = self._sessions.get_project(project)
         if record is None or record.status is not ProjectStatus.REGISTERED:
             raise NotFound("No such project.")
-        return ProjectPage(project, self._published_files(project))
-
-    def _published_files(self, project: str) -> list[IndexFile]:
         committed = self._index.committed_sessions(project)
+        return ProjectPage(project, self._published_files(project, committed), committed)
+
+    def _published_files(self, project: str, committed: frozenset[str]) -> list[IndexFile]:
         cached = self._published_cache.get(project)
         if cached is not None and cached[0] == committed:
             self._published_cache.move_to_end(project)
@@ -160,7 +163,7 @@ class IndexService:
         project = self._normalized(name)
         if project != session.project:
             return self.project(project)
-        published = self._published_files(project)
+        published = self._published_files(project, self._index.committed_sessions(project))
         _, files = self._sessions.get_session_and_files(session.id)
         staged = [
             self._staged(token, session, f) for f in files if f.status is FileStatus.COMPLETED
