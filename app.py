@@ -67,14 +67,16 @@ ANY_CONTENT = ["*/*"]
 View = Callable[..., Response]
 
 
-def route(path: str, methods: list[str]) -> Callable[[View], View]:
-    """Register a view whose refusals become RFC 9457 problems (http/problems.py)."""
+def route(path: str, methods: list[str], *, lists_files: bool = False) -> Callable[[View], View]:
+    """Register a view whose refusals become RFC 9457 problems (http/problems.py).
+    `lists_files`: the view reads its session with its files (one query, which no batch
+    can join), so only the token is worth reading ahead."""
 
     def register(view: View) -> View:
         @functools.wraps(view)
         def handled(**params: str) -> Response:
             try:
-                with _reading_ahead(params):
+                with _reading_ahead(params, session=not lists_files):
                     return view(**params)
             except (WharfError, StoreBusy) as exc:
                 return problem_response(problem_for(exc, services().links))
@@ -85,12 +87,12 @@ def route(path: str, methods: list[str]) -> Callable[[View], View]:
     return register
 
 
-def _reading_ahead(params: dict[str, str]) -> AbstractContextManager[None]:
+def _reading_ahead(params: dict[str, str], *, session: bool) -> AbstractContextManager[None]:
     """The request's first reads in one round trip: its token, and the session and file
     its URL names (ids of another shape are never read: the service answers 404)."""
     request = app.current_request
     assert request is not None
-    session_id = params.get("session_id", "")
+    session_id = params.get("session_id", "") if session else ""
     file_id = params.get("file_id", "")
     return services().store.reading_ahead(
         token_id=token_id_in(request.headers.get("authorization")),
@@ -110,7 +112,7 @@ def through_the_edge_only(event: Any, get_response: Callable[[Any], Response]) -
     try:
         require_edge(event.headers, services().settings.origin_verify)
     except WharfError as exc:
-        return problem_response(problem_for(exc))
+        return problem_response(problem_for(exc, None))
     return get_response(event)
 
 
@@ -147,7 +149,7 @@ def create_session() -> Response:
     return _session(201, view, Location=services().links.session(view.session))
 
 
-@route("/upload/sessions/{session_id}", methods=["GET"])
+@route("/upload/sessions/{session_id}", methods=["GET"], lists_files=True)
 def session_status(session_id: str) -> Response:
     return _session(200, services().sessions.session_status(_principal(), session_id))
 
@@ -168,7 +170,7 @@ def publish_session(session_id: str) -> Response:
     return _session(status, view, Location=services().links.session(view.session))
 
 
-@route("/upload/sessions/{session_id}/extend", methods=["POST"])
+@route("/upload/sessions/{session_id}/extend", methods=["POST"], lists_files=True)
 def extend_session(session_id: str) -> Response:
     principal = _principal()
     body = read_upload_json(*_request(), Extend)
@@ -397,7 +399,7 @@ def simple_index() -> Response:
 def simple_project(name: str) -> Response:
     def render(headers: dict[str, str], kind: str) -> Response:
         page = services().index.project(name)
-        return project_response(kind, page, headers)
+        return project_response(kind, page, headers, services().pages)
 
     return _page("simple/", name, render)
 
@@ -418,7 +420,7 @@ def stage_index(token: str) -> Response:
 def stage_project(token: str, name: str) -> Response:
     def render(headers: dict[str, str], kind: str) -> Response:
         page = services().index.stage_project(token, name)
-        return project_response(kind, page, headers, cache=STAGE_CACHE)
+        return project_response(kind, page, headers, services().pages, cache=STAGE_CACHE)
 
     return _page(f"stage/{token}/", name, render, STAGE_CACHE)
 

@@ -20,6 +20,7 @@ from .adapters.sqs import SqsJobQueue
 from .config import Settings
 from .domain.ports import BlobStore, Clock, EdgeCache, JobQueue, Store, SystemClock
 from .http.links import Links
+from .http.simple import RenderedPages
 from .services.access import Access
 from .services.admin import AdminService
 from .services.admission import Admission
@@ -61,6 +62,8 @@ class Services:
     edge: EdgeCache
     legacy: LegacyService
     sweep: Sweep
+    # Three kinds of the most requested project pages: a few MB at most in 512 MB.
+    pages: RenderedPages = dataclasses.field(default_factory=lambda: RenderedPages(3 * 64))
 
 
 def build(

@@ -387,7 +387,7 @@ class EdgeHandler(BaseHTTPRequestHandler):
             self._problem(problem_for_status(404, "No published file at this URL."))
             return
         except WharfError as exc:  # S3 failed behind the edge (BadGateway)
-            self._problem(problem_for(exc))
+            self._problem(problem_for(exc, None))
             return
         try:
             self.send_response(reply.status)

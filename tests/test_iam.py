@@ -34,7 +34,6 @@ from tests.iam_policy import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / "build" / "template.yaml"
 DISTRIBUTION_ID = "E2WHARFTEST"
 # The secrets the template generates, by logical id: the names the cold-start test gives them.
 SECRETS = {

@@ -22,7 +22,6 @@ from chalicelib.config import DAY
 from chalicelib.services.publishing import PUBLISH_LOCK_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / "build" / "template.yaml"
 FUNCTIONS = ("APIHandler", "ProcessJobs", "ExpireSessions")
 # Read only by the local stack, or supplied to the functions through the SSM parameter
 # WHARF_EDGE_PARAMETER (as variables they would make the template circular).

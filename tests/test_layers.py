@@ -20,20 +20,29 @@ ALLOWED = {
 
 def _imports(path: Path) -> set[str]:
     """The chalicelib layers (first package below chalicelib) the module imports."""
-    package = path.relative_to(CHALICELIB).parts[:-1]
-    found = set()
+    package = list(path.relative_to(CHALICELIB).parts[:-1])
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if not isinstance(node, ast.ImportFrom):
-            continue
-        if node.level:  # relative: resolve against the module's package
-            parts = [*package[: len(package) - node.level + 1], *(node.module or "").split(".")]
-        elif (node.module or "").startswith("chalicelib."):
-            parts = (node.module or "").split(".")[1:]
+        if isinstance(node, ast.Import):
+            targets = [
+                a.name.split(".")[1:] for a in node.names if a.name.startswith("chalicelib.")
+            ]
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            # Relative: against the module's package; `from .. import x` imports x.
+            base = package[: len(package) - node.level + 1]
+            names = [node.module] if node.module else [a.name for a in node.names]
+            targets = [[*base, *name.split(".")] for name in names]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("chalicelib."):
+            targets = [(node.module or "").split(".")[1:]]
         else:
             continue
-        if parts and parts[0]:
-            found.add(parts[0].removesuffix(".py"))
+        found.update(t[0] for t in targets if t)
     return found
+
+
+def test_relative_and_plain_imports_are_seen() -> None:
+    assert _imports(CHALICELIB / "services" / "files.py") >= {"domain", "config", "services"}
+    assert "adapters" in _imports(CHALICELIB / "runtime.py")
 
 
 @pytest.mark.parametrize("layer", sorted(ALLOWED))

@@ -88,17 +88,19 @@ def test_each_kind_of_refusal_has_one_status_found_by_class(
 
 
 def test_an_unexpected_error_says_nothing_of_its_message() -> None:
-    assert "secret" not in problem_for(RuntimeError("secret")).detail
+    assert "secret" not in problem_for(RuntimeError("secret"), LINKS).detail
 
 
 def test_the_headers_come_from_the_errors_data() -> None:
-    assert "Bearer" in problem_for(NotAuthenticated("x")).headers["WWW-Authenticate"]
+    assert "Bearer" in problem_for(NotAuthenticated("x"), LINKS).headers["WWW-Authenticate"]
     assert problem_for(SessionInProgress("x", SESSION), LINKS).headers == {
         "Location": LINKS.session(SESSION)
     }
     assert problem_for(FileInProgress("x", FILE), LINKS).headers == {"Location": LINKS.file(FILE)}
-    assert problem_for(StoreBusy()).headers == {"Retry-After": "1"}
-    assert problem_for(MethodNotAllowed("x", headers={"Allow": "GET"})).headers == {"Allow": "GET"}
+    assert problem_for(StoreBusy(), LINKS).headers == {"Retry-After": "1"}
+    assert problem_for(MethodNotAllowed("x", headers={"Allow": "GET"}), LINKS).headers == {
+        "Allow": "GET"
+    }
 
 
 def test_a_refused_publish_names_each_file_with_why() -> None:
@@ -141,4 +143,6 @@ def test_chalices_own_errors_become_problems_keeping_allow() -> None:
     assert answer.headers["Content-Type"] == PROBLEM_JSON
     assert answer.headers["Allow"] == "GET"
     assert json.loads(answer.body)["detail"] == "Method Not Allowed"
-    assert problem_response(problem_for(Conflict("x"))).headers["Cache-Control"] == "no-store"
+    assert (
+        problem_response(problem_for(Conflict("x"), LINKS)).headers["Cache-Control"] == "no-store"
+    )

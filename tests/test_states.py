@@ -1,5 +1,8 @@
 """The state machines are exactly PEP 694's transition tables."""
 
+import pytest
+
+from chalicelib.domain.records import SessionRecord, reservation_abandoned
 from chalicelib.domain.states import (
     FILE_TRANSITIONS,
     SESSION_TRANSITIONS,
@@ -57,3 +60,34 @@ def test_only_canceled_is_terminal_for_files() -> None:
     reachable_from = {s for sources, _ in FILE_TRANSITIONS.values() for s in sources}
     assert F.CANCELED not in reachable_from
     assert reachable_from == {F.PENDING, F.PROCESSING, F.COMPLETED, F.ERROR}
+
+
+@pytest.mark.parametrize(
+    ("status", "lock", "abandoned"),
+    [
+        (SessionStatus.OPEN, None, True),
+        (SessionStatus.OPEN, 50, True),  # its publisher's lock lapsed
+        (SessionStatus.ERROR, 200, False),  # still publishing
+        (SessionStatus.CANCELED, None, True),
+        (SessionStatus.PROCESSING, None, False),
+        # Published between the reads of its marker and of itself: never taken over.
+        (SessionStatus.PUBLISHED, None, False),
+    ],
+)
+def test_a_reservation_is_taken_over_only_from_a_publisher_that_gave_up(
+    status: SessionStatus, lock: int | None, abandoned: bool
+) -> None:
+    holder = SessionRecord(
+        id="s",
+        token="t",
+        project="demo",
+        version="1.0",
+        version_key="1",
+        status=status,
+        created_at=0,
+        expires_at=1000,
+        created_by="alice",
+        first_release=False,
+        publish_lock_until=lock,
+    )
+    assert reservation_abandoned(holder, now=100) is abandoned

@@ -170,6 +170,23 @@ def test_canceling_frees_the_release_and_the_name(store: ContractStore) -> None:
     store.create_session(new_session(), reserve_project=True)
 
 
+def test_only_the_lock_holder_moves_a_locked_session(store: ContractStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    locked = store.lock_for_publish(session, NOW, NOW + 900)
+    with pytest.raises(SessionChanged):  # anyone else: the session is being published
+        store.move_session(session, SessionEvent.CANCEL, NOW)
+    with pytest.raises(SessionChanged):  # a copy read while locked is not the holder
+        store.move_session(locked, SessionEvent.CANCEL, NOW)
+    moved = store.move_session(locked, SessionEvent.DEFER_PUBLISH, NOW, by_lock_holder=True)
+    assert moved.status is SessionStatus.PROCESSING and moved.publish_lock_until is None
+    stored = store.get_session(session.id)
+    assert stored is not None
+    assert stored.status is SessionStatus.PROCESSING and stored.publish_lock_until is None
+    with pytest.raises(SessionChanged):  # the lock went with the move
+        store.move_session(locked, SessionEvent.DEFER_PUBLISH, NOW, by_lock_holder=True)
+
+
 def test_illegal_moves_report_the_current_state(store: ContractStore) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)
@@ -257,6 +274,13 @@ def test_reads_ahead_answer_each_first_read_once(store: ContractStore) -> None:
         again = store.get_file(session.id, file.id)
         assert again is not None and again.status is FileStatus.COMPLETED
     assert first == (store.get_session(session.id), file)
+    # Written before its first read: the write is what a read answers.
+    other = new_file(session)
+    store.add_file(session, other, NOW, replaces=None)
+    with store.reading_ahead(token_id=None, session_id=session.id, file_id=other.id):
+        store.move_file(other, FileEvent.CANCEL, NOW)
+        canceled = store.get_file(session.id, other.id)
+        assert canceled is not None and canceled.status is FileStatus.CANCELED
     with store.reading_ahead(token_id=random_id(), session_id=random_id(), file_id=None):
         pass  # nothing there, nothing read: no error either
 

@@ -257,11 +257,14 @@ class SessionStore(Protocol):
         now: int,
         *,
         notices: list[str] | None = None,
+        by_lock_holder: bool = False,
     ) -> SessionRecord:
         """Apply a transition other than a publish commit; SessionChanged (with the
-        session as it is) when the table does not allow it from the current state. A
-        terminal move frees the release and a first release's name. Answers the session
-        as given with the move applied (nothing is read back)."""
+        session as it is) when the table does not allow it from the current state, or
+        the session is locked for publishing (unless `by_lock_holder`: the caller took
+        the lock `session` carries, and the move needs it still held). A move removes
+        the lock; a terminal one frees the release and a first release's name. Answers
+        the session as given with the move applied (nothing is read back)."""
         ...
 
     def extend_session(self, session: SessionRecord, expires_at: int, now: int) -> SessionRecord:
@@ -313,7 +316,9 @@ class SessionStore(Protocol):
         """Record that the token had part URLs signed for the pending file."""
         ...
 
-    def add_file_notices(self, file: FileRecord, notices: list[str]) -> None: ...
+    def add_file_notices(self, file: FileRecord, notices: list[str]) -> None:
+        """Append to the file's notices; FileChanged(None) if the file is gone."""
+        ...
 
     def lock_for_publish(self, session: SessionRecord, now: int, until: int) -> SessionRecord:
         """Hold an editable session still until `until` (every change of an editable

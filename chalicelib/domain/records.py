@@ -52,10 +52,21 @@ class SessionRecord:
         """The session as the transition leaves it: what a store answers for a move its
         conditional write made, without reading it back."""
         _, target = session_move(event)
-        moved = replace(self, status=target, notices=self.notices if notices is None else notices)
-        if target.terminal:
-            return replace(moved, ended_at=now, publish_lock_until=None)
-        return moved
+        notices = self.notices if notices is None else notices
+        # A move takes any publish lock with it: only its holder may move a locked session.
+        moved = replace(self, status=target, notices=notices, publish_lock_until=None)
+        return replace(moved, ended_at=now) if target.terminal else moved
+
+
+def reservation_abandoned(holder: SessionRecord, now: int) -> bool:
+    """Whether a filename reservation held by `holder` may be taken over: its publisher
+    never committed and never will. A session that is processing, or published (the two
+    reads of marker and session are not one snapshot: it may have committed between
+    them), keeps its names; an editable or canceled one whose publish lock lapsed (or
+    that holds none) left them behind."""
+    if holder.status in (SessionStatus.PROCESSING, SessionStatus.PUBLISHED):
+        return False
+    return holder.publish_lock_until is None or holder.publish_lock_until < now
 
 
 @dataclass

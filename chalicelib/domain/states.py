@@ -98,6 +98,9 @@ FILE_TRANSITIONS: dict[FileEvent, tuple[frozenset[FileStatus], FileStatus]] = {
 }
 
 
+# A file takes bytes, part URLs and their signers while it can still be completed.
+UPLOADING_FILE_STATES = FILE_TRANSITIONS[FileEvent.COMPLETE][0]
+
 # A file can be replaced by a new upload of the same name only once its own upload is over
 # (PEP 694 "Replacing a Partially or Fully Uploaded File"): replacing cancels it.
 REPLACEABLE_FILE_STATES = frozenset({FileStatus.COMPLETED, FileStatus.ERROR})

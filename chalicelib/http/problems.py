@@ -135,8 +135,9 @@ def kind_of(error: Exception) -> Kind:
     return next((KINDS[c] for c in type(error).__mro__ if c in KINDS), INTERNAL)
 
 
-def problem_for(error: Exception, links: Links | None = None) -> Problem:
-    """The problem that answers `error`: its kind, and the headers its data calls for."""
+def problem_for(error: Exception, links: Links | None) -> Problem:
+    """The problem that answers `error`: its kind, and the headers its data calls for
+    (a Location needs `links`; only answers outside the routes go without)."""
     kind = kind_of(error)
     if isinstance(error, StoreBusy):
         return Problem(kind, BUSY_DETAIL, headers={"Retry-After": str(error.retry_after)})

@@ -206,7 +206,7 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
-class _RenderedPages:
+class RenderedPages:
     """Project pages as last rendered, with their ETags, per (kind, project) and the
     commit markers they were read under (ProjectPage.revision): a page changes only with
     a publish, and rendering and hashing thousands of files is most of a warm request."""
@@ -235,14 +235,15 @@ class _RenderedPages:
         return body, etag
 
 
-# Three kinds of the most requested projects: a few MB at most in a 512 MB Lambda.
-_RENDERED = _RenderedPages(size=3 * 64)
-
-
 def project_response(
-    kind: str, page: ProjectPage, request_headers: Mapping[str, str], *, cache: str = INDEX_CACHE
+    kind: str,
+    page: ProjectPage,
+    request_headers: Mapping[str, str],
+    pages: RenderedPages,
+    *,
+    cache: str = INDEX_CACHE,
 ) -> Response:
-    body, etag = _RENDERED.body_and_etag(kind, page)
+    body, etag = pages.body_and_etag(kind, page)
     return _page_response(kind, body, etag, request_headers, cache)
 
 

@@ -111,7 +111,8 @@ class Admission:
     def editable_file(
         self, principal: Principal, session_id: str, file_id: str, action: str
     ) -> FileView:
-        """The file, if its session accepts `action` now (open or error, unlocked)."""
+        """The file, if its session's state accepts `action` (open or error; a lock or
+        the expiry is the store's write condition to refuse)."""
         view = self.file(principal, session_id, file_id)
         if not view.session.status.editable:
             raise session_state_conflict(view.session, action)

@@ -28,7 +28,7 @@ from ..domain.ports import (
     SessionStore,
 )
 from ..domain.records import FileRecord, Principal, SessionRecord
-from ..domain.states import REPLACEABLE_FILE_STATES, FileEvent, FileStatus
+from ..domain.states import REPLACEABLE_FILE_STATES, UPLOADING_FILE_STATES, FileEvent, FileStatus
 from ..domain.tokens import random_id
 from .admission import Admission
 from .verification import Verifier
@@ -225,15 +225,6 @@ class FileService:
     def file_status(self, principal: Principal, session_id: str, file_id: str) -> FileView:
         return self._admission.file(principal, session_id, file_id)
 
-    def editable(
-        self, principal: Principal, session_id: str, file_id: str, action: str
-    ) -> FileView:
-        """The file, if its session accepts `action` now (open or error, unlocked)."""
-        view = self._admission.file(principal, session_id, file_id)
-        if not view.session.status.editable:
-            raise session_state_conflict(view.session, action)
-        return view
-
     def upload_bytes(
         self, principal: Principal, session_id: str, file_id: str, data: bytes
     ) -> FileView:
@@ -244,7 +235,7 @@ class FileService:
             raise Conflict(
                 f"This file upload session uses {file.mechanism}, not {HTTP_POST_BYTES}."
             )
-        if not FileEvent.COMPLETE.allowed_from(file.status):
+        if file.status not in UPLOADING_FILE_STATES:
             raise Conflict(
                 f"The file is {view.status.value}; bytes are accepted only while pending."
             )

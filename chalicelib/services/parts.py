@@ -11,7 +11,7 @@ from ..domain.errors import Conflict, FieldError, Invalid, NotFound
 from ..domain.mechanisms import MAX_PARTS_PER_REQUEST, PartPlan
 from ..domain.ports import BlobStore, FileChanged, SessionStore, UploadGone
 from ..domain.records import FileRecord, Principal
-from ..domain.states import FileEvent
+from ..domain.states import UPLOADING_FILE_STATES
 from .admission import Admission
 from .completion import Completion
 from .files import FileService
@@ -60,7 +60,7 @@ class PartService:
         file = view.file
         if file.mechanism != self._files.multipart:
             raise NotFound(f"This file upload session uses {file.mechanism}; it has no parts.")
-        if not FileEvent.COMPLETE.allowed_from(file.status):
+        if file.status not in UPLOADING_FILE_STATES:
             raise Conflict(
                 f"The file is {view.status.value}; parts are accepted only while pending."
             )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import replace
 
 from ..config import Settings
 from ..domain.errors import Conflict, FilesRefused, filenames_taken, files_unfinished
@@ -163,7 +162,6 @@ class PublishService:
             if refused is not None:
                 raise refused
             if len(files) > self._max_inline_files:
-                self._store.unlock_publish(session)
                 return self._defer(session, files)
             published = self._publisher.publish(session, files, SessionEvent.PUBLISH)
         except BaseException as exc:
@@ -175,10 +173,11 @@ class PublishService:
             raise
         return SessionView(published, files)
 
-    def _defer(self, session: SessionRecord, files: list[FileRecord]) -> SessionView:
-        unlocked = replace(session, publish_lock_until=None)
+    def _defer(self, locked: SessionRecord, files: list[FileRecord]) -> SessionView:
+        """Hand the locked session to the worker: it moves to processing and the lock
+        goes in the same write, so nothing changes the files read under the lock."""
         processing = self._store.move_session(
-            unlocked, SessionEvent.DEFER_PUBLISH, self._clock.now()
+            locked, SessionEvent.DEFER_PUBLISH, self._clock.now(), by_lock_holder=True
         )
-        self._queue.send({"job": PUBLISH, "session": session.id})
+        self._queue.send({"job": PUBLISH, "session": locked.id})
         return SessionView(processing, live_files(processing, files))

@@ -12,11 +12,12 @@ import logging
 from ..domain.errors import FilesRefused
 from ..domain.ports import Clock, FileChanged, ProjectTaken, SessionChanged, SessionStore
 from ..domain.records import FileRecord, SessionRecord, Verified
-from ..domain.states import FileEvent, FileStatus, SessionEvent, SessionStatus
+from ..domain.states import FileEvent, SessionEvent, SessionStatus
 from .access import Access
 from .jobs import PUBLISH, VERIFY_FILE
 from .publishing import Publisher, unfinished
 from .verification import Unverified, Verifier, signer_revoked
+from .views import live_files
 
 _log = logging.getLogger("wharf.worker")
 GAVE_UP = (
@@ -113,12 +114,14 @@ class Worker:
 
     def publish(self, session_id: str) -> None:
         session, files = self._store.get_session_and_files(session_id)
-        live = [f for f in files if f.status is not FileStatus.CANCELED]
-        if session is not None and session.status is SessionStatus.PUBLISHED:
+        if session is None:
+            return
+        live = live_files(session, files)
+        if session.status is SessionStatus.PUBLISHED:
             # A redelivery after the commit.
             self._publisher.expose(session.id, session.project, [f.key for f in live])
             return
-        if session is None or not SessionEvent.PROCESSING_SUCCEEDED.allowed_from(session.status):
+        if not SessionEvent.PROCESSING_SUCCEEDED.allowed_from(session.status):
             return
         refused = unfinished(live)
         if refused is None:

@@ -77,7 +77,7 @@ class DynamoAccess:
         self._t.transact(
             [
                 {"Delete": {"Key": keys.user_key(username)}},
-                {"Delete": {"Key": keys.key(keys.USER_INDEX, username)}},
+                {"Delete": {"Key": keys.user_index_key(username)}},
             ]
         )
         return True
@@ -153,11 +153,7 @@ class DynamoAccess:
         self._t.transact(
             [
                 {"Delete": {"Key": keys.token_key(token_id)}},
-                {
-                    "Delete": {
-                        "Key": keys.key(keys.user_pk(token.username), keys.user_token_sk(token_id))
-                    }
-                },
+                {"Delete": {"Key": keys.user_token_key(token.username, token_id)}},
             ]
         )
         return True
@@ -171,11 +167,11 @@ class DynamoAccess:
                 [
                     {
                         "Delete": {
-                            "Key": keys.key(keys.project_pk(project), keys.role_sk(username)),
+                            "Key": keys.project_role_key(project, username),
                             "ConditionExpression": "attribute_exists(pk)",
                         }
                     },
-                    {"Delete": {"Key": keys.key(keys.user_pk(username), keys.role_sk(project))}},
+                    {"Delete": {"Key": keys.user_role_key(username, project)}},
                 ]
             )
         except Refused as refusal:
@@ -188,7 +184,7 @@ class DynamoAccess:
         """The project (as get_project) and the user's role on it, in one round trip: what
         every authorization of an upload reads."""
         item, role = self._t.get_many(
-            keys.project_key(project), keys.key(keys.project_pk(project), keys.role_sk(username))
+            keys.project_key(project), keys.project_role_key(project, username)
         )
         return project_record(project, item), Role(role["role"]) if role else None
 

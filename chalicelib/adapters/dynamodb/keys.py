@@ -148,3 +148,23 @@ def role_sk(name: str) -> str:
 
 def role_holder_of(sk: str) -> str:
     return sk.removeprefix(ROLE_PREFIX)
+
+
+def project_role_key(project: str, username: str) -> Key:
+    return key(project_pk(project), role_sk(username))
+
+
+def user_role_key(username: str, project: str) -> Key:
+    return key(user_pk(username), role_sk(project))
+
+
+def user_token_key(username: str, token_id: str) -> Key:
+    return key(user_pk(username), user_token_sk(token_id))
+
+
+def user_index_key(username: str) -> Key:
+    return key(USER_INDEX, username)
+
+
+def outbox_key(session_id: str) -> Key:
+    return key(EXPOSE_OUTBOX, session_id)

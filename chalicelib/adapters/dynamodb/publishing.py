@@ -8,12 +8,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ...domain.ports import ProjectTaken
-from ...domain.records import FileRecord, ProjectStatus, Role, SessionRecord
-from ...domain.states import SessionEvent, SessionStatus, session_move
+from ...domain.records import (
+    FileRecord,
+    ProjectStatus,
+    Role,
+    SessionRecord,
+    reservation_abandoned,
+)
+from ...domain.states import SessionEvent, session_move
 from ..schema import LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
 from . import keys
 from .access import registered_check, role_puts
-from .items import encode
+from .items import encode, session_record
 from .sessions import free_release
 from .table import TRANSACTION_LIMIT, Refused, Table, Write, status_in
 
@@ -92,15 +98,11 @@ class DynamoPublishing:
         return stale or "unknown"
 
     def _reservation_is_stale(self, project: str, holder: str, now: int) -> bool:
-        marker, other = self._t.get_many(keys.commit_key(project, holder), keys.session_key(holder))
+        """A reservation left by a publisher that never committed and will not."""
+        marker, item = self._t.get_many(keys.commit_key(project, holder), keys.session_key(holder))
         if marker is not None:
             return False  # published: permanent
-        if other is None:
-            return True
-        if other["status"] == SessionStatus.PROCESSING.value:
-            return False
-        lock = other.get("publish_lock_until")
-        return lock is None or lock < now
+        return item is None or reservation_abandoned(session_record(item), now)
 
     def release_filenames(self, session: SessionRecord, files: Iterable[FileRecord]) -> None:
         """Give back the session's reservations after a publish that did not commit.
@@ -250,4 +252,4 @@ class DynamoPublishing:
         ]
 
     def mark_exposed(self, session_id: str) -> None:
-        self._t.delete(Key=keys.key(keys.EXPOSE_OUTBOX, session_id))
+        self._t.delete(Key=keys.outbox_key(session_id))

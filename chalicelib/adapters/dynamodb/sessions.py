@@ -19,6 +19,7 @@ from ...domain.states import (
     EDITABLE_SESSION_STATES,
     LIVE_SESSION_STATES,
     REPLACEABLE_FILE_STATES,
+    UPLOADING_FILE_STATES,
     FileEvent,
     FileStatus,
     SessionEvent,
@@ -171,15 +172,19 @@ class DynamoSessions:
         now: int,
         *,
         notices: list[str] | None = None,
+        by_lock_holder: bool = False,
     ) -> SessionRecord:
         """Apply a session transition other than a publish commit, conditionally; the
-        session as the caller gave it with the move applied (no read back).
+        session as the caller gave it with the move applied (no read back). The holder
+        of the publish lock (`by_lock_holder`, its lock in `session`) moves the session
+        it locked, and the move removes the lock.
 
         A move to `canceled` also frees the release (invariant 3) and a first release's
         name reservation, in the same transaction.
         """
         _, target = session_move(event)
-        update = self._session_update(event, now, notices)
+        lock = session.publish_lock_until if by_lock_holder else None
+        update = self._session_update(event, now, notices, lock)
         items: list[Write] = [{"Update": {"Key": keys.session_key(session.id), **update}}]
         if target.terminal:
             items += self._release_claims(session)
@@ -187,19 +192,21 @@ class DynamoSessions:
         return session.after(event, now, notices)
 
     def _session_update(
-        self, event: SessionEvent, now: int, notices: list[str] | None
+        self, event: SessionEvent, now: int, notices: list[str] | None, lock: int | None
     ) -> dict[str, Any]:
         """The conditional update of a session's state: from the transition's sources
-        (editable ones also unlocked and unexpired, or expired for the expiry itself)."""
+        (editable ones also unlocked, or locked by `lock`, and unexpired, or expired for
+        the expiry itself). Any publish lock goes with the move (SessionRecord.after)."""
         sources, target = session_move(event)
         if sources == EDITABLE_SESSION_STATES:
-            condition, values = editable_condition(now, expired=event is SessionEvent.EXPIRE)
+            expired = event is SessionEvent.EXPIRE
+            condition, values = editable_condition(now, expired=expired, lock=lock)
         else:
             condition, values = status_in(sources)
         names = {"#status": "status"}
         sets = ["#status = :target"]
         values = {**values, ":target": {"S": target.value}}
-        removes: list[str] = []
+        removes = ["publish_lock_until"]
         if notices is not None:
             sets.append("notices = :notices")
             values[":notices"] = serialize(notices)
@@ -208,11 +215,9 @@ class DynamoSessions:
             names["#ttl"] = TTL_ATTRIBUTE
             values[":ended"] = {"N": str(now)}
             values[":ttl"] = {"N": str(now + self._t.retention)}
-            removes += [LIVE_INDEX_PARTITION, "publish_lock_until"]
+            removes.append(LIVE_INDEX_PARTITION)
         return {
-            "UpdateExpression": "SET "
-            + ", ".join(sets)
-            + (" REMOVE " + ", ".join(removes) if removes else ""),
+            "UpdateExpression": f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
             "ConditionExpression": condition,
             "ExpressionAttributeValues": values,
             "ExpressionAttributeNames": names,
@@ -441,17 +446,15 @@ class DynamoSessions:
         return file.after(event, notices, verified)
 
     def add_signer(self, file: FileRecord, token_id: str) -> None:
-        """Record that `token_id` had part URLs signed for the pending file."""
+        """Record that `token_id` had part URLs signed for the file, while it uploads."""
+        uploading, values = status_in(UPLOADING_FILE_STATES)
         try:
             self._t.update(
                 Key=keys.file_key(file.session_id, file.id),
                 UpdateExpression="ADD signers :token",
-                ConditionExpression="#status = :pending",
+                ConditionExpression=uploading,
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":token": {"SS": [token_id]},
-                    ":pending": {"S": FileStatus.PENDING.value},
-                },
+                ExpressionAttributeValues={**values, ":token": {"SS": [token_id]}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except Refused as refusal:
@@ -461,12 +464,15 @@ class DynamoSessions:
     def add_file_notices(self, file: FileRecord, notices: list[str]) -> None:
         """Tell a file's own status why a deferred publish failed (PEP 694: the reason
         goes in the file's notices too, where it is attributable to the file)."""
-        self._t.update(
-            Key=keys.file_key(file.session_id, file.id),
-            UpdateExpression="SET notices = list_append(if_not_exists(notices, :empty), :new)",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":empty": {"L": []}, ":new": serialize(notices)},
-        )
+        try:
+            self._t.update(
+                Key=keys.file_key(file.session_id, file.id),
+                UpdateExpression="SET notices = list_append(if_not_exists(notices, :empty), :new)",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":empty": {"L": []}, ":new": serialize(notices)},
+            )
+        except Refused:
+            raise FileChanged(None) from None  # gone
 
     # -- the publish lock ------------------------------------------------------------------
 

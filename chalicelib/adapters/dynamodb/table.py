@@ -82,8 +82,8 @@ class Retrying:
 class Refused(Exception):
     """A write refused by its conditions: which failed, by position in the transaction
     (0 for a single-item write), each with the item it found (None if there was none).
-    Every write of Table raises it instead of botocore's error, so the store's jobs
-    turn it into their domain exceptions without reading AWS error codes."""
+    Table's writes raise it for failed conditions (other errors stay botocore's), so the
+    store's jobs turn it into the port's exceptions without reading AWS error codes."""
 
     def __init__(self, found: dict[int, Item | None]) -> None:
         super().__init__(sorted(found))
@@ -118,20 +118,38 @@ def status_in(
     return "#status IN (" + ", ".join(values) + ")", values
 
 
-def editable_condition(now: int, *, expired: bool = False) -> tuple[str, dict[str, Any]]:
-    """The session accepts changes: editable (states.py), not being published, and not
-    expired (or, for the expiry itself, expired). Uses #status."""
+def editable_condition(
+    now: int, *, expired: bool = False, lock: int | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The session accepts changes: editable (states.py), not being published (or, for
+    the holder of the publish lock `lock`, still held by it), and not expired (or, for
+    the expiry itself, expired). Uses #status."""
     states, values = status_in(EDITABLE_SESSION_STATES)
     expiry = "expires_at <= :now" if expired else "expires_at > :now"
-    return (
-        f"{states} AND {expiry} AND "
-        "(attribute_not_exists(publish_lock_until) OR publish_lock_until < :now)",
-        {**values, ":now": {"N": str(now)}},
-    )
+    unlocked = "(attribute_not_exists(publish_lock_until) OR publish_lock_until < :now)"
+    if lock is not None:
+        unlocked = "publish_lock_until = :lock"
+        values[":lock"] = {"N": str(lock)}
+    return f"{states} AND {expiry} AND {unlocked}", {**values, ":now": {"N": str(now)}}
 
 
 def _ident(key: keys.Key) -> Ident:
     return key["pk"]["S"], key["sk"]["S"]
+
+
+def _forget_ahead(written: Sequence[keys.Key]) -> None:
+    """Items this request writes are never answered from what was read ahead of it."""
+    ahead = _AHEAD.get()
+    if ahead:
+        for key in written:
+            ahead.pop(_ident(key), None)
+
+
+def _key_of(write: Write) -> keys.Key:
+    """The key of one write ({"Put": ...}, {"Update": ...}, ...) of a transaction."""
+    ((_, body),) = write.items()
+    item = body.get("Item")
+    return {"pk": item["pk"], "sk": item["sk"]} if item else body["Key"]
 
 
 def _taken_ahead(wanted: Sequence[keys.Key]) -> dict[Ident, Item | None]:
@@ -163,8 +181,9 @@ class Table:
     def reading_ahead(self, wanted: Sequence[keys.Key]) -> Iterator[None]:
         """Read `wanted` now, in one round trip, and answer the first read of each from
         it until the block ends: a request learns from its URL and token which items it
-        will read first. A later read of the same item reads the table again, so nothing
-        read ahead is ever answered after the request changed it."""
+        will read first. An item is read ahead for one read only, and forgotten as soon
+        as the request writes it, so nothing read ahead answers after the request changed
+        it; what other requests write meanwhile is as if the read had come first."""
         found = dict(zip(map(_ident, wanted), self.get_many(*wanted), strict=True))
         token = _AHEAD.set(found)
         try:
@@ -228,6 +247,8 @@ class Table:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _write(self, operation: Callable[..., R], **kwargs: Any) -> R:
+        item = kwargs.get("Item")
+        _forget_ahead([{"pk": item["pk"], "sk": item["sk"]} if item else kwargs["Key"]])
         try:
             return self.retrying(operation, TableName=self.name, **kwargs)
         except ClientError as exc:
@@ -246,6 +267,7 @@ class Table:
             {kind: {"TableName": self.name, **write} for kind, write in item.items()}
             for item in items
         ]
+        _forget_ahead([_key_of(item) for item in items])
         try:
             self.retrying(self.db.transact_write_items, TransactItems=writes)
         except ClientError as exc:

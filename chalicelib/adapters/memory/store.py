@@ -34,10 +34,12 @@ from ...domain.records import (
     SessionRecord,
     TokenRecord,
     Verified,
+    reservation_abandoned,
 )
 from ...domain.states import (
     EDITABLE_SESSION_STATES,
     REPLACEABLE_FILE_STATES,
+    UPLOADING_FILE_STATES,
     FileEvent,
     FileStatus,
     SessionEvent,
@@ -72,11 +74,16 @@ def _file_changed(current: FileRecord | None) -> FileChanged:
     return FileChanged(None if current is None else _file_copy(current))
 
 
-def _editable(session: SessionRecord, now: int, *, expired: bool = False) -> bool:
-    """The session accepts changes: open or error, no live publish lock, and not expired
-    (for the expiry itself: expired). DynamoStore._editable_condition."""
+def _editable(
+    session: SessionRecord, now: int, *, expired: bool = False, lock: int | None = None
+) -> bool:
+    """The session accepts changes: open or error, no live publish lock (or, for its
+    holder, still `lock`), and not expired (for the expiry itself: expired).
+    adapters/dynamodb/table.editable_condition."""
     if not session.status.editable or (session.expires_at <= now) != expired:
         return False
+    if lock is not None:
+        return session.publish_lock_until == lock
     return session.publish_lock_until is None or session.publish_lock_until < now
 
 
@@ -259,11 +266,13 @@ class MemoryStore:
         now: int,
         *,
         notices: list[str] | None = None,
+        by_lock_holder: bool = False,
     ) -> SessionRecord:
         sources, target = session_move(event)
+        lock = session.publish_lock_until if by_lock_holder else None
         with self._lock:
             current = self._sessions.get(session.id)
-            if current is None or not self._may_move(current, sources, event, now):
+            if current is None or not self._may_move(current, sources, event, now, lock):
                 raise _session_changed(current)
             if target.terminal:
                 self._release_claims(current)
@@ -273,12 +282,17 @@ class MemoryStore:
 
     @staticmethod
     def _may_move(
-        current: SessionRecord, sources: frozenset[SessionStatus], event: SessionEvent, now: int
+        current: SessionRecord,
+        sources: frozenset[SessionStatus],
+        event: SessionEvent,
+        now: int,
+        lock: int | None,
     ) -> bool:
-        # Moves out of an editable state change an editable session: no live lock, and
-        # not expired (the expiry itself: expired). Others need only the source state.
+        # Moves out of an editable state change an editable session: no live lock (or
+        # the holder's), and not expired (the expiry itself: expired). Others need only
+        # the source state.
         if sources == EDITABLE_SESSION_STATES:
-            return _editable(current, now, expired=event is SessionEvent.EXPIRE)
+            return _editable(current, now, expired=event is SessionEvent.EXPIRE, lock=lock)
         return current.status in sources
 
     def _free_release(self, session: SessionRecord) -> None:
@@ -412,7 +426,7 @@ class MemoryStore:
     def add_signer(self, file: FileRecord, token_id: str) -> None:
         with self._lock:
             current = self._stored_file(file.session_id, file.id)
-            if current is None or current.status is not FileStatus.PENDING:
+            if current is None or current.status not in UPLOADING_FILE_STATES:
                 raise _file_changed(current)
             self._files[file.session_id][file.id] = replace(
                 current, signers=current.signers | {token_id}
@@ -481,11 +495,7 @@ class MemoryStore:
         if (project, holder) in self._commits:
             return False  # published: permanent
         other = self._sessions.get(holder)
-        if other is None:
-            return True
-        if other.status is SessionStatus.PROCESSING:
-            return False
-        return other.publish_lock_until is None or other.publish_lock_until < now
+        return other is None or reservation_abandoned(other, now)
 
     def release_filenames(self, session: SessionRecord, files: Iterable[FileRecord]) -> None:
         with self._lock:
