@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
+from .adapters.clock import SystemClock
 from .adapters.cloudfront import CloudFrontCache, NoEdgeCache
 from .adapters.dynamodb.store import DynamoStore
 from .adapters.s3 import S3BlobStore
 from .adapters.sqs import SqsJobQueue
 from .config import Settings
-from .domain.ports import BlobStore, Clock, EdgeCache, JobQueue, Store, SystemClock
+from .domain.ports import BlobStore, Clock, EdgeCache, JobQueue, Store
 from .http.links import Links
 from .http.simple import RenderedPages
 from .services.access import Access

@@ -11,7 +11,6 @@ store found, whatever the interleaving."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -31,11 +30,6 @@ from .states import FileEvent, SessionEvent
 
 class Clock(Protocol):
     def now(self) -> int: ...
-
-
-class SystemClock:
-    def now(self) -> int:
-        return int(time.time())
 
 
 @dataclass(frozen=True)

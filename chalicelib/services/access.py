@@ -27,6 +27,10 @@ def _principal(token: TokenRecord) -> Principal:
     return Principal(username=token.username, token_id=token.id, projects=token.projects)
 
 
+def may_not_upload(project: str) -> NotPermitted:
+    return NotPermitted(f"This token may not upload to project {project!r}.")
+
+
 def _allowed_by(principal: Principal, record: ProjectRecord | None, role: Role | None) -> bool:
     """A free name is anyone's; a reserved one its creator's; a registered one needs a
     role that uploads."""
@@ -112,4 +116,4 @@ class Access:
         self, principal: Principal, project: str, session: SessionRecord | None = None
     ) -> None:
         if not self.may_upload(principal, project, session):
-            raise NotPermitted(f"This token may not upload to project {project!r}.")
+            raise may_not_upload(project)

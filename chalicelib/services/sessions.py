@@ -5,13 +5,13 @@ lets the store make the state change with a conditional write."""
 from __future__ import annotations
 
 from ..config import Settings
-from ..domain.errors import Conflict, FieldError, Invalid, NotPermitted, SessionInProgress
+from ..domain.errors import Conflict, FieldError, Invalid, SessionInProgress
 from ..domain.names import InvalidInput, ReleaseVersion, normalize_name, parse_version
 from ..domain.ports import Clock, LiveSessionExists, ProjectTaken, SessionChanged, SessionStore
 from ..domain.records import Principal, ProjectRecord, ProjectStatus, SessionRecord
 from ..domain.states import SessionEvent, SessionStatus
 from ..domain.tokens import new_session_token, session_id_for
-from .access import Access
+from .access import Access, may_not_upload
 from .admission import Admission
 from .views import FileView, SessionView, session_state_conflict
 
@@ -59,7 +59,7 @@ class SessionService:
             record, allowed = self._access.standing(principal, project)
             if record is not None and record.status is ProjectStatus.RESERVED:
                 if record.reserved_for != principal.username:
-                    self._refuse_reserved(principal, record)
+                    self._refuse_reserved(principal, record, allowed)
                     continue
                 if len(record.holders) >= MAX_FIRST_RELEASE_SESSIONS:
                     raise Conflict(
@@ -67,7 +67,7 @@ class SessionService:
                         "in progress at once; publish or cancel one of them first."
                     )
             if not allowed:
-                raise NotPermitted(f"This token may not upload to project {project!r}.")
+                raise may_not_upload(project)
             # Under a reservation (its own, or its creator's for another version) a
             # session is a first release: it registers the name if it publishes first.
             first_release = record is None or record.status is ProjectStatus.RESERVED
@@ -124,7 +124,7 @@ class SessionService:
             live,
         )
 
-    def _refuse_reserved(self, principal: Principal, record: ProjectRecord) -> None:
+    def _refuse_reserved(self, principal: Principal, record: ProjectRecord, allowed: bool) -> None:
         """Someone else's first release of the name is in progress: 403 (409 for the
         operator, without a Location: those sessions are other releases). Returns only
         when every holder had expired (and has now been canceled, freeing the name), so
@@ -132,7 +132,8 @@ class SessionService:
         holders = (self._store.get_session(h) for h in sorted(record.holders))
         if all(h is None or self._admission.expire_if_due(h).status.terminal for h in holders):
             return
-        self._access.require_upload(principal, record.name)
+        if not allowed:
+            raise may_not_upload(record.name)
         raise Conflict(
             f"The name {record.name!r} is reserved by another publisher's first release "
             "in progress."

@@ -7,7 +7,7 @@ from ...domain.ports import AlreadyExists, UnknownUser
 from ...domain.records import ProjectRecord, ProjectStatus, Role, TokenRecord
 from . import keys
 from .items import encode, project_record, token_record
-from .table import Refused, Table, Write
+from .table import ConditionFailed, Table, Write
 
 
 def role_puts(project: str, username: str, role: Role) -> list[Write]:
@@ -53,7 +53,7 @@ class DynamoAccess:
                     {"Put": {"Item": encode(listed)}},
                 ]
             )
-        except Refused as refusal:
+        except ConditionFailed as refusal:
             if refusal.at(0):
                 raise AlreadyExists(username) from None
             raise
@@ -130,7 +130,7 @@ class DynamoAccess:
         }
         try:
             self._t.transact([check, *items])
-        except Refused as refusal:
+        except ConditionFailed as refusal:
             if refusal.at(0):
                 raise UnknownUser(username) from None
             raise
@@ -174,7 +174,7 @@ class DynamoAccess:
                     {"Delete": {"Key": keys.user_role_key(username, project)}},
                 ]
             )
-        except Refused as refusal:
+        except ConditionFailed as refusal:
             if refusal.at(0):
                 return False
             raise

@@ -21,7 +21,7 @@ from . import keys
 from .access import registered_check, role_puts
 from .items import encode, session_record
 from .sessions import free_release
-from .table import TRANSACTION_LIMIT, Refused, Table, Write, status_in
+from .table import TRANSACTION_LIMIT, ConditionFailed, Table, Write, status_in
 
 
 class DynamoPublishing:
@@ -41,7 +41,7 @@ class DynamoPublishing:
             chunk = files[start : start + TRANSACTION_LIMIT]
             try:
                 self._t.transact([{"Put": self._reservation(session, f, now)} for f in chunk])
-            except Refused:
+            except ConditionFailed:
                 # Someone holds at least one name: settle the chunk file by file.
                 for file in chunk:
                     holder = self._reserve_one(session, file, now)
@@ -84,7 +84,7 @@ class DynamoPublishing:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
                 return None
-            except Refused as refusal:
+            except ConditionFailed as refusal:
                 found = refusal.found[0] or self._t.get(
                     keys.published_key(session.project, session.version_key, file.filename)
                 )
@@ -133,7 +133,7 @@ class DynamoPublishing:
                         },
                     ]
                 )
-            except Refused as refusal:
+            except ConditionFailed as refusal:
                 if refusal.at(0):
                     return  # committed after all: these are published files now
                 # Otherwise the name is not ours (never reserved, or taken over).
@@ -171,7 +171,7 @@ class DynamoPublishing:
             items.append(registered_check(session.project))
         try:
             self._t.transact(items, session_id=session.id)
-        except Refused:  # the name is not (or no longer) as `registers` says
+        except ConditionFailed:  # the name is not (or no longer) as `registers` says
             raise ProjectTaken(session.project) from None
         return session.after(event, now)
 

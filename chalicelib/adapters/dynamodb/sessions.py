@@ -40,7 +40,7 @@ from .items import (
     session_item,
     session_record,
 )
-from .table import Refused, Table, Write, editable_condition, status_in
+from .table import ConditionFailed, Table, Write, editable_condition, status_in
 
 
 def free_release(session: SessionRecord) -> list[Write]:
@@ -86,7 +86,7 @@ class DynamoSessions:
         ]
         try:
             self._t.transact(items)
-        except Refused as failed:
+        except ConditionFailed as failed:
             if failed.at(1):
                 holder = failed.found[1]
                 if holder is not None:
@@ -260,7 +260,7 @@ class DynamoSessions:
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except Refused as refusal:
+        except ConditionFailed as refusal:
             raise self._t.session_changed(refusal.found[0], session.id) from None
         return session_record(item)
 
@@ -332,7 +332,7 @@ class DynamoSessions:
             )
         try:
             self._t.transact(items, session_id=session.id)
-        except Refused as failed:
+        except ConditionFailed as failed:
             if failed.at(2):
                 holder = failed.found[2]
                 raise FilenameInUse(holder["file_id"] if holder else "") from None
@@ -435,7 +435,7 @@ class DynamoSessions:
             )
         try:
             self._t.transact(items, session_id=file.session_id)
-        except Refused as failed:
+        except ConditionFailed as failed:
             if failed.at(1):
                 current = failed.found[1]
                 raise FileChanged(
@@ -457,7 +457,7 @@ class DynamoSessions:
                 ExpressionAttributeValues={**values, ":token": {"SS": [token_id]}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except Refused as refusal:
+        except ConditionFailed as refusal:
             current = refusal.found[0]
             raise FileChanged(file_record(current) if current else None) from None
 
@@ -471,7 +471,7 @@ class DynamoSessions:
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues={":empty": {"L": []}, ":new": serialize(notices)},
             )
-        except Refused:
+        except ConditionFailed:
             raise FileChanged(None) from None  # gone
 
     # -- the publish lock ------------------------------------------------------------------
@@ -490,15 +490,15 @@ class DynamoSessions:
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except Refused as refusal:
+        except ConditionFailed as refusal:
             raise self._t.session_changed(refusal.found[0], session.id) from None
         return session_record(item)
 
     def unlock_publish(self, session: SessionRecord) -> None:
         if session.publish_lock_until is None:
             return  # not locked by this caller: nothing of ours to remove
-        # Refused: another lock, or none: it is not ours to remove.
-        with contextlib.suppress(Refused):
+        # ConditionFailed: another lock, or none: it is not ours to remove.
+        with contextlib.suppress(ConditionFailed):
             self._t.update(
                 Key=keys.session_key(session.id),
                 UpdateExpression="REMOVE publish_lock_until",

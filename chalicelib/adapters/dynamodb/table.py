@@ -79,7 +79,7 @@ class Retrying:
         self._sleep(random.uniform(0, 0.025 * 2**attempt))
 
 
-class Refused(Exception):
+class ConditionFailed(Exception):
     """A write refused by its conditions: which failed, by position in the transaction
     (0 for a single-item write), each with the item it found (None if there was none).
     Table's writes raise it for failed conditions (other errors stay botocore's), so the
@@ -93,12 +93,12 @@ class Refused(Exception):
         return position in self.found
 
 
-def _refusal(exc: ClientError) -> Refused | None:
+def _refusal(exc: ClientError) -> ConditionFailed | None:
     """What failed, or None when the error is not a failed condition."""
     code = error_code(exc)
     if code == "ConditionalCheckFailedException":
         item: Any = exc.response.get("Item")  # not in botocore's typed error shape
-        return Refused({0: decode(item) if item else None})
+        return ConditionFailed({0: decode(item) if item else None})
     if code != "TransactionCanceledException":
         return None
     reasons = exc.response.get("CancellationReasons") or []
@@ -107,7 +107,7 @@ def _refusal(exc: ClientError) -> Refused | None:
         for i, r in enumerate(reasons)
         if r.get("Code") == "ConditionalCheckFailed"
     }
-    return Refused(found) if found else None
+    return ConditionFailed(found) if found else None
 
 
 def status_in(
