@@ -47,6 +47,8 @@ from chalicelib.http.schemas import UploadRequest as Bare
 from chalicelib.http.simple import (
     INDEX_CACHE,
     STAGE_CACHE,
+    RenderedPages,
+    StaticPage,
     negotiate,
     page_response,
     project_response,
@@ -383,6 +385,12 @@ def _page(
         return moved(elsewhere.name)
 
 
+def _page_stores() -> tuple[RenderedPages, StaticPage, int]:
+    """Where project pages are kept: rendered, and (too large to answer) in storage."""
+    built = services()
+    return built.pages, built.index.static_page, built.settings.page_inline_max
+
+
 @route("/simple", methods=["GET"])
 def simple_index() -> Response:
     base = f"{services().settings.public_url}/simple/"
@@ -399,7 +407,7 @@ def simple_index() -> Response:
 def simple_project(name: str) -> Response:
     def render(headers: dict[str, str], kind: str) -> Response:
         page = services().index.project(name)
-        return project_response(kind, page, headers, services().pages)
+        return project_response(kind, page, headers, *_page_stores())
 
     return _page("simple/", name, render)
 
@@ -420,7 +428,7 @@ def stage_index(token: str) -> Response:
 def stage_project(token: str, name: str) -> Response:
     def render(headers: dict[str, str], kind: str) -> Response:
         page = services().index.stage_project(token, name)
-        return project_response(kind, page, headers, services().pages, cache=STAGE_CACHE)
+        return project_response(kind, page, headers, *_page_stores(), cache=STAGE_CACHE)
 
     return _page(f"stage/{token}/", name, render, STAGE_CACHE)
 

@@ -78,6 +78,9 @@ class Settings:
     origin_verify: str = ""
     inline_max: int = 8 * MIB
     inline_publish_max_files: int = 100
+    # Lambda answers at most 6 MB: a project page above this many bytes is written to
+    # storage and served by the edge (a 302 from /simple/<name>/).
+    page_inline_max: int = 4 * MIB
     # Deliveries of a job before SQS moves it to the dead-letter queue (the template's
     # maxReceiveCount): the last one settles what it leaves in error, never processing.
     job_attempts: int = 3
@@ -143,6 +146,7 @@ class Settings:
             origin_verify=env.get("WHARF_ORIGIN_VERIFY", ""),
             inline_max=_int(env, "WHARF_INLINE_MAX", 8 * MIB),
             inline_publish_max_files=_int(env, "WHARF_INLINE_PUBLISH_MAX_FILES", 100),
+            page_inline_max=_int(env, "WHARF_PAGE_INLINE_MAX", 4 * MIB),
             job_attempts=_int(env, "WHARF_JOB_ATTEMPTS", 3),
             mechanisms=_mechanisms(env),
             s3_presign_endpoint=_endpoint(env, "WHARF_S3_PRESIGN_ENDPOINT"),

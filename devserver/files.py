@@ -100,7 +100,9 @@ class FileOrigin:
             return Reply(
                 416, [*common, ("Content-Range", f"bytes */{size}"), ("Content-Length", "0")]
             )
-        content = [*common, ("Content-Type", "application/octet-stream")]
+        # As CloudFront passes it on: what the object was stored with.
+        stored_type = str(head.get("ContentType") or "application/octet-stream")
+        content = [*common, ("Content-Type", stored_type)]
         if isinstance(wanted, tuple):
             first, last = wanted
             content += [

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from chalicelib import runtime
 from chalicelib.adapters.memory.clock import FixedClock
 from chalicelib.http import simple
 from chalicelib.http.problems import NotAcceptable
@@ -16,7 +18,7 @@ from chalicelib.http.simple import SIMPLE_HTML, SIMPLE_JSON, TEXT_HTML, negotiat
 from chalicelib.runtime import Services
 from chalicelib.services.index import IndexFile, ProjectPage
 from chalicelib.services.publishing import EXPOSE_GRACE_SECONDS
-from tests.conftest import Api, wheel_name
+from tests.conftest import PUBLIC_URL, Api, wheel_name
 from tests.dists import dist
 
 JSON = {"Accept": SIMPLE_JSON}
@@ -179,6 +181,52 @@ def test_a_page_is_rendered_once_per_publish(
     me.publish(session)
     assert api.get("/simple/demo/", headers=JSON).json()["versions"] == ["1.0", "2.0"]
     assert rendered[-1] == SIMPLE_JSON
+
+
+def small_pages(services: Services) -> None:
+    """The app from now on: pages above 100 bytes go to storage (WHARF_PAGE_INLINE_MAX)."""
+    settings = replace(services.settings, page_inline_max=100)
+    runtime.install(replace(services, settings=settings))
+
+
+def test_a_page_too_large_for_the_api_is_served_from_storage(
+    api: Api,
+    me: Api,
+    published: dict[str, Any],
+    services: Services,
+) -> None:
+    """Lambda answers at most 6 MB: a larger page is written to storage once, public,
+    and the client is sent there; the next publish makes another page."""
+    small_pages(services)
+    first = api.get("/simple/demo/", headers=JSON)
+    assert first.status == 302 and first.headers["Vary"] == "Accept"
+    location = first.headers["Location"]
+    assert location.startswith(PUBLIC_URL + "/files/_pages/demo/") and location.endswith(".json")
+    key = location.removeprefix(PUBLIC_URL + "/")
+    assert services.blobs.is_public(key)
+    page = services.index.project("demo")
+    assert b"".join(services.blobs.stream(key)).decode() == project_body(SIMPLE_JSON, page)
+    assert api.get("/simple/demo/", headers=JSON).headers["Location"] == location
+    html = api.get("/simple/demo/").headers["Location"]
+    assert html.endswith(".html") and html != location
+    session = me.create_session("demo", "2.0").json()
+    me.add_file(session, "demo-2.0.tar.gz")
+    me.publish(session)
+    assert api.get("/simple/demo/", headers=JSON).headers["Location"] != location
+
+
+def test_a_stage_page_is_never_written_to_storage(
+    api: Api,
+    me: Api,
+    published: dict[str, Any],
+    services: Services,
+) -> None:
+    small_pages(services)
+    session = me.create_session("demo", "2.0").json()
+    me.add_file(session, "demo-2.0.tar.gz")
+    staged = api.get(stage_path(session) + "demo/", headers=JSON)
+    assert staged.status == 200
+    assert "demo-2.0.tar.gz" in [f["filename"] for f in staged.json()["files"]]
 
 
 def test_versions_list_a_release_once_in_version_order(

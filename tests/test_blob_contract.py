@@ -26,6 +26,13 @@ def test_a_key_is_written_once(blobs: BlobStore) -> None:
     assert b"".join(blobs.stream("p/1/f.whl")) == b"first"
 
 
+def test_a_public_object_is_written_once_and_served_at_once(blobs: BlobStore) -> None:
+    blobs.put_public("files/_pages/p/abc.json", b"first", "application/json")
+    blobs.put_public("files/_pages/p/abc.json", b"second", "application/json")
+    assert blobs.is_public("files/_pages/p/abc.json")
+    assert b"".join(blobs.stream("files/_pages/p/abc.json")) == b"first"
+
+
 def test_head_reports_size_and_a_stable_etag(blobs: BlobStore) -> None:
     assert blobs.head("missing") is None
     blobs.put_new("k", b"abc")

@@ -277,3 +277,37 @@ def test_uv_installs_and_resolves_from_pep_658_metadata(
     )
     assert installed.returncode == 0, installed.stderr
     assert python_says(target, "import uvdemo; print(uvdemo.VERSION)") == "1.0"
+
+
+@pytest.fixture(scope="module")
+def small_pages() -> Iterator[tuple[Stack, Api]]:
+    """A stack whose project pages above 100 bytes are served from storage, as pages
+    above Lambda's 6 MB answer are in AWS (WHARF_PAGE_INLINE_MAX)."""
+    running = Stack.start(ADMIN_TOKEN, WHARF_PAGE_INLINE_MAX="100")
+    try:
+        yield running, running.api(running.api(ADMIN_TOKEN).new_user("bigpages"))
+    finally:
+        running.stop()
+
+
+def test_pip_and_uv_install_from_a_page_served_from_storage(
+    small_pages: tuple[Stack, Api], venv: Path, tmp_path: Path
+) -> None:
+    running, me = small_pages
+    name = wheel_name("bigpage", "1.0")
+    publish(me, "bigpage", "1.0", {name: dist(name)})
+    answer = running.api().get("/simple/bigpage/", headers=JSON)
+    assert answer.status == 302
+    location = answer.headers["Location"]
+    assert location.startswith(f"{running.public}/files/_pages/bigpage/")
+    page = request(location, headers=JSON)
+    assert page.status == 200 and page.headers["Content-Type"] == JSON["Accept"]
+    index = f"{running.public}/simple/"
+    installed = pip(venv, "install", "--index-url", index, "bigpage==1.0")
+    assert installed.returncode == 0, installed.stderr
+    assert python_says(venv, "import bigpage; print(bigpage.VERSION)") == "1.0"
+    pip(venv, "uninstall", "--yes", "bigpage")
+    (tmp_path / "in.txt").write_text("bigpage==1.0\n")
+    compiled = uv("pip", "compile", "in.txt", "--index-url", index, cwd=tmp_path)
+    assert compiled.returncode == 0, compiled.stderr
+    assert "bigpage==1.0" in compiled.stdout

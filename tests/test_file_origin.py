@@ -13,6 +13,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from chalicelib.adapters.s3 import S3BlobStore
 from chalicelib.config import Settings
 from chalicelib.http.problems import BadGateway
+from chalicelib.http.simple import SIMPLE_JSON
 from devserver.files import FileOrigin
 
 KEY = "files/demo/abc/demo-1.0+local.2 ~x-py3-none-any.whl"
@@ -43,6 +44,17 @@ def test_a_key_that_needs_quoting_is_served(published: Any, settings: Settings) 
     assert (whole.status, body(whole)) == (200, DATA)
     part = files.reply("GET", "/" + quote(KEY), {"range": "bytes=100-199"})
     assert (part.status, body(part)) == (206, DATA[100:200])
+
+
+def test_an_object_is_served_with_the_type_it_was_stored_with(
+    aws: tuple[Any, Any, Any], settings: Settings
+) -> None:
+    """As CloudFront passes S3's Content-Type on (a project page stored by the API)."""
+    key = "files/_pages/demo/0a1b.json"
+    S3BlobStore(aws[1], settings.bucket_name).put_public(key, b"{}", SIMPLE_JSON)
+    reply = origin(aws[1], settings).reply("GET", "/" + key, {})
+    assert reply.status == 200 and ("Content-Type", SIMPLE_JSON) in reply.headers
+    assert body(reply) == b"{}"
 
 
 def test_bytes_changed_after_the_headers_are_a_502(published: Any, settings: Settings) -> None:

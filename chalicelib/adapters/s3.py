@@ -187,6 +187,21 @@ class S3BlobStore:
             Tagging={"TagSet": [{"Key": PUBLIC_TAG, "Value": "true"}]},
         )
 
+    def put_public(self, key: str, data: bytes, content_type: str) -> None:
+        # Tagged in the same PutObject: never an untagged object the edge would refuse.
+        try:
+            self._s3.put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                Tagging=f"{PUBLIC_TAG}=true",
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if error_code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise
+
     def is_public(self, key: str) -> bool:
         try:
             tags = self._s3.get_object_tagging(Bucket=self._bucket, Key=key)["TagSet"]

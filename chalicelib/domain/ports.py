@@ -86,6 +86,11 @@ class BlobStore(Protocol):
 
     def is_public(self, key: str) -> bool: ...
 
+    def put_public(self, key: str, data: bytes, content_type: str) -> None:
+        """Store `data` at `key`, served by the edge from its first byte (public at write),
+        unless something is there already: such a key names its content."""
+        ...
+
     def abort_multipart(self, key: str, upload_id: str) -> None:
         """Discard an unfinished multipart upload and its parts (idempotent)."""
         ...

@@ -12,7 +12,7 @@ import html
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -235,15 +235,32 @@ class RenderedPages:
         return body, etag
 
 
+StaticPage = Callable[[str, str, bytes, str], str]
+
+
 def project_response(
     kind: str,
     page: ProjectPage,
     request_headers: Mapping[str, str],
     pages: RenderedPages,
+    static: StaticPage,
+    inline_max: int,
     *,
     cache: str = INDEX_CACHE,
 ) -> Response:
+    """The project page; one of more than `inline_max` bytes (WHARF_PAGE_INLINE_MAX:
+    Lambda answers at most 6 MB) is written to storage once (`static`:
+    IndexService.static_page) and the client sent there (302: the next publish makes
+    another page). A stage's page is never written there: it is private."""
     body, etag = pages.body_and_etag(kind, page)
+    if page.revision is not None and len(body) * 4 > inline_max:
+        data = body.encode()
+        if len(data) > inline_max:
+            extension = "json" if kind == SIMPLE_JSON else "html"
+            digest = etag.strip('"')
+            name = f"{digest}.{extension}"
+            location = static(page.name, name, data, kind)
+            return found(location, cache=cache)
     return _page_response(kind, body, etag, request_headers, cache)
 
 
@@ -264,6 +281,16 @@ def _page_response(
     if _matches(request_headers.get("if-none-match"), etag):
         return Response(body="", status_code=304, headers=headers)
     return Response(body=body, status_code=200, headers={**headers, "Content-Type": kind})
+
+
+def found(location: str, *, cache: str = INDEX_CACHE) -> Response:
+    """A 302 to where this page is now (it moves with the next publish)."""
+    headers: dict[str, str | list[str]] = {
+        "Location": location,
+        "Cache-Control": cache,
+        "Vary": "Accept",
+    }
+    return Response(body="", status_code=302, headers=headers)
 
 
 def redirect(location: str, *, cache: str = INDEX_CACHE) -> Response:

@@ -22,6 +22,8 @@ from .verification import metadata_key
 # Staged bytes are handed out through short-lived presigned URLs (DESIGN.md).
 STAGE_URL_SECONDS = 300
 PUBLISHED_CACHE_PROJECTS = 256
+# Under files/ for the edge; "_" is never in a normalized project name, so no file's key.
+PAGES_PREFIX = "files/_pages/"
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,21 @@ class IndexService:
         # project -> (the commit markers it was read under, its published files). Files
         # are immutable and appear only with a new marker, so while the markers are the
         # same a warm container skips reading every file item again.
+        self._static_pages: set[str] = set()  # written by this container
         self._published_cache: OrderedDict[str, tuple[frozenset[str], list[IndexFile]]] = (
             OrderedDict()
         )
+
+    def static_page(self, project: str, name: str, body: bytes, content_type: str) -> str:
+        """Where the edge serves a project page too large for the API's answer (Lambda's
+        6 MB): an object under files/ (the edge's /files/), written once, public from
+        the start. `name` names its content (the page's ETag and kind), so the object
+        never changes, and a publish makes a page of another name."""
+        key = f"{PAGES_PREFIX}{project}/{name}"
+        if key not in self._static_pages:
+            self._blobs.put_public(key, body, content_type)
+            self._static_pages.add(key)
+        return self.file_url(key)
 
     def file_url(self, key: str) -> str:
         """Keys start with files/: the URL path is the key (CloudFront's /files/*)."""

@@ -90,5 +90,10 @@ class MemoryBlobStore:
     def mark_public(self, keys: Sequence[str]) -> None:
         self._public.update(k for k in keys if k in self._objects)
 
+    def put_public(self, key: str, data: bytes, content_type: str) -> None:
+        with self._lock:
+            self._objects.setdefault(key, bytes(data))
+            self._public.add(key)
+
     def is_public(self, key: str) -> bool:
         return key in self._public and key in self._objects
