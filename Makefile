@@ -77,6 +77,7 @@ bench: $(STAMP) package
 	$(PY) -m bench.download
 	$(PY) -m bench.publish
 	$(PY) -m bench.releases
+	$(PY) -m bench.pages
 
 clean:
 	rm -rf $(VENV) $(PACKAGE_VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache build
