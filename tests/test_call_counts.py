@@ -166,6 +166,10 @@ def test_the_index_page_costs_the_same_whatever_it_lists(api: Api) -> None:
         page = bob.get("/simple/demo/")
     assert page.status == 200 and page.body.count(b"<a ") == 4
     _within(seen, "index page")
+    # Read again while nothing was published: the project item says the page is the same.
+    with counting() as seen:
+        assert bob.get("/simple/demo/").body == page.body
+    assert seen["dynamodb"] <= 1 and seen["s3"] == 0, dict(seen)
 
 
 def test_a_legacy_upload_stays_within_its_budget(api: Api) -> None:

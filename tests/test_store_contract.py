@@ -105,6 +105,20 @@ def published(
     return store.commit_publish(locked, NOW, owner=session.created_by)
 
 
+def test_each_commit_counts_one_revision_of_the_project(store: ContractStore) -> None:
+    first = new_session()
+    store.create_session(first, reserve_project=True)
+    published(store, first, [])
+    project = store.get_project("demo")
+    assert project is not None and project.revision == 1
+    second = new_session(version="2.0", first=False)
+    store.create_session(second, reserve_project=False)
+    assert store.get_project("demo") == project  # a session is not a commit
+    published(store, second, [])
+    again = store.get_project("demo")
+    assert again is not None and again.revision == 2
+
+
 def test_one_live_session_per_release(store: ContractStore) -> None:
     first = new_session()
     store.create_session(first, reserve_project=True)

@@ -127,6 +127,9 @@ class ProjectRecord:
     reserved_for: str | None
     holders: frozenset[str]
     created_at: int
+    # Publishes committed so far: each commit adds one in the same write, so a reader
+    # that has the project's page for this revision need read nothing else.
+    revision: int = 0
 
 
 @dataclass(frozen=True)

@@ -208,12 +208,12 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 class RenderedPages:
     """Project pages as last rendered, with their ETags, per (kind, project) and the
-    commit markers they were read under (ProjectPage.revision): a page changes only with
+    project revision they were read under (ProjectPage.revision): a page changes only with
     a publish, and rendering and hashing thousands of files is most of a warm request."""
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._pages: OrderedDict[tuple[str, str], tuple[frozenset[str], str, str]] = OrderedDict()
+        self._pages: OrderedDict[tuple[str, str], tuple[int, str, str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def body_and_etag(self, kind: str, page: ProjectPage) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from packaging.version import Version
 from ..domain.errors import NotFound
 from ..domain.names import InvalidInput, normalize_name, release_key
 from ..domain.ports import BlobStore, IndexStore, SessionStore
-from ..domain.records import FileRecord, ProjectStatus, PublishedFile, SessionRecord
+from ..domain.records import FileRecord, ProjectRecord, ProjectStatus, PublishedFile, SessionRecord
 from ..domain.states import FileStatus
 from ..domain.tokens import is_random_id, session_id_for
 from .verification import metadata_key
@@ -43,9 +43,9 @@ class IndexFile:
 class ProjectPage:
     name: str
     files: list[IndexFile]
-    # The commit markers the files were read under: the page is the same while they are
-    # (files are immutable and appear only with a new marker). None for a stage's page.
-    revision: frozenset[str] | None = None
+    # The project's revision the files were read under: the page is the same while it
+    # is (files are immutable and appear only with a commit). None for a stage's page.
+    revision: int | None = None
 
     @property
     def versions(self) -> list[str]:
@@ -81,13 +81,11 @@ class IndexService:
         self._sessions = sessions
         self._blobs = blobs
         self._public = public_url
-        # project -> (the commit markers it was read under, its published files). Files
-        # are immutable and appear only with a new marker, so while the markers are the
-        # same a warm container skips reading every file item again.
         self._static_pages: set[str] = set()  # written by this container
-        self._published_cache: OrderedDict[str, tuple[frozenset[str], list[IndexFile]]] = (
-            OrderedDict()
-        )
+        # project -> (its revision, its published files): files are immutable and appear
+        # only with a commit, so while the revision is the same a warm container reads
+        # nothing but the project item.
+        self._published_cache: OrderedDict[str, tuple[int, list[IndexFile]]] = OrderedDict()
 
     def static_page(self, project: str, name: str, body: bytes, content_type: str) -> str:
         """Where the edge serves a project page too large for the API's answer (Lambda's
@@ -137,16 +135,18 @@ class IndexService:
         record = self._sessions.get_project(project)
         if record is None or record.status is not ProjectStatus.REGISTERED:
             raise NotFound("No such project.")
-        committed = self._index.committed_sessions(project)
-        return ProjectPage(project, self._published_files(project, committed), committed)
+        return ProjectPage(project, self._published_files(record), record.revision)
 
-    def _published_files(self, project: str, committed: frozenset[str]) -> list[IndexFile]:
-        cached = self._published_cache.get(project)
-        if cached is not None and cached[0] == committed:
-            self._published_cache.move_to_end(project)
+    def _published_files(self, record: ProjectRecord) -> list[IndexFile]:
+        """The project's published files, read again only when a publish changed them
+        (ProjectRecord.revision: one read of the project says so). Commit markers are
+        read after the project, so the files are at least as new as its revision."""
+        cached = self._published_cache.get(record.name)
+        if cached is not None and cached[0] == record.revision:
+            self._published_cache.move_to_end(record.name)
             return cached[1]
-        files = [self._published(f) for f in self._index.published_files(project, committed)]
-        self._published_cache[project] = (committed, files)
+        files = [self._published(f) for f in self._index.published_files(record.name)]
+        self._published_cache[record.name] = (record.revision, files)
         while len(self._published_cache) > PUBLISHED_CACHE_PROJECTS:
             self._published_cache.popitem(last=False)
         return files
@@ -177,7 +177,9 @@ class IndexService:
         project = self._normalized(name)
         if project != session.project:
             return self.project(project)
-        published = self._published_files(project, self._index.committed_sessions(project))
+        record = self._sessions.get_project(project)
+        registered = record is not None and record.status is ProjectStatus.REGISTERED
+        published = self._published_files(record) if record and registered else []
         _, files = self._sessions.get_session_and_files(session.id)
         staged = [
             self._staged(token, session, f) for f in files if f.status is FileStatus.COMPLETED

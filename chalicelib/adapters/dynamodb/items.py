@@ -144,6 +144,7 @@ def project_record(project: str, item: Item | None) -> ProjectRecord | None:
         reserved_for=item.get("reserved_for") or None,
         holders=holders,
         created_at=item["created_at"],
+        revision=int(item.get("revision", 0)),
     )
 
 

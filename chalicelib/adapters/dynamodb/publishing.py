@@ -18,7 +18,7 @@ from ...domain.records import (
 from ...domain.states import SessionEvent, session_move
 from ..schema import LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
 from . import keys
-from .access import registered_check, role_puts
+from .access import role_puts
 from .items import encode, session_record
 from .sessions import free_release
 from .table import TRANSACTION_LIMIT, ConditionFailed, Table, Write, status_in
@@ -168,7 +168,7 @@ class DynamoPublishing:
             *(self._registration(session, owner) if registers else []),
         ]
         if not registers:
-            items.append(registered_check(session.project))
+            items.append(self._release_of(session.project))
         try:
             self._t.transact(items, session_id=session.id)
         except ConditionFailed:  # the name is not (or no longer) as `registers` says
@@ -219,6 +219,23 @@ class DynamoPublishing:
         }
 
     @staticmethod
+    def _release_of(project: str) -> Write:
+        """A release of a registered project (never of a name reserved, or free) counts
+        one more revision of the project (ProjectRecord.revision)."""
+        return {
+            "Update": {
+                "Key": keys.project_key(project),
+                "UpdateExpression": "ADD revision :one",
+                "ConditionExpression": "#status = :registered",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":registered": {"S": ProjectStatus.REGISTERED.value},
+                    ":one": {"N": "1"},
+                },
+            }
+        }
+
+    @staticmethod
     def _registration(session: SessionRecord, owner: str | None) -> list[Write]:
         """A first release's reserved name becomes registered, listed on the simple API's
         root, and owned by its creator."""
@@ -226,13 +243,16 @@ class DynamoPublishing:
             {
                 "Update": {
                     "Key": keys.project_key(session.project),
-                    "UpdateExpression": "SET #status = :registered REMOVE holders, reserved_for",
+                    "UpdateExpression": (
+                        "SET #status = :registered REMOVE holders, reserved_for ADD revision :one"
+                    ),
                     "ConditionExpression": "#status = :reserved AND contains(holders, :sid)",
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": {
                         ":registered": {"S": ProjectStatus.REGISTERED.value},
                         ":reserved": {"S": ProjectStatus.RESERVED.value},
                         ":sid": {"S": session.id},
+                        ":one": {"N": "1"},
                     },
                 }
             },

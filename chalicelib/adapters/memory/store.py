@@ -539,6 +539,8 @@ class MemoryStore:
             self._outbox[session.id] = (session.project, now)
             if registers:
                 self._register(session.project, owner)
+            project = self._projects[session.project]
+            self._projects[session.project] = replace(project, revision=project.revision + 1)
             # As DynamoDB answers (the port): the caller's record moved, nothing read back.
             return _session_copy(session.after(event, now))
 
