@@ -72,7 +72,7 @@ View = Callable[..., Response]
 def route(path: str, methods: list[str], *, lists_files: bool = False) -> Callable[[View], View]:
     """Register a view whose refusals become RFC 9457 problems (http/problems.py).
     `lists_files`: the view reads its session with its files (one query, which no batch
-    can join), so only the token is worth reading ahead."""
+    can join), so nothing is read ahead (the token alone is one read either way)."""
 
     def register(view: View) -> View:
         @functools.wraps(view)

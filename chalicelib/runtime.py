@@ -63,8 +63,8 @@ class Services:
     edge: EdgeCache
     legacy: LegacyService
     sweep: Sweep
-    # Three kinds of the most requested project pages: a few MB at most in 512 MB.
-    pages: RenderedPages = dataclasses.field(default_factory=lambda: RenderedPages(3 * 64))
+    # The most requested project pages, rendered: 64 MB at most of the API's 512 MB.
+    pages: RenderedPages = dataclasses.field(default_factory=lambda: RenderedPages(64 * 10**6))
 
 
 def build(

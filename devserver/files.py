@@ -88,7 +88,9 @@ class FileOrigin:
             ("ETag", etag),
             ("Last-Modified", modified),
             ("Accept-Ranges", "bytes"),
-            ("Cache-Control", IMMUTABLE),
+            # As CloudFront passes S3's on: a project page stored with its own (it moves
+            # with the next publish); a file's never changes.
+            ("Cache-Control", str(head.get("CacheControl") or IMMUTABLE)),
         ]
         if _etag_listed(headers.get("if-none-match"), etag):
             return Reply(304, common)

@@ -27,8 +27,8 @@ def test_a_key_is_written_once(blobs: BlobStore) -> None:
 
 
 def test_a_public_object_is_written_once_and_served_at_once(blobs: BlobStore) -> None:
-    blobs.put_public("files/_pages/p/abc.json", b"first", "application/json")
-    blobs.put_public("files/_pages/p/abc.json", b"second", "application/json")
+    blobs.put_public("files/_pages/p/abc.json", b"first", "application/json", "max-age=60")
+    blobs.put_public("files/_pages/p/abc.json", b"second", "application/json", "max-age=60")
     assert blobs.is_public("files/_pages/p/abc.json")
     assert b"".join(blobs.stream("files/_pages/p/abc.json")) == b"first"
 

@@ -302,6 +302,8 @@ def test_pip_and_uv_install_from_a_page_served_from_storage(
     assert location.startswith(f"{running.public}/files/_pages/bigpage/")
     page = request(location, headers=JSON)
     assert page.status == 200 and page.headers["Content-Type"] == JSON["Accept"]
+    # Cached by installers as the page would be: the next publish makes another one.
+    assert page.headers["Cache-Control"] == "public, max-age=60"
     index = f"{running.public}/simple/"
     installed = pip(venv, "install", "--index-url", index, "bigpage==1.0")
     assert installed.returncode == 0, installed.stderr

@@ -46,14 +46,17 @@ def test_a_key_that_needs_quoting_is_served(published: Any, settings: Settings) 
     assert (part.status, body(part)) == (206, DATA[100:200])
 
 
-def test_an_object_is_served_with_the_type_it_was_stored_with(
+def test_an_object_is_served_with_the_headers_it_was_stored_with(
     aws: tuple[Any, Any, Any], settings: Settings
 ) -> None:
-    """As CloudFront passes S3's Content-Type on (a project page stored by the API)."""
+    """As CloudFront passes S3's Content-Type and Cache-Control on (a project page stored
+    by the API: it moves with the next publish, so installers must not keep it a year)."""
     key = "files/_pages/demo/0a1b.json"
-    S3BlobStore(aws[1], settings.bucket_name).put_public(key, b"{}", SIMPLE_JSON)
+    blobs = S3BlobStore(aws[1], settings.bucket_name)
+    blobs.put_public(key, b"{}", SIMPLE_JSON, "public, max-age=60")
     reply = origin(aws[1], settings).reply("GET", "/" + key, {})
     assert reply.status == 200 and ("Content-Type", SIMPLE_JSON) in reply.headers
+    assert ("Cache-Control", "public, max-age=60") in reply.headers
     assert body(reply) == b"{}"
 
 

@@ -192,6 +192,8 @@ def test_only_the_lock_holder_moves_a_locked_session(store: ContractStore) -> No
         store.move_session(session, SessionEvent.CANCEL, NOW)
     with pytest.raises(SessionChanged):  # a copy read while locked is not the holder
         store.move_session(locked, SessionEvent.CANCEL, NOW)
+    with pytest.raises(SessionChanged):  # a lapsed lock holds nothing any more
+        store.move_session(locked, SessionEvent.DEFER_PUBLISH, NOW + 1000, by_lock_holder=True)
     moved = store.move_session(locked, SessionEvent.DEFER_PUBLISH, NOW, by_lock_holder=True)
     assert moved.status is SessionStatus.PROCESSING and moved.publish_lock_until is None
     stored = store.get_session(session.id)

@@ -187,7 +187,7 @@ class S3BlobStore:
             Tagging={"TagSet": [{"Key": PUBLIC_TAG, "Value": "true"}]},
         )
 
-    def put_public(self, key: str, data: bytes, content_type: str) -> None:
+    def put_public(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
         # Tagged in the same PutObject: never an untagged object the edge would refuse.
         try:
             self._s3.put_object(
@@ -195,6 +195,7 @@ class S3BlobStore:
                 Key=key,
                 Body=data,
                 ContentType=content_type,
+                CacheControl=cache_control,
                 Tagging=f"{PUBLIC_TAG}=true",
                 IfNoneMatch="*",
             )

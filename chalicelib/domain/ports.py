@@ -86,9 +86,10 @@ class BlobStore(Protocol):
 
     def is_public(self, key: str) -> bool: ...
 
-    def put_public(self, key: str, data: bytes, content_type: str) -> None:
-        """Store `data` at `key`, served by the edge from its first byte (public at write),
-        unless something is there already: such a key names its content."""
+    def put_public(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
+        """Store `data` at `key`, served by the edge from its first byte (public at write)
+        with that Content-Type and Cache-Control, unless something is there already: such
+        a key names its content."""
         ...
 
     def abort_multipart(self, key: str, upload_id: str) -> None:

@@ -207,35 +207,42 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 
 class RenderedPages:
-    """Project pages as last rendered, with their ETags, per (kind, project) and the
-    project revision they were read under (ProjectPage.revision): a page changes only with
-    a publish, and rendering and hashing thousands of files is most of a warm request."""
+    """Project pages as last rendered, with their ETags and sizes in bytes, per (kind,
+    project) and the project revision they were read under (ProjectPage.revision): a page
+    changes only with a publish, and rendering and hashing thousands of files is most of
+    a warm request. Bounded by the bytes kept, not by the number of pages."""
 
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._pages: OrderedDict[tuple[str, str], tuple[int, str, str]] = OrderedDict()
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._kept = 0
+        self._pages: OrderedDict[tuple[str, str], tuple[int, str, str, int]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def body_and_etag(self, kind: str, page: ProjectPage) -> tuple[str, str]:
+    def body_and_etag(self, kind: str, page: ProjectPage) -> tuple[str, str, int]:
         if page.revision is None:  # a stage's page: its staged files change in place
-            body = project_body(kind, page)
-            return body, _etag(kind, body)
+            return _rendered(kind, page)
         key = (kind, page.name)
         with self._lock:
             cached = self._pages.get(key)
             if cached is not None and cached[0] == page.revision:
                 self._pages.move_to_end(key)
-                return cached[1], cached[2]
-        body = project_body(kind, page)
-        etag = _etag(kind, body)
+                return cached[1], cached[2], cached[3]
+        body, etag, size = _rendered(kind, page)
         with self._lock:
-            self._pages[key] = (page.revision, body, etag)
-            while len(self._pages) > self._size:
-                self._pages.popitem(last=False)
-        return body, etag
+            replaced = self._pages.pop(key, None)
+            self._kept += size - (replaced[3] if replaced else 0)
+            self._pages[key] = (page.revision, body, etag, size)
+            while self._kept > self._max_bytes and len(self._pages) > 1:
+                self._kept -= self._pages.popitem(last=False)[1][3]
+        return body, etag, size
 
 
-StaticPage = Callable[[str, str, bytes, str], str]
+def _rendered(kind: str, page: ProjectPage) -> tuple[str, str, int]:
+    body = project_body(kind, page)
+    return body, _etag(kind, body), len(body.encode())
+
+
+StaticPage = Callable[[str, str, bytes, str, str], str]
 
 
 def project_response(
@@ -252,15 +259,14 @@ def project_response(
     Lambda answers at most 6 MB) is written to storage once (`static`:
     IndexService.static_page) and the client sent there (302: the next publish makes
     another page). A stage's page is never written there: it is private."""
-    body, etag = pages.body_and_etag(kind, page)
-    if page.revision is not None and len(body) * 4 > inline_max:
-        data = body.encode()
-        if len(data) > inline_max:
-            extension = "json" if kind == SIMPLE_JSON else "html"
-            digest = etag.strip('"')
-            name = f"{digest}.{extension}"
-            location = static(page.name, name, data, kind)
-            return found(location, cache=cache)
+    body, etag, size = pages.body_and_etag(kind, page)
+    if page.revision is not None and size > inline_max:
+        extension = "json" if kind == SIMPLE_JSON else "html"
+        digest = etag.strip('"')
+        name = f"{digest}.{extension}"
+        # The stored page is cached as this answer would be: it moves with a publish.
+        location = static(page.name, name, body.encode(), kind, cache)
+        return found(location, cache=cache)
     return _page_response(kind, body, etag, request_headers, cache)
 
 

@@ -121,16 +121,18 @@ def status_in(
 def editable_condition(
     now: int, *, expired: bool = False, lock: int | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """The session accepts changes: editable (states.py), not being published (or, for
-    the holder of the publish lock `lock`, still held by it), and not expired (or, for
-    the expiry itself, expired). Uses #status."""
+    """The session accepts changes: editable (states.py), not being published, and not
+    expired (or, for the expiry itself, expired). For the holder of the publish lock
+    `lock`: that lock still held and live, whatever the expiry (as the commit itself,
+    which a publish within the request makes under the same lock). Uses #status."""
     states, values = status_in(EDITABLE_SESSION_STATES)
+    values[":now"] = {"N": str(now)}
+    if lock is not None:
+        values[":lock"] = {"N": str(lock)}
+        return f"{states} AND publish_lock_until = :lock AND :lock >= :now", values
     expiry = "expires_at <= :now" if expired else "expires_at > :now"
     unlocked = "(attribute_not_exists(publish_lock_until) OR publish_lock_until < :now)"
-    if lock is not None:
-        unlocked = "publish_lock_until = :lock"
-        values[":lock"] = {"N": str(lock)}
-    return f"{states} AND {expiry} AND {unlocked}", {**values, ":now": {"N": str(now)}}
+    return f"{states} AND {expiry} AND {unlocked}", values
 
 
 def _ident(key: keys.Key) -> Ident:

@@ -90,10 +90,11 @@ class MemoryBlobStore:
     def mark_public(self, keys: Sequence[str]) -> None:
         self._public.update(k for k in keys if k in self._objects)
 
-    def put_public(self, key: str, data: bytes, content_type: str) -> None:
+    def put_public(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
         with self._lock:
-            self._objects.setdefault(key, bytes(data))
-            self._public.add(key)
+            if key not in self._objects:  # as S3's IfNoneMatch: an existing object stays
+                self._objects[key] = bytes(data)
+                self._public.add(key)
 
     def is_public(self, key: str) -> bool:
         return key in self._public and key in self._objects

@@ -77,13 +77,13 @@ def _file_changed(current: FileRecord | None) -> FileChanged:
 def _editable(
     session: SessionRecord, now: int, *, expired: bool = False, lock: int | None = None
 ) -> bool:
-    """The session accepts changes: open or error, no live publish lock (or, for its
-    holder, still `lock`), and not expired (for the expiry itself: expired).
-    adapters/dynamodb/table.editable_condition."""
+    """The session accepts changes: open or error, no live publish lock, and not expired
+    (for the expiry itself: expired); for the lock's holder, its lock `lock` still held
+    and live, whatever the expiry. adapters/dynamodb/table.editable_condition."""
+    if lock is not None:  # the holder's: still held and live, whatever the expiry
+        return session.status.editable and session.publish_lock_until == lock >= now
     if not session.status.editable or (session.expires_at <= now) != expired:
         return False
-    if lock is not None:
-        return session.publish_lock_until == lock
     return session.publish_lock_until is None or session.publish_lock_until < now
 
 
@@ -491,7 +491,7 @@ class MemoryStore:
 
     def _stale(self, project: str, holder: str, now: int) -> bool:
         """A reservation left by a publisher that never committed and will not: its
-        session is gone, or it is not processing and its lock lapsed."""
+        session is gone, or records.reservation_abandoned says so."""
         if (project, holder) in self._commits:
             return False  # published: permanent
         other = self._sessions.get(holder)
