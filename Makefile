@@ -78,6 +78,7 @@ bench: $(STAMP) package
 	$(PY) -m bench.publish
 	$(PY) -m bench.releases
 	$(PY) -m bench.pages
+	$(PY) -m bench.simple_vs_devpi
 
 clean:
 	rm -rf $(VENV) $(PACKAGE_VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache build
