@@ -47,11 +47,8 @@ from chalicelib.http.schemas import UploadRequest as Bare
 from chalicelib.http.simple import (
     INDEX_CACHE,
     STAGE_CACHE,
-    RenderedPages,
-    StaticPage,
     negotiate,
     page_response,
-    project_response,
     redirect,
     root_body,
 )
@@ -385,12 +382,6 @@ def _page(
         return moved(elsewhere.name)
 
 
-def _page_stores() -> tuple[RenderedPages, StaticPage, int]:
-    """Where project pages are kept: rendered, and (too large to answer) in storage."""
-    built = services()
-    return built.pages, built.index.static_page, built.settings.page_inline_max
-
-
 @route("/simple", methods=["GET"])
 def simple_index() -> Response:
     base = f"{services().settings.public_url}/simple/"
@@ -407,7 +398,7 @@ def simple_index() -> Response:
 def simple_project(name: str) -> Response:
     def render(headers: dict[str, str], kind: str) -> Response:
         page = services().index.project(name)
-        return project_response(kind, page, headers, *_page_stores())
+        return services().pages.response(kind, page, headers)
 
     return _page("simple/", name, render)
 
@@ -428,7 +419,7 @@ def stage_index(token: str) -> Response:
 def stage_project(token: str, name: str) -> Response:
     def render(headers: dict[str, str], kind: str) -> Response:
         page = services().index.stage_project(token, name)
-        return project_response(kind, page, headers, *_page_stores(), cache=STAGE_CACHE)
+        return services().pages.response(kind, page, headers, cache=STAGE_CACHE)
 
     return _page(f"stage/{token}/", name, render, STAGE_CACHE)
 

@@ -21,7 +21,7 @@ from .adapters.sqs import SqsJobQueue
 from .config import Settings
 from .domain.ports import BlobStore, Clock, EdgeCache, JobQueue, Store
 from .http.links import Links
-from .http.simple import RenderedPages
+from .http.simple import ProjectPages
 from .services.access import Access
 from .services.admin import AdminService
 from .services.admission import Admission
@@ -63,8 +63,7 @@ class Services:
     edge: EdgeCache
     legacy: LegacyService
     sweep: Sweep
-    # The most requested project pages, rendered: 64 MB at most of the API's 512 MB.
-    pages: RenderedPages = dataclasses.field(default_factory=lambda: RenderedPages(64 * 10**6))
+    pages: ProjectPages
 
 
 def build(
@@ -85,6 +84,7 @@ def build(
     sessions = SessionService(store, admission, access, clock, settings)
     files = FileService(store, blobs, admission, verifier, clock, settings)
     completion = Completion(store, admission, access, verifier, queue, clock, settings)
+    index = IndexService(store, store, blobs, settings.public_url)
     publishing = PublishService(store, admission, publisher, queue, clock, settings)
     return Services(
         settings=settings,
@@ -102,10 +102,12 @@ def build(
         admin=AdminService(store, clock),
         links=Links(settings.public_url),
         worker=Worker(store, verifier, publisher, clock, access),
-        index=IndexService(store, store, blobs, settings.public_url),
+        index=index,
         edge=edge,
         legacy=LegacyService(sessions, files, completion, publishing),
         sweep=Sweep(store, admission, publisher, clock),
+        # The most requested project pages, rendered: 64 MB at most of the API's 512 MB.
+        pages=ProjectPages(64 * 10**6, index.static_page, settings.page_inline_max),
     )
 
 

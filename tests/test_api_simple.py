@@ -14,7 +14,14 @@ from chalicelib import runtime
 from chalicelib.adapters.memory.clock import FixedClock
 from chalicelib.http import simple
 from chalicelib.http.problems import NotAcceptable
-from chalicelib.http.simple import SIMPLE_HTML, SIMPLE_JSON, TEXT_HTML, negotiate, project_body
+from chalicelib.http.simple import (
+    SIMPLE_HTML,
+    SIMPLE_JSON,
+    TEXT_HTML,
+    ProjectPages,
+    negotiate,
+    project_body,
+)
 from chalicelib.runtime import Services
 from chalicelib.services.index import IndexFile, ProjectPage
 from chalicelib.services.publishing import EXPOSE_GRACE_SECONDS
@@ -185,8 +192,8 @@ def test_a_page_is_rendered_once_per_publish(
 
 def small_pages(services: Services) -> None:
     """The app from now on: pages above 100 bytes go to storage (WHARF_PAGE_INLINE_MAX)."""
-    settings = replace(services.settings, page_inline_max=100)
-    runtime.install(replace(services, settings=settings))
+    pages = ProjectPages(64 * 10**6, services.index.static_page, inline_max=100)
+    runtime.install(replace(services, pages=pages))
 
 
 def test_a_page_too_large_for_the_api_is_served_from_storage(

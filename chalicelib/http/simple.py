@@ -206,19 +206,47 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
-class RenderedPages:
-    """Project pages as last rendered, with their ETags and sizes in bytes, per (kind,
-    project) and the project revision they were read under (ProjectPage.revision): a page
-    changes only with a publish, and rendering and hashing thousands of files is most of
-    a warm request. Bounded by the bytes kept, not by the number of pages."""
+# Where a page too large to answer is stored: (project, name, body, content type, cache
+# control) -> its URL (IndexService.static_page).
+StaticPage = Callable[[str, str, str, str, str], str]
 
-    def __init__(self, max_bytes: int) -> None:
+
+class ProjectPages:
+    """Project pages as answers. Each is kept as last rendered, with its ETag and size
+    in bytes, per (kind, project) and the project revision it was read under
+    (ProjectPage.revision): a page changes only with a publish, and rendering and
+    hashing thousands of files is most of a warm request; bounded by the bytes kept.
+    A page of more than `inline_max` bytes (WHARF_PAGE_INLINE_MAX: Lambda answers at
+    most 6 MB) is stored once (`static`) and the client sent there."""
+
+    def __init__(self, max_bytes: int, static: StaticPage, inline_max: int) -> None:
         self._max_bytes = max_bytes
+        self._static = static
+        self._inline_max = inline_max
         self._kept = 0
         self._pages: OrderedDict[tuple[str, str], tuple[int, str, str, int]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def body_and_etag(self, kind: str, page: ProjectPage) -> tuple[str, str, int]:
+    def response(
+        self,
+        kind: str,
+        page: ProjectPage,
+        request_headers: Mapping[str, str],
+        *,
+        cache: str = INDEX_CACHE,
+    ) -> Response:
+        """The page; a large one as a 302 to storage (the next publish makes another
+        page). A stage's own page is never stored: it is private."""
+        body, etag, size = self._body_and_etag(kind, page)
+        if page.revision is not None and size > self._inline_max:
+            extension = "json" if kind == SIMPLE_JSON else "html"
+            digest = etag.strip('"')
+            # Stored with this answer's caching: it moves with a publish.
+            location = self._static(page.name, f"{digest}.{extension}", body, kind, cache)
+            return found(location, cache=cache)
+        return _page_response(kind, body, etag, request_headers, cache)
+
+    def _body_and_etag(self, kind: str, page: ProjectPage) -> tuple[str, str, int]:
         if page.revision is None:  # a stage's page: its staged files change in place
             return _rendered(kind, page)
         key = (kind, page.name)
@@ -240,34 +268,6 @@ class RenderedPages:
 def _rendered(kind: str, page: ProjectPage) -> tuple[str, str, int]:
     body = project_body(kind, page)
     return body, _etag(kind, body), len(body.encode())
-
-
-StaticPage = Callable[[str, str, bytes, str, str], str]
-
-
-def project_response(
-    kind: str,
-    page: ProjectPage,
-    request_headers: Mapping[str, str],
-    pages: RenderedPages,
-    static: StaticPage,
-    inline_max: int,
-    *,
-    cache: str = INDEX_CACHE,
-) -> Response:
-    """The project page; one of more than `inline_max` bytes (WHARF_PAGE_INLINE_MAX:
-    Lambda answers at most 6 MB) is written to storage once (`static`:
-    IndexService.static_page) and the client sent there (302: the next publish makes
-    another page). A stage's page is never written there: it is private."""
-    body, etag, size = pages.body_and_etag(kind, page)
-    if page.revision is not None and size > inline_max:
-        extension = "json" if kind == SIMPLE_JSON else "html"
-        digest = etag.strip('"')
-        name = f"{digest}.{extension}"
-        # The stored page is cached as this answer would be: it moves with a publish.
-        location = static(page.name, name, body.encode(), kind, cache)
-        return found(location, cache=cache)
-    return _page_response(kind, body, etag, request_headers, cache)
 
 
 def page_response(

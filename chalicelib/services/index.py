@@ -88,15 +88,15 @@ class IndexService:
         self._published_cache: OrderedDict[str, tuple[int, list[IndexFile]]] = OrderedDict()
 
     def static_page(
-        self, project: str, name: str, body: bytes, content_type: str, cache_control: str
+        self, project: str, name: str, body: str, content_type: str, cache_control: str
     ) -> str:
         """Where the edge serves a project page too large for the API's answer (Lambda's
         6 MB): an object under files/ (the edge's /files/), written once, public from
         the start. `name` names its content (the page's ETag and kind), so the object
         never changes, and a publish makes a page of another name."""
         key = f"{PAGES_PREFIX}{project}/{name}"
-        if key not in self._static_pages:
-            self._blobs.put_public(key, body, content_type, cache_control)
+        if key not in self._static_pages:  # encoded only to be written, once
+            self._blobs.put_public(key, body.encode(), content_type, cache_control)
             self._static_pages.add(key)
         return self.file_url(key)
 
