@@ -373,8 +373,6 @@ class IndexStore(Protocol):
         self, project: str, version_key: str, filename: str
     ) -> PublishedFile | None: ...
 
-    def committed_sessions(self, project: str) -> frozenset[str]: ...
-
     def published_files(
         self, project: str, committed: frozenset[str] | None = None
     ) -> list[PublishedFile]:

@@ -36,7 +36,7 @@ class DynamoIndex:
         item = self._t.get(keys.published_key(project, version_key, filename))
         return if_committed(self._t, project, item)
 
-    def committed_sessions(self, project: str) -> frozenset[str]:
+    def _committed_sessions(self, project: str) -> frozenset[str]:
         """The sessions whose publish of this project has committed (their markers)."""
         return frozenset(
             keys.committed_session_of(item["sk"])
@@ -53,7 +53,7 @@ class DynamoIndex:
         the files are read next; a publish that commits between the two reads is left
         out whole (invariant 2)."""
         if committed is None:
-            committed = self.committed_sessions(project)
+            committed = self._committed_sessions(project)
         return [
             published_record(project, item)
             for item in self._t.query(keys.project_pk(project), keys.FILE_PREFIX)

@@ -595,10 +595,6 @@ class MemoryStore:
         with self._lock:
             return self._committed_name(key)
 
-    def committed_sessions(self, project: str) -> frozenset[str]:
-        with self._lock:
-            return self._committed_sessions(project)
-
     def _committed_sessions(self, project: str) -> frozenset[str]:
         return frozenset(session_id for p, session_id in self._commits if p == project)
 
