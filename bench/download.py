@@ -19,7 +19,10 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+from packaging.version import Version
+
 from chalicelib.adapters.dynamodb.store import DynamoStore
+from chalicelib.domain.names import release_key
 from chalicelib.domain.records import FileRecord, SessionRecord
 from chalicelib.domain.states import FileStatus, SessionStatus
 from chalicelib.domain.tokens import new_session_token, random_id, session_id_for
@@ -77,28 +80,37 @@ def measured(pid: int, url: str) -> tuple[float, int]:
     return seconds, peak - baseline
 
 
-def seed(store: DynamoStore, s3: object, project: str, files: int, blob_key: str | None) -> str:
-    """Publish `files` files of `project` through the store (as the API would, minus the
-    uploads); the key of the first file is `blob_key` when given."""
+def seed(
+    store: DynamoStore,
+    project: str,
+    files: int,
+    blob_key: str | None,
+    *,
+    version: str = "1.0",
+    first: bool = True,
+) -> str:
+    """Publish `files` files of release `version` of `project` through the store (as the
+    API would, minus the uploads); the key of the first file is `blob_key` when given.
+    `first`: the project's first release (it registers the name)."""
     now = int(time.time())
     token = new_session_token()
     session = SessionRecord(
         id=session_id_for(token),
         token=token,
         project=project,
-        version="1.0",
-        version_key="1",
+        version=version,
+        version_key=release_key(Version(version)),
         status=SessionStatus.OPEN,
         created_at=now,
         expires_at=now + 3600,
         created_by=None,
-        first_release=True,
+        first_release=first,
     )
-    store.create_session(session, reserve_project=True)
+    store.create_session(session, reserve_project=first)
     records = []
     for n in range(files):
         fid = random_id()
-        name = f"{project}-1.0-cp3{n % 10}-none-plat{n}.whl"
+        name = f"{project}-{version}-cp3{n % 10}-none-plat{n}.whl"
         records.append(
             FileRecord(
                 id=fid,
@@ -141,7 +153,7 @@ def main() -> int:
         s3.put_object_tagging(
             Bucket=BUCKET, Key=key, Tagging={"TagSet": [{"Key": "wharf-public", "Value": "true"}]}
         )
-        seed(store, s3, "big", 1, key)
+        seed(store, "big", 1, key)
 
         direct = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": key})
         edge = f"{stack.base}/{key}"
@@ -159,7 +171,7 @@ def main() -> int:
         s3_seconds = min(from_s3[0] for _, from_s3 in rounds)
         s3_growth = max(from_s3[1] for _, from_s3 in rounds)
 
-        seed(store, s3, "wide", PAGE_FILES, None)
+        seed(store, "wide", PAGE_FILES, None)
         accept = {"Accept": "application/vnd.pypi.simple.v1+json"}
         request(f"{stack.base}/simple/wide/", headers=accept)
         latencies = []

@@ -25,7 +25,7 @@ def main() -> None:
     try:
         store = DynamoStore(stack.client("dynamodb"), "wharf", retention=60, max_lifetime=3600)
         started = time.perf_counter()
-        seed(store, stack.client("s3"), "huge", FILES, None)
+        seed(store, "huge", FILES, None)
         seeded = time.perf_counter() - started
         timings = []
         for _ in range(3):  # the first renders and stores the page; the next find it

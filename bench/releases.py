@@ -5,7 +5,7 @@ on the local stack.
 
 Prints figures; asserts nothing about time. Goal (issue 13): the publish of a release
 into a project with 200 releases takes as long as the first. The earlier releases are
-written straight through the store (as the API would, minus uploads), so the bench takes
+written straight through the store (bench.download.seed), so the bench takes
 seconds; ROUNDS of each, in alternation, best and median printed."""
 
 from __future__ import annotations
@@ -18,51 +18,13 @@ from pathlib import Path
 
 from wharf_client import upload
 
+from bench.download import seed
 from bench.publish import ADMIN, user_token, write_wheel
 from chalicelib.adapters.dynamodb.store import DynamoStore
-from chalicelib.domain.records import FileRecord, SessionRecord
-from chalicelib.domain.states import FileStatus, SessionStatus
-from chalicelib.domain.tokens import new_session_token, random_id, session_id_for
 from devserver.harness import LocalStack, request
 
 RELEASES = int(os.environ.get("BENCH_RELEASES", "200"))
 ROUNDS = 5
-
-
-def seed_release(store: DynamoStore, project: str, version: str, *, first: bool) -> None:
-    """One published release of one small wheel, written through the store."""
-    now = int(time.time())
-    token = new_session_token()
-    session = SessionRecord(
-        id=session_id_for(token),
-        token=token,
-        project=project,
-        version=version,
-        version_key=version,
-        status=SessionStatus.OPEN,
-        created_at=now,
-        expires_at=now + 3600,
-        created_by=None,
-        first_release=first,
-    )
-    store.create_session(session, reserve_project=first)
-    fid = random_id()
-    name = f"{project}-{version}-py3-none-any.whl"
-    file = FileRecord(
-        id=fid,
-        session_id=session.id,
-        filename=name,
-        size=1000,
-        hashes={"sha256": "0" * 64},
-        mechanism="http-post-bytes",
-        status=FileStatus.COMPLETED,
-        key=f"files/{project}/{fid}/{name}",
-        created_at=now,
-        uploaded_at=now,
-    )
-    locked = store.lock_for_publish(session, now, now + 900)
-    assert store.reserve_filenames(locked, [file], now) == {}
-    store.commit_publish(locked, now, owner=None)
 
 
 def timed_publish(stack: LocalStack, token: str, wheel: Path) -> float:
@@ -81,7 +43,7 @@ def main() -> None:
         for n in range(RELEASES):
             # The admin's first release registers the name for nobody: the bench user
             # publishes into it as the operator would let a maintainer.
-            seed_release(store, "crowded", f"0.{n}", first=n == 0)
+            seed(store, "crowded", 1, None, version=f"0.{n}", first=n == 0)
         granted = request(
             f"{stack.base}/admin/projects/crowded/roles/bench",
             "PUT",

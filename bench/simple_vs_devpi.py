@@ -41,7 +41,7 @@ def wharf() -> tuple[float, list[float]]:
     stack = LocalStack.start(ADMIN)
     try:
         store = DynamoStore(stack.client("dynamodb"), "wharf", retention=60, max_lifetime=3600)
-        seed(store, stack.client("s3"), "wide", FILES, None)
+        seed(store, "wide", FILES, None)
         return latencies(f"{stack.base}/simple/wide/")
     finally:
         stack.stop()
