@@ -1,6 +1,7 @@
 """Publish benchmark (`make bench`): the `wharf` client (client/, PEP 694 Upload 2.0)
-against the local stack, and twine (the legacy upload API) against pypiserver, for the
-same files: a 30-wheel, 150 MiB release and one 1 GiB wheel.
+against the local stack, and twine (the legacy upload API) against pypiserver and against
+a null sink (a server that reads each upload and throws it away: what sending the bytes
+alone costs), for the same files: a 30-wheel, 150 MiB release and one 1 GiB wheel.
 
 Each tool runs as a user runs it, from a virtualenv of its own (created here, thrown away
 after), on files on disk. Measured: wall time from start to exit (the release published),
@@ -8,7 +9,8 @@ and the process's peak RSS (the kernel's ru_maxrss, exact, from os.wait4) agains
 idle size (the peak of `<tool> --version`: interpreter and imports, no work).
 
 Prints figures; asserts nothing. Goals: `wharf upload` publishes faster than twine to
-pypiserver; the client stays under 100 MiB above idle for the 1 GiB file.
+pypiserver and within 2x of twine to the null sink; the client stays under 100 MiB above
+idle for the 1 GiB file.
 
 BENCH_PUBLISH_SCALE (default 1) scales every file size, e.g. 0.05 for a quick check."""
 
@@ -22,11 +24,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from base64 import urlsafe_b64encode
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from devserver.harness import ROOT, LocalStack, free_port, request
@@ -247,8 +253,7 @@ def bench_twine(directory: Path, release: list[Path], big: Path) -> Results:
     packages.mkdir()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    twine = str(Path(sys.executable).parent / "twine")
-    idle = run([twine, "--version"], directory / "twine-idle.log")
+    idle = run([twine_command(base)[0], "--version"], directory / "twine-idle.log")
     server = subprocess.Popen(
         [
             str(bin_dir / "pypi-server"),
@@ -270,24 +275,89 @@ def bench_twine(directory: Path, release: list[Path], big: Path) -> Results:
     )
     try:
         wait_until_up(base + "/", server)
-        command = [
-            twine,
-            "upload",
-            "--repository-url",
-            base + "/",
-            "--username",
-            "bench",
-            "--password",
-            "bench",
-            "--non-interactive",
-            "--disable-progress-bar",
-        ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("TWINE_")}
         listed = functools.partial(pypiserver_files, base)
-        return measure("twine", command, env, directory, release, big, idle, listed)
+        return measure("twine", twine_command(base), env, directory, release, big, idle, listed)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def twine_command(base: str) -> list[str]:
+    twine = str(Path(sys.executable).parent / "twine")
+    return [
+        twine,
+        "upload",
+        "--repository-url",
+        base + "/",
+        "--username",
+        "bench",
+        "--password",
+        "bench",
+        "--non-interactive",
+        "--disable-progress-bar",
+    ]
+
+
+@dataclass
+class NullSink:
+    """Uploads received per project name (the form's `name` field)."""
+
+    received: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                remaining = int(self.headers.get("Content-Length", "0"))
+                head = b""
+                while remaining:
+                    chunk = self.rfile.read(min(MIB, remaining))
+                    if not chunk:
+                        break
+                    head = head or chunk  # twine sends the form fields before the file
+                    remaining -= len(chunk)
+                marker = b'name="name"\r\n\r\n'
+                if marker in head:
+                    name = head.split(marker, 1)[1].split(b"\r\n", 1)[0].decode()
+                    with sink.lock:
+                        sink.received[name] += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return Handler
+
+
+@contextmanager
+def null_sink() -> Iterator[tuple[str, NullSink]]:
+    sink = NullSink()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), sink.handler())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", sink
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def bench_null_sink(directory: Path, release: list[Path], big: Path) -> Results:
+    """twine's own cost: the same uploads to a server that only reads them."""
+    idle = run([twine_command("")[0], "--version"], directory / "null-idle.log")
+    with null_sink() as (base, sink):
+        listed = sink.received.__getitem__
+        return measure(
+            "null", twine_command(base), dict(os.environ), directory, release, big, idle, listed
+        )
 
 
 def report(title: str, results: Results) -> None:
@@ -316,6 +386,7 @@ def main() -> int:
         release, big = build_dists(directory)
         wharf = bench_wharf(directory, release, big)
         twine = bench_twine(directory, release, big)
+        null = bench_null_sink(directory, release, big)
 
     release_mib = RELEASE_FILES * RELEASE_FILE_SIZE / MIB
     print(
@@ -325,6 +396,7 @@ def main() -> int:
     )
     report("wharf upload -> local stack (Upload 2.0)", wharf)
     report("twine upload -> pypiserver (legacy API)", twine)
+    report("twine upload -> null sink (reads and discards)", null)
     for label, ours, theirs in (
         ("release", wharf.release, twine.release),
         (BIG_LABEL, wharf.big, twine.big),
@@ -333,9 +405,18 @@ def main() -> int:
             f"{label}: twine/wharf time {theirs.seconds / ours.seconds:.2f}x "
             "(goal > 1: wharf faster)"
         )
+    for label, ours, sink in (
+        ("release", wharf.release, null.release),
+        (BIG_LABEL, wharf.big, null.big),
+    ):
+        print(
+            f"{label}: wharf/null-sink time {ours.seconds / sink.seconds:.2f}x "
+            "(goal < 2: within twice what sending the bytes costs)"
+        )
     growth = (wharf.big.peak_kib - wharf.idle_kib) / 1024
     print(f"wharf client memory over idle, {BIG_LABEL}: {growth:.0f} MiB (goal < 100)")
-    failed = [r for r in (wharf.release, wharf.big, twine.release, twine.big) if r.returncode]
+    runs = (wharf.release, wharf.big, twine.release, twine.big, null.release, null.big)
+    failed = [r for r in runs if r.returncode]
     return 1 if failed else 0
 
 
