@@ -33,7 +33,11 @@ and `install()` replaces three moto methods, once, at class level:
 6. BaseResponse.serialized, for DynamoDB's item reads (GetItem, BatchGetItem, Query) only:
    their results are already DynamoDB's JSON, which moto's serializer walked attribute by
    attribute against the service model (a fifth of the stack's CPU while publishing);
-   they are dumped as they are, binary values in base64 as that serializer writes them.
+   they are dumped as they are, binary values in base64 as that serializer writes them;
+7. ConditionExpressionParser.parse remembers its last results: moto parses each item's
+   condition of a transaction three times (the handler's validation, the check, the
+   write), an eighth of the stack's CPU while publishing; the same expression, names and
+   values give the same tree, which is only ever evaluated, never changed.
 
 All are written against moto 5.2.5 (requirements-dev.txt pins it). `install()` checks that
 what they replace and call still has that shape, and raises MotoChanged otherwise, so a moto
@@ -56,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from moto.core.responses import ActionResult, BaseResponse
-from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.comparisons import ConditionExpressionParser, get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
     MockValidationException,
@@ -346,6 +350,7 @@ def install() -> None:
             (Table, "query"): _scoped_query(Table.query),
             (Table, "all_items"): _scoped_all_items(Table.all_items),
             (BaseResponse, "serialized"): _plain_item_reads(BaseResponse.serialized),
+            (ConditionExpressionParser, "parse"): _remembered(ConditionExpressionParser.parse),
         }
         for (owner, name), replacement in replacements.items():
             _replaced[(owner, name)] = owner.__dict__[name]
@@ -406,6 +411,7 @@ _EXPECTED: dict[tuple[type, str], set[str]] = {
     (Table, "query"): {"hash_key", "index_name"},
     (Table, "all_items"): {"self"},
     (BaseResponse, "serialized"): {"self", "action_result"},
+    (ConditionExpressionParser, "parse"): {"self"},
 }
 
 
@@ -420,7 +426,20 @@ def check_shape() -> None:
             raise MotoChanged(f"moto's {owner.__name__}.{name} lost {sorted(missing)}")
     if _parameters(original(DynamoDBBackend, "transact_write_items")) != ["self", "transact_items"]:
         raise MotoChanged("moto's DynamoDBBackend.transact_write_items changed its parameters")
+    _check_parser_fields()  # first: a moto Table's own writes parse their conditions
     _check_partition_layout()
+
+
+def _check_parser_fields() -> None:
+    """What _remembered reads and sets on a parser: its inputs and the names and values
+    a parse found (the handler's validation reads them)."""
+    parser = ConditionExpressionParser("#a = :b", {"#a": "a"}, {":b": {"S": "b"}})
+    original(ConditionExpressionParser, "parse")(parser)
+    for name in _PARSER_FIELDS:
+        if not hasattr(parser, name):
+            raise MotoChanged(f"moto's ConditionExpressionParser has no {name} any more")
+    if parser.expr_attr_names_found != ["#a"] or parser.expr_attr_values_found != [":b"]:
+        raise MotoChanged("moto's ConditionExpressionParser records what it found differently")
 
 
 def _check_partition_layout() -> None:
@@ -687,6 +706,51 @@ def _scoped_all_items(all_items: Callable[[Table], list[Item]]) -> Callable[[Tab
 
 
 # -- DynamoDB: item reads answered as the JSON they already are -------------------------------
+
+# -- Condition expressions: parsed once --------------------------------------------------------
+
+_PARSER_FIELDS = (
+    "condition_expression",
+    "expression_attribute_names",
+    "expression_attribute_values",
+    "expr_attr_names_found",
+    "expr_attr_values_found",
+)
+# A transaction of a few items needs its last few parses; publishing many files at once
+# interleaves a few transactions.
+_PARSES_KEPT = 256
+_ParseKey = tuple[str, str, str]
+_Parsed = tuple[Any, list[str], list[str]]
+
+
+def _remembered(parse: Callable[..., Any]) -> Callable[..., Any]:
+    kept: dict[_ParseKey, _Parsed] = {}
+    lock = threading.Lock()
+
+    @functools.wraps(parse)
+    def remembered(self: ConditionExpressionParser) -> Any:
+        key = (
+            self.condition_expression or "",
+            json.dumps(self.expression_attribute_names, sort_keys=True),
+            json.dumps(self.expression_attribute_values, sort_keys=True, default=repr),
+        )
+        with lock:
+            found = kept.get(key)
+        if found is None:
+            tree = parse(self)  # an invalid expression raises: nothing is kept
+            found = (tree, list(self.expr_attr_names_found), list(self.expr_attr_values_found))
+            with lock:
+                if len(kept) >= _PARSES_KEPT:
+                    del kept[next(iter(kept))]  # the oldest (dicts keep insertion order)
+                kept[key] = found
+            return tree
+        tree, names, values = found
+        self.expr_attr_names_found.extend(names)
+        self.expr_attr_values_found.extend(values)
+        return tree
+
+    return remembered
+
 
 PLAIN_READS = frozenset({"GetItem", "BatchGetItem", "Query"})
 _JSON_1_0 = "application/x-amz-json-1.0"

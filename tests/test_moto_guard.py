@@ -17,8 +17,9 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 
 from chalicelib.adapters.schema import table_definition
@@ -90,6 +91,49 @@ def test_a_moto_of_another_shape_is_refused(
     monkeypatch.setattr(owner, name, replacement)
     with pytest.raises(MotoChanged):
         moto_guard.check_shape()
+
+
+def test_a_parser_that_records_nothing_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(moto_guard, "_replaced", {})
+    monkeypatch.setattr(ConditionExpressionParser, "parse", lambda self: None)
+    with pytest.raises(MotoChanged):
+        moto_guard.check_shape()
+
+
+def test_a_condition_is_parsed_once_for_the_same_inputs(
+    embedded: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parses: list[str] = []
+    own = moto_guard.original(ConditionExpressionParser, "parse")
+
+    def counted(self: ConditionExpressionParser) -> Any:
+        parses.append(self.condition_expression)
+        return own(self)
+
+    remembered = moto_guard._remembered(counted)
+    expression = "#s IN (:a, :b) AND n > :n"
+
+    def parsed(n: str) -> tuple[Any, ConditionExpressionParser]:
+        parser = ConditionExpressionParser(
+            expression, {"#s": "status"}, {":a": s("open"), ":b": s("x"), ":n": {"N": n}}
+        )
+        return remembered(parser), parser
+
+    first, one = parsed("1")
+    again, two = parsed("1")
+    other, _ = parsed("2")
+    assert again is first and other is not first
+    assert len(parses) == 2  # the repeat was remembered
+    # What the handler's validation reads is there on a remembered parse too.
+    assert two.expr_attr_names_found == one.expr_attr_names_found == ["#s", "n"]
+    assert sorted(two.expr_attr_values_found) == [":a", ":b", ":n"]
+    item = Item(DynamoType(s("k")), None, {"status": s("open"), "n": {"N": "5"}})
+    assert again.expr(item) and not parsed("9")[0].expr(item)
+    with pytest.raises(Exception):  # noqa: B017 (moto's own error for a broken expression)
+        remembered(ConditionExpressionParser("n >", None, None))
+    with pytest.raises(Exception):  # noqa: B017 (an invalid expression is parsed each time)
+        remembered(ConditionExpressionParser("n >", None, None))
+    assert parses.count("n >") == 2
 
 
 def test_a_method_gone_from_moto_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
