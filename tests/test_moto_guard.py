@@ -107,7 +107,7 @@ def test_a_condition_is_parsed_once_for_the_same_inputs(
     own = moto_guard.original(ConditionExpressionParser, "parse")
 
     def counted(self: ConditionExpressionParser) -> Any:
-        parses.append(self.condition_expression)
+        parses.append(self.condition_expression or "")
         return own(self)
 
     remembered = moto_guard._remembered(counted)
