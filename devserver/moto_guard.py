@@ -22,7 +22,10 @@ application, which
 2. serializes every SQS request, and runs a long poll (ReceiveMessage with
    WaitTimeSeconds) as short polls that wait for the next SQS write *outside* the lock;
 3. serializes S3 writes per object (a lock per stripe of object paths), leaving reads and
-   part uploads concurrent;
+   part uploads concurrent, and checks a PUT's x-amz-checksum-sha256 as S3 does (moto
+   stores any bytes): the bytes of a presigned part or file must have the SHA-256 signed
+   into its URL, or the PUT is refused with S3's 400 BadDigest; a whole object then keeps
+   its SHA-256, which S3 answers to a GetObject with ChecksumMode ENABLED;
 
 and `install()` replaces three moto methods, once, at class level:
 
@@ -49,6 +52,7 @@ from __future__ import annotations
 import base64
 import copy
 import functools
+import hashlib
 import inspect
 import io
 import json
@@ -152,6 +156,27 @@ def buffer_body(environ: WSGIEnvironment) -> bytes:
     return bytes(data)
 
 
+def checksum_refusal(environ: WSGIEnvironment) -> Answer | None:
+    """S3's answer to a PUT whose bytes do not have the SHA-256 its x-amz-checksum-sha256
+    header states (400 BadDigest); None when they do, or when it states none. A PutObject
+    that passes keeps the checksum (moto stores one only when told the algorithm)."""
+    stated = environ.get("HTTP_X_AMZ_CHECKSUM_SHA256")
+    content = str(environ.get("HTTP_X_AMZ_CONTENT_SHA256", ""))
+    if environ.get("REQUEST_METHOD") != "PUT" or not stated or content.startswith("STREAMING-"):
+        return None
+    body = buffer_body(environ)
+    if base64.b64encode(hashlib.sha256(body).digest()).decode() == stated:
+        if "uploadId=" not in str(environ.get("QUERY_STRING", "")):  # PutObject, not a part
+            environ.setdefault("HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM", "SHA256")
+        return None
+    message = "The SHA256 you specified did not match the calculated checksum."
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>BadDigest</Code>'
+        f"<Message>{message}</Message></Error>"
+    )
+    return Answer("400 Bad Request", [("Content-Type", "application/xml")], xml.encode())
+
+
 def signing_service(environ: WSGIEnvironment) -> str | None:
     """The service named in a SigV4 credential scope (`AKID/date/region/service/
     aws4_request`), from the Authorization header or a presigned URL's query."""
@@ -208,6 +233,8 @@ class MotoGuard:
                 answer = call(app, environ)
         elif service == SQS:
             answer = self._sqs_request(environ)
+        elif service == S3 and (refused := checksum_refusal(environ)) is not None:
+            answer = refused
         elif service == S3 and (lock := self._s3_lock(environ)) is not None:
             with lock:
                 answer = call(app, environ)

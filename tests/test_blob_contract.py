@@ -1,23 +1,50 @@
-"""One contract, two blob stores: the in-memory fake and S3 (on moto)."""
+"""One contract, three blob stores: the in-memory fake, S3 on moto in-process, and S3 on
+the local stack's embedded AWS (moto behind its guard, over HTTP), which also checks a
+PUT's signed SHA-256 as S3 does."""
 
+import hashlib
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 
 from chalicelib.adapters.memory.blobs import MemoryBlobStore
 from chalicelib.adapters.s3 import S3BlobStore
+from chalicelib.adapters.schema import create_bucket
 from chalicelib.config import Settings
 from chalicelib.domain.ports import BlobGone, BlobStore, UploadGone
+from devserver.moto_guard import EmbeddedAws
+
+# Stores that refuse bytes other than the SHA-256 signed into a presigned URL, as S3 does
+# (moto in-process stores whatever it is sent).
+CHECKING = ("memory", "s3-local")
 
 
-@pytest.fixture(params=["memory", "s3"])
+@pytest.fixture(params=["memory", "s3", "s3-local"])
 def blobs(request: pytest.FixtureRequest, settings: Settings) -> Iterator[BlobStore]:
     if request.param == "memory":
         yield MemoryBlobStore()
-    else:
+    elif request.param == "s3":
         aws: tuple[Any, Any, Any] = request.getfixturevalue("aws")
         yield S3BlobStore(aws[1], settings.bucket_name)
+    else:
+        embedded: EmbeddedAws = request.getfixturevalue("embedded")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=embedded.url,
+            region_name="us-east-1",
+            aws_access_key_id="wharf-local",
+            aws_secret_access_key="wharf-local",
+        )
+        bucket = f"contract-{uuid.uuid4().hex[:12]}"
+        create_bucket(s3, bucket, "us-east-1")
+        yield S3BlobStore(s3, bucket)
+
+
+def checking(request: pytest.FixtureRequest) -> bool:
+    return request.node.callspec.params["blobs"] in CHECKING
 
 
 def test_a_key_is_written_once(blobs: BlobStore) -> None:
@@ -71,7 +98,7 @@ def put_part(
 ) -> None:
     """The client's side: PUT the bytes to the presigned URL with exactly `headers`."""
     if isinstance(blobs, MemoryBlobStore):
-        assert blobs.put_part(url, data) == expect
+        assert blobs.put_part(url, data, headers) == expect
         return
     import requests  # moto intercepts requests to AWS endpoints in-process
 
@@ -113,6 +140,48 @@ def test_a_whole_file_through_one_presigned_put_is_written_once(blobs: BlobStore
     # upload) cannot replace the object.
     put_part(blobs, url, headers, data, expect=412)
     assert b"".join(blobs.stream(key)) == data
+
+
+def test_fetch_answers_the_whole_object_and_only_a_checked_sha256(
+    blobs: BlobStore, request: pytest.FixtureRequest
+) -> None:
+    assert blobs.fetch("p/7/none.whl") is None
+    assert blobs.put_new("p/7/own.whl", b"written by the service")
+    own = blobs.fetch("p/7/own.whl")
+    assert own is not None and own.data == b"written by the service"
+    # A PutObject of the service's own states no SHA-256: nothing was checked.
+    assert own.sha256 is None
+    data = b"a wheel sent whole"
+    url, headers = blobs.presign_put("p/7/sent.whl", _b64sha256(data), 900)
+    put_part(blobs, url, headers, data)
+    sent = blobs.fetch("p/7/sent.whl")
+    assert sent is not None and sent.data == data
+    digest = hashlib.sha256(data).hexdigest()
+    # A store that checked the bytes says so; one that did not (moto in-process) says
+    # nothing, and the verifier hashes them itself.
+    assert sent.sha256 == (digest if checking(request) else None)
+
+
+def test_bytes_other_than_the_signed_sha256_are_refused(
+    blobs: BlobStore, request: pytest.FixtureRequest
+) -> None:
+    if not checking(request):
+        pytest.skip("moto in-process stores whatever it is sent")
+    url, headers = blobs.presign_put("p/8/f.whl", _b64sha256(b"signed"), 900)
+    put_part(blobs, url, headers, b"other", expect=400)
+    assert blobs.fetch("p/8/f.whl") is None
+    upload = blobs.start_multipart("p/8/big.whl")
+    url, headers = blobs.presign_part("p/8/big.whl", upload, 1, _b64sha256(b"signed"), 900)
+    put_part(blobs, url, headers, b"other", expect=400)
+    assert blobs.stored_parts("p/8/big.whl", upload) == []
+
+
+def test_read_range_answers_what_is_there(blobs: BlobStore) -> None:
+    assert blobs.put_new("p/9/f.whl", b"0123456789")
+    assert blobs.read_range("p/9/f.whl", 2, 3) == b"234"
+    assert blobs.read_range("p/9/f.whl", 8, 5) == b"89"
+    with pytest.raises(BlobGone):
+        blobs.read_range("p/9/none.whl", 0, 1)
 
 
 def test_abort_discards_the_parts_and_is_idempotent(blobs: BlobStore) -> None:

@@ -3,13 +3,14 @@ overwrite, using S3's conditional write."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from ..domain.ports import BlobGone, BlobInfo, StoredPart, UploadGone
+from ..domain.ports import BlobGone, BlobInfo, Fetched, StoredPart, UploadGone
 from .client_errors import error_code
 
 if TYPE_CHECKING:
@@ -53,6 +54,37 @@ class S3BlobStore:
                 return None
             raise
         return BlobInfo(size=int(response["ContentLength"]), etag=response["ETag"])
+
+    def fetch(self, key: str) -> Fetched | None:
+        try:
+            # ChecksumMode: S3 answers the object's checksum; botocore checks the bytes
+            # read against it.
+            response = self._s3.get_object(Bucket=self._bucket, Key=key, ChecksumMode="ENABLED")
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey"):
+                return None
+            raise
+        with response["Body"] as body:
+            data = body.read()
+        checksum = response.get("ChecksumSHA256")
+        # A multipart object's is a checksum of its parts' checksums ("...-N"), not the
+        # file's SHA-256.
+        whole = checksum and "-" not in checksum and response.get("ChecksumType") != "COMPOSITE"
+        return Fetched(data, base64.b64decode(checksum).hex() if whole and checksum else None)
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        try:
+            response = self._s3.get_object(
+                Bucket=self._bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
+            )
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey"):
+                raise BlobGone(key) from None
+            if error_code(exc) == "InvalidRange":  # wholly past the end
+                return b""
+            raise
+        with response["Body"] as body:
+            return body.read()
 
     def stream(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
         try:

@@ -39,6 +39,16 @@ class BlobInfo:
 
 
 @dataclass(frozen=True)
+class Fetched:
+    """A whole object, and the SHA-256 the store itself checked the bytes against when
+    they were written (hex; None when it checked none): S3 refuses a PUT whose bytes
+    differ from its signed x-amz-checksum-sha256 and answers that checksum later."""
+
+    data: bytes
+    sha256: str | None
+
+
+@dataclass(frozen=True)
 class StoredPart:
     number: int
     size: int
@@ -101,6 +111,15 @@ class BlobStore(Protocol):
         ...
 
     def head(self, key: str) -> BlobInfo | None: ...
+
+    def fetch(self, key: str) -> Fetched | None:
+        """The whole object in one request (small objects only: it is held in memory);
+        None when there is none."""
+        ...
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """`length` bytes from `start` (fewer at the end); BlobGone when there is no object."""
+        ...
 
     def stream(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
         """The object's bytes; BlobGone when there is no such object (never was, or was

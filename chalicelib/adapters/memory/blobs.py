@@ -3,16 +3,18 @@ same contract as S3 on moto (tests/test_blob_contract.py)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 
-from ...domain.ports import BlobGone, BlobInfo, StoredPart, UploadGone
+from ...domain.ports import BlobGone, BlobInfo, Fetched, StoredPart, UploadGone
 
 
 class MemoryBlobStore:
     def __init__(self) -> None:
         self._objects: dict[str, bytes] = {}
+        self._checked: dict[str, str] = {}  # key -> the SHA-256 its PUT was checked against
         self._uploads: dict[str, tuple[str, dict[int, bytes]]] = {}
         self._public: set[str] = set()
         self._lock = threading.Lock()
@@ -30,6 +32,16 @@ class MemoryBlobStore:
             return None
         return BlobInfo(size=len(data), etag='"' + hashlib.md5(data).hexdigest() + '"')
 
+    def fetch(self, key: str) -> Fetched | None:
+        data = self._objects.get(key)
+        return None if data is None else Fetched(data, self._checked.get(key))
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        data = self._objects.get(key)
+        if data is None:
+            raise BlobGone(key)
+        return data[start : start + length]
+
     def stream(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
         data = self._objects.get(key)
         if data is None:
@@ -40,6 +52,7 @@ class MemoryBlobStore:
     def delete(self, key: str) -> None:
         with self._lock:
             self._objects.pop(key, None)
+            self._checked.pop(key, None)
 
     def keys(self) -> list[str]:
         return sorted(self._objects)
@@ -66,11 +79,21 @@ class MemoryBlobStore:
     def presign_put(self, key: str, sha256_b64: str, expires_in: int) -> tuple[str, dict[str, str]]:
         return f"memory://put/{key}", {"If-None-Match": "*", "x-amz-checksum-sha256": sha256_b64}
 
-    def put_part(self, url: str, data: bytes) -> int:
-        """What a client's PUT to a presigned URL does; the HTTP status S3 would answer."""
+    def put_part(self, url: str, data: bytes, headers: dict[str, str] | None = None) -> int:
+        """What a client's PUT to a presigned URL with `headers` does; the HTTP status S3
+        would answer (400 for bytes other than the signed SHA-256's, as S3's BadDigest)."""
         target = url.removeprefix("memory://")
+        stated = (headers or {}).get("x-amz-checksum-sha256")
+        digest = hashlib.sha256(data).digest()
+        if stated is not None and stated != base64.b64encode(digest).decode():
+            return 400
         if target.startswith("put/"):
-            return 200 if self.put_new(target.removeprefix("put/"), data) else 412
+            key = target.removeprefix("put/")
+            if not self.put_new(key, data):
+                return 412
+            if stated is not None:
+                self._checked[key] = digest.hex()
+            return 200
         upload_id, number = target.split("/")
         self._uploads[upload_id][1][int(number)] = data
         return 200
