@@ -292,7 +292,7 @@ def _cancel_first(services: Services, me: Api, file: dict[str, Any], step: Any) 
     return racing
 
 
-@pytest.mark.parametrize("point", ["stream", "put_new"])
+@pytest.mark.parametrize("point", ["fetch", "put_new"])
 def test_a_delete_racing_completion_is_a_409_leaving_nothing(
     me: Api,
     session: dict[str, Any],
@@ -301,7 +301,7 @@ def test_a_delete_racing_completion_is_a_409_leaving_nothing(
     monkeypatch: pytest.MonkeyPatch,
     point: str,
 ) -> None:
-    """The file is deleted while its completion reads its bytes (stream) or stores its
+    """The file is deleted while its completion reads its bytes (fetch) or stores its
     metadata (put_new): the answer is a 409 (never a 500), the file is canceled, and no
     byte of it is left in storage."""
     data = dist(SDIST)

@@ -36,16 +36,19 @@ BUDGETS = {
     # A file of one part is sent whole: its URL signed with the creation (presigning
     # calls nothing), no multipart upload to start, list or complete.
     "create file": (4, 0),
-    "complete": (3, 3),  # HeadObject, GetObject, metadata PutObject
+    # GetObject (with the SHA-256 S3 checked at the PUT: not hashed again), metadata PutObject
+    "complete": (3, 2),
     # A file of several parts.
     "create multipart file": (4, 1),  # + CreateMultipartUpload
     "sign parts": (3, 0),  # + the signer recorded on the file; presigning calls nothing
-    "complete multipart": (3, 4),  # ListParts, CompleteMultipartUpload, GetObject, metadata
+    # ListParts, CompleteMultipartUpload, GetObject (one pass: hashed, walked, its METADATA
+    # and central directory kept as they pass), metadata PutObject
+    "complete multipart": (3, 4),
     "file status": (2, 0),
     "session status": (3, 0),  # the token and the session item; its files (a query); roles
     "index page": (3, 0),  # the project, commit markers, files: whatever the file count
     # A session, a file, its verification and a publish, in one request.
-    "legacy upload": (19, 6),
+    "legacy upload": (19, 5),
 }
 # Publishing: a constant number of DynamoDB calls (the session, its lock, its files read
 # once locked, filename reservations and the commit in one transaction each, the outbox

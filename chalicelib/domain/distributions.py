@@ -66,6 +66,9 @@ MAX_METADATA = 2 * 1024 * 1024
 # What tarfile reads into memory between two members: their headers, pax extended
 # headers and GNU long names (a path or link name each, normally under a KiB).
 MAX_TAR_HEADERS = 1024 * 1024
+# What a wheel's walk keeps from where its local records end: its central directory (some
+# 100 bytes a member) and end records, for wheels of up to some 40,000 members.
+TAIL_KEPT = 4 * 1024 * 1024
 # Inflating an sdist: compressed bytes read, and inflated bytes made, at a time.
 _INPUT = 16 * 1024
 _BLOCK = 64 * 1024
@@ -215,62 +218,171 @@ def _local_sizes(compressed: int, uncompressed: int, extra: bytes) -> tuple[int,
     return compressed, uncompressed
 
 
-def _check_zip_layout(file: IO[bytes], archive: zipfile.ZipFile, size: int) -> None:
-    """Walk the wheel as a streaming reader would (local headers from offset 0), and
-    require it to agree with the central directory that zipfile reads from the end.
+@dataclass(frozen=True)
+class LocalRecord:
+    """A member's local record as its local header states it."""
+
+    offset: int
+    flags: int
+    method: int
+    crc: int
+    compressed: int
+    uncompressed: int
+    raw_name: bytes
+    length: int  # header, name, extra field and data
+
+
+class LocalWalk:
+    """The local records a streaming reader meets: from offset 0, each right after the
+    one before (its header's sizes say where it ends), until something that is not a
+    local header, which must be where the central directory starts.
+
+    Fed the file's bytes in order, a chunk at a time, it walks in the same pass that
+    hashes the file. With `keep`, it also keeps what inspecting the wheel reads after
+    the walk (`kept`, as (offset, bytes)): the records of .dist-info/METADATA files and
+    the first TAIL_KEPT bytes from where the walk ended (the central directory and end
+    records), so that a wheel is read once, whatever its size."""
+
+    def __init__(self, *, keep: bool = False) -> None:
+        self.records: list[LocalRecord] = []
+        self.end: int | None = None  # where the walk stopped, once it has
+        self.kept: list[tuple[int, bytearray]] = []
+        self._keep = keep
+        self._keeping: bytearray | None = None  # the kept region being filled
+        self._skip = 0  # data of the current record still to pass
+        self._header = bytearray()  # a local header being gathered
+        self._header_at = 0
+
+    @classmethod
+    def of(cls, file: IO[bytes]) -> LocalWalk:
+        """The walk of a whole seekable file, read from its start."""
+        walk = cls()
+        file.seek(0)
+        while walk.end is None and (chunk := file.read(_BLOCK)):
+            walk.feed(chunk)
+        walk.finish()
+        return walk
+
+    def feed(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view and self.end is None:
+            if self._skip:
+                count = min(self._skip, len(view))
+                self._skip -= count
+                if self._keeping is not None:
+                    self._keeping += view[:count]
+            else:
+                count = min(self._header_length() - len(self._header), len(view))
+                self._header += view[:count]
+            view = view[count:]
+            if len(self._header) >= 4 and self._header[:4] != _LOCAL_SIGNATURE:
+                self._ended()  # not a local header: the walk ends here
+            elif not self._skip and len(self._header) == self._header_length():
+                self._header_read()
+        if view and self._keeping is not None and len(self._keeping) < TAIL_KEPT:
+            self._keeping += view[: TAIL_KEPT - len(self._keeping)]
+
+    def _ended(self) -> None:
+        self.end = self._header_at
+        self._keeping = None
+        if self._keep:
+            self._keeping = bytearray(self._header)  # the directory's first bytes
+            self.kept.append((self._header_at, self._keeping))
+
+    def finish(self) -> None:
+        """The file ended: the walk stops where it stands (a header cut short is none)."""
+        if self.end is None:
+            self._ended()
+
+    def _header_length(self) -> int:
+        if len(self._header) < _LOCAL.size:
+            return _LOCAL.size
+        *_, name_length, extra_length = _LOCAL.unpack_from(self._header)
+        return int(_LOCAL.size + name_length + extra_length)
+
+    def _header_read(self) -> None:
+        fields = _LOCAL.unpack_from(self._header)
+        _, flags, method, crc, compressed, uncompressed, name_length, _ = fields
+        if len(self.records) > MAX_MEMBERS:  # the directory's count is refused anyway
+            self.end = self._header_at
+            self._keeping = None
+            return
+        name_end = _LOCAL.size + name_length
+        extra = bytes(self._header[name_end:])
+        compressed, uncompressed = _local_sizes(compressed, uncompressed, extra)
+        length = len(self._header) + compressed
+        raw_name = bytes(self._header[_LOCAL.size : name_end])
+        self.records.append(
+            LocalRecord(
+                self._header_at, flags, method, crc, compressed, uncompressed, raw_name, length
+            )
+        )
+        self._keeping = None
+        if flags & _DATA_DESCRIPTOR_FLAG:
+            # Where the data ends only the descriptor after it says: the walk stops, and
+            # the check refuses this record.
+            self.end = self._header_at + length
+            return
+        is_metadata = raw_name.count(b"/") == 1 and raw_name.endswith(b".dist-info/METADATA")
+        if self._keep and is_metadata and compressed <= MAX_METADATA:
+            self._keeping = bytearray(self._header)
+            self.kept.append((self._header_at, self._keeping))
+        self._skip = compressed
+        self._header = bytearray()
+        self._header_at += length
+
+
+def _check_zip_layout(
+    file: IO[bytes], archive: zipfile.ZipFile, size: int, walk: LocalWalk
+) -> None:
+    """Require the local records a streaming reader meets (`walk`) to agree with the
+    central directory that zipfile reads from the end.
 
     zipfile tolerates data before the archive (it shifts every offset by it), trailing
     data after the end record and local headers that disagree with the directory; tools
     that read differently then install different files. Like PyPI, refuse all of them,
     and data descriptors (whose sizes a streaming reader must guess)."""
     members = sorted(archive.infolist(), key=lambda m: m.header_offset)
-    position = _check_local_records(file, members)
-    if archive.start_dir != position:
+    position = _check_local_records(walk, members)
+    if archive.start_dir != position or walk.end != position:
         raise _confused("data between the members and the central directory")
     position = _skip_central_directory(file, position, len(members))
     _check_end_records(file, position, size)
 
 
-def _check_local_records(file: IO[bytes], members: list[zipfile.ZipInfo]) -> int:
-    """Each member's local record (header, name, extra field, data), one right after the
-    other from offset 0 in the order of `members`; returns where the last one ends."""
+def _check_local_records(walk: LocalWalk, members: list[zipfile.ZipInfo]) -> int:
+    """Each member's local record, one right after the other from offset 0 in the order
+    of `members`; returns where the last one ends."""
     position = 0
-    for member in members:
+    for index, member in enumerate(members):
         if member.header_offset < position:
             raise _confused(f"{member.filename!r} overlaps the member before it")
         if member.header_offset > position:
             where = "before the first member" if position == 0 else "between members"
             raise _confused(f"{member.header_offset - position} bytes {where}")
-        position += _check_local_header(file, member)
+        record = walk.records[index] if index < len(walk.records) else None
+        if record is None or record.offset != position:
+            raise _confused(f"no local header where {member.filename!r} starts")
+        _check_local_header(record, member)
+        position += record.length
     return position
 
 
-def _check_local_header(file: IO[bytes], member: zipfile.ZipInfo) -> int:
-    """The local header at the member's offset must say what the central directory says;
-    returns the length of the member's whole local record."""
-    file.seek(member.header_offset)
-    header = _read_exactly(file, _LOCAL.size, "a local header")
-    signature, flags, method, crc, compressed, uncompressed, name_length, extra_length = (
-        _LOCAL.unpack(header)
-    )
-    raw_name = _read_exactly(file, name_length, "a local header")
-    extra = _read_exactly(file, extra_length, "a local header")
-    if signature != _LOCAL_SIGNATURE:
-        raise _confused(f"no local header where {member.filename!r} starts")
-    if flags & _DATA_DESCRIPTOR_FLAG:
+def _check_local_header(record: LocalRecord, member: zipfile.ZipInfo) -> None:
+    """The local header at the member's offset must say what the central directory says."""
+    if record.flags & _DATA_DESCRIPTOR_FLAG:
         raise _confused(f"{member.filename!r} has a data descriptor")
-    name = raw_name.decode("utf-8" if flags & _UTF8_FLAG else "cp437", errors="replace")
+    encoding = "utf-8" if record.flags & _UTF8_FLAG else "cp437"
+    name = record.raw_name.decode(encoding, errors="replace")
     if name != member.orig_filename:
         raise _confused(f"local name {name!r} differs from {member.filename!r}")
-    compressed, uncompressed = _local_sizes(compressed, uncompressed, extra)
-    if (method, crc, compressed, uncompressed) != (
+    if (record.method, record.crc, record.compressed, record.uncompressed) != (
         member.compress_type,
         member.CRC,
         member.compress_size,
         member.file_size,
     ):
         raise _confused(f"the local header of {member.filename!r} differs from the directory")
-    return _LOCAL.size + len(raw_name) + len(extra) + member.compress_size
 
 
 def _skip_central_directory(file: IO[bytes], position: int, count: int) -> int:
@@ -308,7 +420,11 @@ def _check_end_records(file: IO[bytes], position: int, size: int) -> None:
         raise _confused("data after the end of the archive")
 
 
-def inspect_wheel(file: IO[bytes], project: str, version_key: str) -> Inspection:
+def inspect_wheel(
+    file: IO[bytes], project: str, version_key: str, walk: LocalWalk | None = None
+) -> Inspection:
+    """`file` is read from its end (the central directory, METADATA); `walk`, the local
+    records met by a pass over the whole file, is made here when not given."""
     size = _size_of(file)
     try:
         archive = zipfile.ZipFile(file)
@@ -322,7 +438,7 @@ def inspect_wheel(file: IO[bytes], project: str, version_key: str) -> Inspection
         if uncompressed > limit:
             raise _too_large("wheel", limit)
         try:
-            _check_zip_layout(file, archive, size)
+            _check_zip_layout(file, archive, size, walk or LocalWalk.of(file))
         except (OSError, struct.error):
             raise _confused("its records cannot be read") from None
         dist_info = _wheel_dist_info({m.filename for m in members}, project, version_key)
@@ -518,8 +634,12 @@ def _link_stays_inside(member: tarfile.TarInfo, top: str) -> bool:
     return not posixpath.isabs(member.linkname) and (target == top or target.startswith(top + "/"))
 
 
-def inspect_sdist(file: IO[bytes], project: str, version_key: str) -> Inspection:
-    limit = inflation_limit(_size_of(file))
+def inspect_sdist(
+    file: IO[bytes], project: str, version_key: str, size: int | None = None
+) -> Inspection:
+    """`file` is read forwards only, once, to its end: it may be a stream of `size` bytes
+    (the pass that hashes the file inspects it too)."""
+    limit = inflation_limit(_size_of(file) if size is None else size)
     stream = _BoundedGunzip(file, limit)
     try:
         archive = tarfile.open(fileobj=stream, mode="r:")  # noqa: SIM115 (closed below)

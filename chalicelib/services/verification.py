@@ -1,6 +1,13 @@
 """Turning uploaded bytes into a verified file: assemble a multipart upload from what S3
 holds, hash every byte once, inspect the archive, store its core metadata (PEP 658).
 
+Read as little as the checks need: a file of at most one part (IN_MEMORY_MAX) in one
+request, hashed only where the store has not already checked its SHA-256 (S3 refuses a
+PUT whose bytes differ from the checksum signed into its URL). A larger one is read once,
+as a stream: hashed, and walked (a wheel's local records, keeping its METADATA and central
+directory as they pass) or inspected (an sdist) in the same pass; what a wheel's walk did
+not keep is read by range. Nothing is spooled to disk or held whole.
+
 The same code runs inline in a `complete` request and in the worker; running it twice on
 the same file gives the same result (a redelivered job finds the object assembled and the
 metadata stored)."""
@@ -8,19 +15,25 @@ metadata stored)."""
 from __future__ import annotations
 
 import hashlib
-import tempfile
-from typing import IO
+import io
 
-from ..domain.distributions import Refused, inspect_distribution
+from ..domain.distributions import (
+    Inspection,
+    LocalWalk,
+    Refused,
+    inspect_distribution,
+    inspect_sdist,
+    inspect_wheel,
+)
 from ..domain.errors import FieldError
 from ..domain.hashes import MultiHasher
-from ..domain.mechanisms import PartPlan
+from ..domain.mechanisms import MIN_PART_SIZE, PartPlan
 from ..domain.ports import BlobGone, BlobStore, Clock, UploadGone
 from ..domain.records import FileRecord, SessionRecord, Verified
+from .reading import HashingReader, RangedFile
 
-# Bytes kept in memory while spooling a file for inspection; the rest goes to disk, so
-# memory stays flat whatever the file's size.
-SPOOL_IN_MEMORY = 8 * 1024 * 1024
+# A file sent whole (one part) is read in one request and held: it is at most this big.
+IN_MEMORY_MAX = MIN_PART_SIZE
 CHUNK = 1024 * 1024
 
 
@@ -87,25 +100,15 @@ class Verifier:
         # declared size. A file sent whole is looked at; so is one whose upload is gone
         # (an earlier delivery of the same job assembled it, or it was aborted).
         assembled = file.upload_id is not None and self._assemble(file, file.upload_id)
-        if not assembled:
-            info = self._blobs.head(file.key)
-            if info is None and file.upload_id is not None:
-                raise upload_gone()  # neither the upload nor an object assembled from it
-            if info is None:
-                raise Unverified([FieldError("file", "no bytes were uploaded for this file")])
-            if info.size != file.size:
-                raise Unverified(
-                    [FieldError("size", f"declared {file.size} bytes, stored {info.size}")]
-                )
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
-            self._check_hashes(file, spool)
-            spool.seek(0)
-            try:
-                found = inspect_distribution(
-                    file.filename, spool, session.project, session.version_key
-                )
-            except Refused as exc:
-                raise Unverified([FieldError("file", str(exc))]) from None
+        try:
+            if file.size <= IN_MEMORY_MAX:
+                found = self._inspect_whole(session, file)
+            else:
+                if not assembled:
+                    self._check_stored(file, self._blobs.head(file.key) is not None)
+                found = self._inspect_streamed(session, file)
+        except Refused as exc:
+            raise Unverified([FieldError("file", str(exc))]) from None
         # Stored even when not advertised: publishing makes it public with the file.
         self._blobs.put_new(metadata_key(file.key), found.metadata)
         return Verified(
@@ -115,6 +118,53 @@ class Verifier:
             requires_python=found.requires_python,
             uploaded_at=self._clock.now(),
         )
+
+    @staticmethod
+    def _check_stored(file: FileRecord, stored: bool) -> None:
+        if not stored and file.upload_id is not None:
+            raise upload_gone()  # neither the upload nor an object assembled from it
+        if not stored:
+            raise Unverified([FieldError("file", "no bytes were uploaded for this file")])
+
+    def _inspect_whole(self, session: SessionRecord, file: FileRecord) -> Inspection:
+        """One request; the SHA-256 is computed only if the store did not check it."""
+        fetched = self._blobs.fetch(file.key)
+        self._check_stored(file, fetched is not None)
+        assert fetched is not None
+        if len(fetched.data) != file.size:
+            raise Unverified(
+                [FieldError("size", f"declared {file.size} bytes, stored {len(fetched.data)}")]
+            )
+        checked = {"sha256": fetched.sha256} if fetched.sha256 else {}
+        hasher = MultiHasher(name for name in file.hashes if name not in checked)
+        hasher.update(fetched.data)
+        _check_hashes(file, {**hasher.hexdigests(), **checked}, len(fetched.data))
+        return inspect_distribution(
+            file.filename, io.BytesIO(fetched.data), session.project, session.version_key
+        )
+
+    def _inspect_streamed(self, session: SessionRecord, file: FileRecord) -> Inspection:
+        """One pass over the stored bytes hashes them and walks or inspects the archive."""
+        hasher = MultiHasher(file.hashes)
+        chunks = self._blobs.stream(file.key, CHUNK)
+        project, version_key = session.project, session.version_key
+        if file.filename.endswith(".whl"):
+            walk = LocalWalk(keep=True)
+            for chunk in chunks:
+                hasher.update(chunk)
+                walk.feed(chunk)
+            walk.finish()
+            _check_hashes(file, hasher.hexdigests(), hasher.size)
+            ranged = RangedFile(self._blobs, file.key, file.size, walk.kept)
+            return inspect_wheel(io.BufferedReader(ranged), project, version_key, walk)
+        reader = HashingReader(chunks, hasher)
+        try:
+            found = inspect_sdist(io.BufferedReader(reader), project, version_key, file.size)
+        finally:
+            # Hashes are checked first, as for any file: a refusal of the archive follows.
+            reader.drain()
+            _check_hashes(file, hasher.hexdigests(), hasher.size)
+        return found
 
     def _assemble(self, file: FileRecord, upload_id: str) -> bool:
         """Complete the multipart upload from S3's own list of parts, refusing a missing
@@ -150,25 +200,23 @@ class Verifier:
             return False  # completed (or aborted) meanwhile
         return True
 
-    def _check_hashes(self, file: FileRecord, spool: IO[bytes]) -> None:
-        hasher = MultiHasher(file.hashes)
-        for chunk in self._blobs.stream(file.key, CHUNK):
-            hasher.update(chunk)
-            spool.write(chunk)
-        actual = hasher.hexdigests()
-        problems = [
-            FieldError(f"hashes.{name}", f"declared {expected}, uploaded file has {actual[name]}")
-            for name, expected in sorted(file.hashes.items())
-            if actual[name] != expected
-        ]
-        if hasher.size != file.size:
-            problems.append(FieldError("size", f"declared {file.size}, read {hasher.size}"))
-        if problems:
-            raise Unverified(problems)
-
     def discard(self, file: FileRecord) -> None:
         """Remove everything stored for a file that will never be published."""
         if file.upload_id is not None:
             self._blobs.abort_multipart(file.key, file.upload_id)
         self._blobs.delete(file.key)
         self._blobs.delete(metadata_key(file.key))
+
+
+def _check_hashes(file: FileRecord, actual: dict[str, str], size: int) -> None:
+    """Every digest the uploader declared, against the bytes' (PEP 694: all hashes
+    provided MUST be valid for the file), and the size."""
+    problems = [
+        FieldError(f"hashes.{name}", f"declared {expected}, uploaded file has {actual[name]}")
+        for name, expected in sorted(file.hashes.items())
+        if actual[name] != expected
+    ]
+    if size != file.size:
+        problems.append(FieldError("size", f"declared {file.size}, read {size}"))
+    if problems:
+        raise Unverified(problems)
