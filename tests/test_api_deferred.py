@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.config import Settings
+from chalicelib.adapters.schema import create_queue
+from chalicelib.config import QUEUE_NAME, Settings
 from chalicelib.domain.records import FileRecord
 from chalicelib.domain.states import FileStatus
 from chalicelib.runtime import Services
@@ -175,3 +176,24 @@ def test_a_job_failing_on_its_last_delivery_leaves_the_release_in_error_not_proc
     monkeypatch.undo()
     # The publisher can try again.
     assert me.publish(session).status == 202
+
+
+def test_a_publish_the_queue_does_not_take_is_a_503_leaving_the_session_open(
+    me: Api, services: Services, aws: tuple[Any, Any, Any]
+) -> None:
+    """The job queue refuses the deferred publish's job (here: it is gone): the answer
+    is a 503 to retry, and the session is open again, not processing until it expires."""
+    sqs = aws[2]
+    session = me.create_session("demo", "1.0").json()
+    three_files(me, session)
+    url = sqs.get_queue_url(QueueName=QUEUE_NAME)["QueueUrl"]
+    sqs.delete_queue(QueueUrl=url)
+    reply = me.publish(session)
+    assert reply.status == 503, reply.body
+    assert reply.headers["Retry-After"] == "5"
+    assert "nothing changed" in reply.json()["detail"]
+    assert me.get(session["links"]["session"]).json()["status"] == "open"
+    assert create_queue(sqs, QUEUE_NAME) == url  # the queue is back
+    assert me.publish(session).status == 202
+    run_worker(services)
+    assert me.get(session["links"]["session"]).json()["status"] == "published"

@@ -24,6 +24,7 @@ from chalicelib.domain.errors import (
     SessionInProgress,
 )
 from chalicelib.domain.mechanisms import HTTP_POST_BYTES
+from chalicelib.domain.ports import QueueUnavailable
 from chalicelib.domain.records import Principal
 from chalicelib.domain.states import FileStatus, SessionStatus
 from chalicelib.services.jobs import PUBLISH
@@ -156,6 +157,67 @@ def test_the_sweep_expires_a_session_past_its_expiry_once(world: World, alice: P
     assert expired.notices == ["The session expired and was canceled."]
     # The release is free again.
     assert world.services.sessions.create_session(alice, "demo", "1.0").session.id != session.id
+
+
+class RefusingQueue(MemoryJobQueue):
+    """A queue that does not take the next `refusals` jobs (SQS unreachable)."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    def send(self, job: dict[str, str]) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise QueueUnavailable("SQS did not answer")
+        super().send(job)
+
+
+def test_work_the_queue_did_not_take_is_put_back_and_can_be_retried(
+    world: World, alice: Principal, settings: Settings
+) -> None:
+    """A deferred completion or publish whose job the queue refuses leaves the file
+    pending and the session open, as before the request (a 503 to retry), not stuck in
+    processing until the session expires."""
+    queue = RefusingQueue(refusals=1)
+    deferring = runtime.build(
+        replace(settings, inline_max=0, inline_publish_max_files=0),
+        store=world.services.store,
+        blobs=world.blobs,
+        queue=queue,
+        clock=world.clock,
+    )
+    session = deferring.sessions.create_session(alice, "demo", "1.0").session
+    data = wheel(WHEEL)
+    file = deferring.files.create_file(
+        alice,
+        session.id,
+        filename=WHEEL,
+        size=len(data),
+        hashes={"sha256": hashlib.sha256(data).hexdigest()},
+        mechanism=HTTP_POST_BYTES,
+    ).file
+    deferring.files.upload_bytes(alice, session.id, file.id, data)
+    with pytest.raises(QueueUnavailable):
+        deferring.completion.complete_file(alice, session.id, file.id)
+    assert deferring.files.file_status(alice, session.id, file.id).status is FileStatus.PENDING
+    assert deferring.completion.complete_file(alice, session.id, file.id).status is (
+        FileStatus.PROCESSING
+    )
+    deferring.worker.handle(queue.jobs.pop())
+    queue.refusals = 1
+    with pytest.raises(QueueUnavailable):
+        deferring.publishing.publish(alice, session.id)
+    assert deferring.sessions.session_status(alice, session.id).session.status is (
+        SessionStatus.OPEN
+    )
+    assert deferring.publishing.publish(alice, session.id).session.status is (
+        SessionStatus.PROCESSING
+    )
+    deferring.worker.handle(queue.jobs.pop())
+    assert deferring.sessions.session_status(alice, session.id).session.status is (
+        SessionStatus.PUBLISHED
+    )
 
 
 def test_a_large_release_is_published_by_the_worker(

@@ -1,4 +1,5 @@
-"""The state machines are exactly PEP 694's transition tables."""
+"""The state machines are exactly PEP 694's transition tables, and the undoing of a
+deferral whose job the queue refused (the request answers 503: its move is undone)."""
 
 import pytest
 
@@ -23,6 +24,7 @@ def test_publishing_session_table_matches_the_pep() -> None:
         SessionEvent.DEFER_PUBLISH: ({S.OPEN, S.ERROR}, S.PROCESSING),
         SessionEvent.PROCESSING_SUCCEEDED: ({S.PROCESSING}, S.PUBLISHED),
         SessionEvent.PROCESSING_FAILED: ({S.PROCESSING}, S.ERROR),
+        SessionEvent.QUEUE_FAILED: ({S.PROCESSING}, S.OPEN),  # not the PEP's: an undo
         SessionEvent.CANCEL: ({S.OPEN, S.ERROR}, S.CANCELED),
         SessionEvent.EXPIRE: ({S.OPEN, S.ERROR}, S.CANCELED),
     }
@@ -51,6 +53,7 @@ def test_file_upload_session_table_matches_the_pep() -> None:
         FileEvent.COMPLETE_FAILED: ({F.PENDING}, F.ERROR),
         FileEvent.PROCESSING_SUCCEEDED: ({F.PROCESSING}, F.COMPLETED),
         FileEvent.PROCESSING_FAILED: ({F.PROCESSING}, F.ERROR),
+        FileEvent.QUEUE_FAILED: ({F.PROCESSING}, F.PENDING),  # not the PEP's: an undo
         FileEvent.CANCEL: ({F.PENDING, F.COMPLETED, F.ERROR}, F.CANCELED),
     }
     assert {e: (set(src), dst) for e, (src, dst) in FILE_TRANSITIONS.items()} == expected

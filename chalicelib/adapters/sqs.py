@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..domain.ports import QueueUnavailable
+
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
@@ -15,7 +19,11 @@ class SqsJobQueue:
         self._url = queue_url
 
     def send(self, job: dict[str, str]) -> None:
-        self._sqs.send_message(QueueUrl=self._url, MessageBody=json.dumps(job, sort_keys=True))
+        # After botocore's own retries: whatever the cause, the job is not queued.
+        try:
+            self._sqs.send_message(QueueUrl=self._url, MessageBody=json.dumps(job, sort_keys=True))
+        except (BotoCoreError, ClientError) as exc:
+            raise QueueUnavailable(str(exc)) from exc
 
     def receive(self, wait_seconds: int = 1, limit: int = 10) -> list[tuple[dict[str, str], str]]:
         """Jobs and their receipt handles: what the SQS-triggered Lambda is handed in AWS;

@@ -138,7 +138,9 @@ class EdgeCache(Protocol):
 class JobQueue(Protocol):
     """Deferred work (SQS in production); delivery is at least once."""
 
-    def send(self, job: dict[str, str]) -> None: ...
+    def send(self, job: dict[str, str]) -> None:
+        """Queue `job`; QueueUnavailable when the queue did not take it."""
+        ...
 
 
 class BlobGone(Exception):
@@ -156,6 +158,18 @@ class StoreBusy(Exception):
     the whole request later."""
 
     retry_after = 1
+    detail = "Other requests are changing the same data right now; retry shortly."
+
+
+class QueueUnavailable(StoreBusy):
+    """The job queue did not take a job. The caller puts back what it had moved for the
+    job, so nothing was done and the request may be retried as it is."""
+
+    retry_after = 5
+    detail = (
+        "The server could not queue the work this request hands over; nothing changed: "
+        "retry shortly."
+    )
 
 
 class StoreConflict(Exception):

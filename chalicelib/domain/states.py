@@ -39,6 +39,9 @@ class SessionEvent(StrEnum):
     DEFER_PUBLISH = "defer-publish"  # accepted for deferred processing: 202
     PROCESSING_SUCCEEDED = "processing-succeeded"
     PROCESSING_FAILED = "processing-failed"
+    # The worker was never handed the publish (the queue refused the job): the session
+    # is open again, and the client may publish again.
+    QUEUE_FAILED = "queue-failed"
     CANCEL = "cancel"
     EXPIRE = "expire"  # the server cancels a timed-out session
 
@@ -57,6 +60,7 @@ SESSION_TRANSITIONS: dict[SessionEvent, tuple[frozenset[SessionStatus], SessionS
         frozenset({SessionStatus.PROCESSING}),
         SessionStatus.ERROR,
     ),
+    SessionEvent.QUEUE_FAILED: (frozenset({SessionStatus.PROCESSING}), SessionStatus.OPEN),
     SessionEvent.CANCEL: (EDITABLE_SESSION_STATES, SessionStatus.CANCELED),
     SessionEvent.EXPIRE: (EDITABLE_SESSION_STATES, SessionStatus.CANCELED),
 }
@@ -76,6 +80,9 @@ class FileEvent(StrEnum):
     COMPLETE_FAILED = "complete-failed"  # any completion failure is final for the file
     PROCESSING_SUCCEEDED = "processing-succeeded"
     PROCESSING_FAILED = "processing-failed"
+    # The worker was never handed the file (the queue refused the job): it is pending
+    # again, its bytes where they were, and the client may complete it again.
+    QUEUE_FAILED = "queue-failed"
     CANCEL = "cancel"  # DELETE of a pending, completed or failed file
 
     def allowed_from(self, status: FileStatus) -> bool:
@@ -91,6 +98,7 @@ FILE_TRANSITIONS: dict[FileEvent, tuple[frozenset[FileStatus], FileStatus]] = {
         FileStatus.COMPLETED,
     ),
     FileEvent.PROCESSING_FAILED: (frozenset({FileStatus.PROCESSING}), FileStatus.ERROR),
+    FileEvent.QUEUE_FAILED: (frozenset({FileStatus.PROCESSING}), FileStatus.PENDING),
     FileEvent.CANCEL: (
         frozenset({FileStatus.PENDING, FileStatus.COMPLETED, FileStatus.ERROR}),
         FileStatus.CANCELED,

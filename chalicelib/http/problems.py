@@ -103,7 +103,6 @@ _BY_STATUS = {
 }
 # RFC 7235: a 401 names the schemes the server accepts.
 CHALLENGE = 'Basic realm="wharf", Bearer realm="wharf"'
-BUSY_DETAIL = "Other requests are changing the same data right now; retry shortly."
 
 
 @dataclass(frozen=True)
@@ -140,7 +139,7 @@ def problem_for(error: Exception, links: Links | None) -> Problem:
     (a Location needs `links`; only answers outside the routes go without)."""
     kind = kind_of(error)
     if isinstance(error, StoreBusy):
-        return Problem(kind, BUSY_DETAIL, headers={"Retry-After": str(error.retry_after)})
+        return Problem(kind, error.detail, headers={"Retry-After": str(error.retry_after)})
     if not isinstance(error, WharfError):
         return Problem(INTERNAL, "The server failed unexpectedly; retry later.")
     headers: dict[str, str] = {}

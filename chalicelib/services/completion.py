@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from ..config import Settings
 from ..domain.errors import Conflict, FieldError, Invalid
-from ..domain.ports import Clock, FileChanged, JobQueue, SessionChanged, SessionStore
+from ..domain.ports import (
+    Clock,
+    FileChanged,
+    JobQueue,
+    QueueUnavailable,
+    SessionChanged,
+    SessionStore,
+)
 from ..domain.records import FileRecord, Principal, Verified
 from ..domain.states import FileEvent, FileStatus, SessionStatus
 from .access import Access
@@ -45,7 +52,11 @@ class Completion:
         self._require_signers_allowed(view, principal)
         if file.size > self._inline_max:
             processing = self._move(file, FileEvent.DEFER_COMPLETE)
-            self._queue.send({"job": VERIFY_FILE, "session": file.session_id, "file": file.id})
+            try:
+                self._queue.send({"job": VERIFY_FILE, "session": file.session_id, "file": file.id})
+            except QueueUnavailable:
+                self._move(processing, FileEvent.QUEUE_FAILED)  # pending again: retry
+                raise
             return FileView(view.session, processing)
         try:
             verified = self._verifier.verify(view.session, file)

@@ -16,6 +16,7 @@ from ..domain.ports import (
     JobQueue,
     ProjectTaken,
     PublishStore,
+    QueueUnavailable,
     SessionChanged,
     SessionStore,
 )
@@ -179,5 +180,10 @@ class PublishService:
         processing = self._store.move_session(
             locked, SessionEvent.DEFER_PUBLISH, self._clock.now(), by_lock_holder=True
         )
-        self._queue.send({"job": PUBLISH, "session": locked.id})
+        try:
+            self._queue.send({"job": PUBLISH, "session": locked.id})
+        except QueueUnavailable:
+            # Open again (the lock went with the move): the client publishes again.
+            self._store.move_session(processing, SessionEvent.QUEUE_FAILED, self._clock.now())
+            raise
         return SessionView(processing, live_files(processing, files))
