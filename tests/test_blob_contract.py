@@ -176,6 +176,17 @@ def test_bytes_other_than_the_signed_sha256_are_refused(
     assert blobs.stored_parts("p/8/big.whl", upload) == []
 
 
+def test_listed_names_every_object_under_a_prefix_with_when_it_was_written(
+    blobs: BlobStore,
+) -> None:
+    assert blobs.listed("files/_pages/") == []
+    for key in ("files/_pages/a/1.json", "files/_pages/a/2.html", "files/a-1.0.tar.gz"):
+        assert blobs.put_new(key, b"x")
+    listed = blobs.listed("files/_pages/")
+    assert [entry.key for entry in listed] == ["files/_pages/a/1.json", "files/_pages/a/2.html"]
+    assert all(entry.written_at > 1_700_000_000 for entry in listed)  # epoch seconds
+
+
 def test_read_range_answers_what_is_there(blobs: BlobStore) -> None:
     assert blobs.put_new("p/9/f.whl", b"0123456789")
     assert blobs.read_range("p/9/f.whl", 2, 3) == b"234"

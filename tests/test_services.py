@@ -27,6 +27,7 @@ from chalicelib.domain.mechanisms import HTTP_POST_BYTES
 from chalicelib.domain.ports import QueueUnavailable
 from chalicelib.domain.records import Principal
 from chalicelib.domain.states import FileStatus, SessionStatus
+from chalicelib.services.index import PAGES_PREFIX, STORED_PAGE_GRACE
 from chalicelib.services.jobs import PUBLISH
 from chalicelib.services.views import FileView
 from tests.dists import wheel
@@ -242,3 +243,29 @@ def test_a_large_release_is_published_by_the_worker(
     again = deferring.sessions.create_session(alice, "demo", "1.0").session
     with pytest.raises(Conflict, match="already published"):  # published files never change
         world.start(alice, again.id, WHEEL)
+
+
+def test_stored_pages_older_than_a_project_s_newest_go_a_day_after_it(
+    settings: Settings,
+) -> None:
+    clock = FixedClock()
+    blobs = MemoryBlobStore(now=clock.now)
+    services = runtime.build(
+        settings, store=MemoryStore(), blobs=blobs, queue=MemoryJobQueue(), clock=clock
+    )
+
+    def store(project: str, name: str) -> str:
+        services.index.static_page(project, name, "page", "application/json", "max-age=60")
+        return f"{PAGES_PREFIX}{project}/{name}"
+
+    first = [store("big", "a1.json"), store("big", "a1.html")]
+    clock.advance(60)
+    second = [store("big", "b2.json"), store("big", "b2.html"), store("big", "c3.json")]
+    alone = store("other", "d4.json")  # a project's only page stays, however old
+    clock.advance(STORED_PAGE_GRACE - 1)
+    assert services.index.prune_pages(clock.now()) == 0  # redirects may still lead there
+    clock.advance(1)
+    assert services.index.prune_pages(clock.now()) == 2
+    # b2.json and c3.json were written in the same second: either may be the current.
+    assert [page.key for page in blobs.listed(PAGES_PREFIX)] == sorted([*second, alone])
+    assert blobs.fetch(first[0]) is None and blobs.fetch(first[1]) is None

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from ..domain.ports import BlobGone, BlobInfo, Fetched, StoredPart, UploadGone
+from ..domain.ports import BlobGone, BlobInfo, Fetched, Listed, StoredPart, UploadGone
 from .client_errors import error_code
 
 if TYPE_CHECKING:
@@ -71,6 +71,16 @@ class S3BlobStore:
         # file's SHA-256.
         whole = checksum and "-" not in checksum and response.get("ChecksumType") != "COMPOSITE"
         return Fetched(data, base64.b64decode(checksum).hex() if whole and checksum else None)
+
+    def listed(self, prefix: str) -> list[Listed]:
+        pages = self._s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self._bucket, Prefix=prefix
+        )
+        return [
+            Listed(item["Key"], int(item["LastModified"].timestamp()))
+            for page in pages
+            for item in page.get("Contents", [])
+        ]
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
         try:

@@ -39,6 +39,12 @@ class BlobInfo:
 
 
 @dataclass(frozen=True)
+class Listed:
+    key: str
+    written_at: int  # epoch seconds
+
+
+@dataclass(frozen=True)
 class Fetched:
     """A whole object, and the SHA-256 the store itself checked the bytes against when
     they were written (hex; None when it checked none): S3 refuses a PUT whose bytes
@@ -115,6 +121,10 @@ class BlobStore(Protocol):
     def fetch(self, key: str) -> Fetched | None:
         """The whole object in one request (small objects only: it is held in memory);
         None when there is none."""
+        ...
+
+    def listed(self, prefix: str) -> list[Listed]:
+        """Every object whose key starts with `prefix` (all pages of the listing)."""
         ...
 
     def read_range(self, key: str, start: int, length: int) -> bytes:

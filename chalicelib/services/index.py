@@ -13,7 +13,7 @@ from packaging.version import Version
 
 from ..domain.errors import NotFound
 from ..domain.names import InvalidInput, normalize_name, release_key
-from ..domain.ports import BlobStore, IndexStore, SessionStore
+from ..domain.ports import BlobStore, IndexStore, Listed, SessionStore
 from ..domain.records import FileRecord, ProjectRecord, ProjectStatus, PublishedFile, SessionRecord
 from ..domain.states import FileStatus
 from ..domain.tokens import is_random_id, session_id_for
@@ -24,6 +24,9 @@ STAGE_URL_SECONDS = 300
 PUBLISHED_CACHE_PROJECTS = 256
 # Under files/ for the edge; "_" is never in a normalized project name, so no file's key.
 PAGES_PREFIX = "files/_pages/"
+# How long a stored page outlives the page that replaced it: far beyond any cache of the
+# redirect to it (the edge's and installers' caches of /simple/ last minutes).
+STORED_PAGE_GRACE = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,27 @@ class IndexService:
             self._blobs.put_public(key, body.encode(), content_type, cache_control)
             self._static_pages.add(key)
         return self.file_url(key)
+
+    def prune_pages(self, now: int) -> int:
+        """Delete the stored pages of a project and kind (.json or .html) written before
+        its newest one, once that one is STORED_PAGE_GRACE old; how many. Every publish
+        of a project that large stores new pages; the older ones are referenced by
+        nothing once the caches that sent clients to them have expired. Pages written in
+        the same second as the newest are all kept: any of them may be the current one."""
+        kinds: dict[tuple[str, str], list[Listed]] = {}
+        for page in self._blobs.listed(PAGES_PREFIX):
+            project, _, name = page.key.removeprefix(PAGES_PREFIX).partition("/")
+            kinds.setdefault((project, name.rpartition(".")[2]), []).append(page)
+        pruned = 0
+        for pages in kinds.values():
+            newest = max(page.written_at for page in pages)
+            if newest + STORED_PAGE_GRACE > now:
+                continue
+            for page in pages:
+                if page.written_at < newest:
+                    self._blobs.delete(page.key)
+                    pruned += 1
+        return pruned
 
     def file_url(self, key: str) -> str:
         """Keys start with files/: the URL path is the key (CloudFront's /files/*)."""

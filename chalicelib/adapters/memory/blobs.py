@@ -6,13 +6,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 
-from ...domain.ports import BlobGone, BlobInfo, Fetched, StoredPart, UploadGone
+from ...domain.ports import BlobGone, BlobInfo, Fetched, Listed, StoredPart, UploadGone
 
 
 class MemoryBlobStore:
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], int] = lambda: int(time.time())) -> None:
+        self._now = now
+        self._written: dict[str, int] = {}
         self._objects: dict[str, bytes] = {}
         self._checked: dict[str, str] = {}  # key -> the SHA-256 its PUT was checked against
         self._uploads: dict[str, tuple[str, dict[int, bytes]]] = {}
@@ -24,6 +27,7 @@ class MemoryBlobStore:
             if key in self._objects:
                 return False
             self._objects[key] = bytes(data)
+            self._written[key] = self._now()
             return True
 
     def head(self, key: str) -> BlobInfo | None:
@@ -35,6 +39,13 @@ class MemoryBlobStore:
     def fetch(self, key: str) -> Fetched | None:
         data = self._objects.get(key)
         return None if data is None else Fetched(data, self._checked.get(key))
+
+    def listed(self, prefix: str) -> list[Listed]:
+        return [
+            Listed(key, self._written.get(key, 0))
+            for key in sorted(self._objects)
+            if key.startswith(prefix)
+        ]
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
         data = self._objects.get(key)
@@ -53,6 +64,7 @@ class MemoryBlobStore:
         with self._lock:
             self._objects.pop(key, None)
             self._checked.pop(key, None)
+            self._written.pop(key, None)
 
     def keys(self) -> list[str]:
         return sorted(self._objects)
@@ -103,6 +115,7 @@ class MemoryBlobStore:
             raise UploadGone(upload_id)
         _, stored = self._uploads.pop(upload_id)
         self._objects[key] = b"".join(stored[p.number] for p in parts)
+        self._written[key] = self._now()
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._uploads.pop(upload_id, None)
@@ -117,6 +130,7 @@ class MemoryBlobStore:
         with self._lock:
             if key not in self._objects:  # as S3's IfNoneMatch: an existing object stays
                 self._objects[key] = bytes(data)
+                self._written[key] = self._now()
                 self._public.add(key)
 
     def is_public(self, key: str) -> bool:
