@@ -35,11 +35,11 @@ BUDGETS = {
     "create session": (3, 0),  # the token; the project and role in one; the transaction
     # A file of one part is sent whole: its URL signed with the creation (presigning
     # calls nothing), no multipart upload to start, list or complete.
-    "create file": (4, 0),
+    "create file": (3, 0),
     # GetObject (with the SHA-256 S3 checked at the PUT: not hashed again), metadata PutObject
     "complete": (3, 2),
     # A file of several parts.
-    "create multipart file": (4, 1),  # + CreateMultipartUpload
+    "create multipart file": (3, 1),  # + CreateMultipartUpload
     "sign parts": (3, 0),  # + the signer recorded on the file; presigning calls nothing
     # ListParts, CompleteMultipartUpload, GetObject (one pass: hashed, walked, its METADATA
     # and central directory kept as they pass), metadata PutObject

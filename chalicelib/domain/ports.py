@@ -333,6 +333,15 @@ class SessionStore(Protocol):
         that name (names.filename_key: however it is spelled)."""
         ...
 
+    def filename_read_along(
+        self, session: SessionRecord, filename: str
+    ) -> AbstractContextManager[None]:
+        """For the request in progress: the next round trip in the block also reads what
+        filename_in_release reads, which then answers from it. Only a saving: creating a
+        file reads the principal's standing, then the filename's holders, and their keys
+        are known together."""
+        ...
+
     def add_file(
         self, session: SessionRecord, file: FileRecord, now: int, *, replaces: FileRecord | None
     ) -> None:

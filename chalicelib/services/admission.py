@@ -85,9 +85,18 @@ class Admission:
         self._access.require_upload(principal, session.project, session)
         return self.expire_if_due(session)
 
-    def session(self, principal: Principal, session_id: str) -> SessionRecord:
+    def session(
+        self, principal: Principal, session_id: str, *, new_filename: str | None = None
+    ) -> SessionRecord:
+        """The session, if the principal may act on it. With `new_filename` (a file is
+        being created), what holds that name in the release is read along with the
+        principal's standing, in one round trip."""
         known = is_random_id(session_id)  # anything else is not looked up: a 404
-        return self.admit(principal, self._store.get_session(session_id) if known else None)
+        session = self._store.get_session(session_id) if known else None
+        if session is None or new_filename is None:
+            return self.admit(principal, session)
+        with self._store.filename_read_along(session, new_filename):
+            return self.admit(principal, session)
 
     def session_with_files(self, principal: Principal, session_id: str) -> SessionView:
         """The session with its live files, for the responses that list them."""

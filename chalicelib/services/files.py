@@ -94,7 +94,7 @@ class FileService:
         hashes: Mapping[str, str],
         mechanism: str,
     ) -> FileView:
-        session = self._admission.session(principal, session_id)
+        session = self._admission.session(principal, session_id, new_filename=filename)
         if not session.status.editable:
             raise session_state_conflict(session, "add a file")
         self._require_mechanism_offered(mechanism)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from ...domain.names import InvalidInput
 from ...domain.ports import FileChanged, FilenameInUse, LiveSessionExists, ProjectTaken
 from ...domain.records import (
     FileRecord,
@@ -308,6 +309,18 @@ class DynamoSessions:
             self.get_file(session.id, slot["file_id"]) if slot else None,
             if_committed(self._t, session.project, published),
         )
+
+    def filename_read_along(
+        self, session: SessionRecord, filename: str
+    ) -> contextlib.AbstractContextManager[None]:
+        try:
+            wanted = [
+                keys.slot_key(session.id, filename),
+                keys.published_key(session.project, session.version_key, filename),
+            ]
+        except InvalidInput:  # not a distribution's name: refused before anything reads it
+            return contextlib.nullcontext()
+        return self._t.reading_along(wanted)
 
     def add_file(
         self, session: SessionRecord, file: FileRecord, now: int, *, replaces: FileRecord | None

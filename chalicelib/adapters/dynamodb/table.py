@@ -35,6 +35,8 @@ Ident = tuple[str, str]
 # Items read ahead for the request in progress (Table.reading_ahead): a context variable,
 # so that each request (a thread of the local stack, a Lambda invocation) has its own.
 _AHEAD: ContextVar[dict[Ident, Item | None] | None] = ContextVar("wharf_ahead", default=None)
+# Items the next round trip of the request in progress also reads (Table.reading_along).
+_ALONG: ContextVar[list[keys.Key] | None] = ContextVar("wharf_along", default=None)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -193,6 +195,20 @@ class Table:
         finally:
             _AHEAD.reset(token)
 
+    @contextmanager
+    def reading_along(self, wanted: Sequence[keys.Key]) -> Iterator[None]:
+        """Within a read-ahead: the next round trip this request makes in the block also
+        reads `wanted`, and their first reads are answered from it, as if read ahead. For
+        items a request will read right after others whose keys it learns first."""
+        if _AHEAD.get() is None:  # nowhere to keep them: each is read when it is read
+            yield
+            return
+        token = _ALONG.set(list(wanted))
+        try:
+            yield
+        finally:
+            _ALONG.reset(token)
+
     def get(self, key: keys.Key) -> Item | None:
         return self.get_many(key)[0]
 
@@ -202,7 +218,16 @@ class Table:
         them one by one; those read ahead (reading_ahead) are answered from that once."""
         found = _taken_ahead(wanted)
         missing = list({_ident(k): k for k in wanted if _ident(k) not in found}.values())
-        if len(missing) == 1:
+        along = _ALONG.get() if missing else None
+        if along:
+            extra = [k for k in along if _ident(k) not in {_ident(m) for m in missing}]
+            along.clear()  # read along once, with this round trip
+            read = self._batch_get(missing + extra)
+            ahead = _AHEAD.get()
+            if ahead is not None:
+                ahead.update({_ident(k): read.get(_ident(k)) for k in extra})
+            found.update({_ident(k): read.get(_ident(k)) for k in missing})
+        elif len(missing) == 1:
             response = self.db.get_item(TableName=self.name, Key=missing[0], ConsistentRead=True)
             item = response.get("Item")
             found[_ident(missing[0])] = decode(item) if item else None
