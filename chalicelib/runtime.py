@@ -107,7 +107,9 @@ def build(
         legacy=LegacyService(sessions, files, completion, publishing),
         sweep=Sweep(store, admission, publisher, index, clock),
         # The most requested project pages, rendered: 64 MB at most of the API's 512 MB.
-        pages=ProjectPages(64 * 10**6, index.static_page, settings.page_inline_max),
+        pages=ProjectPages(
+            64 * 10**6, index.static_page, index.private_page, settings.page_inline_max
+        ),
     )
 
 

@@ -17,6 +17,7 @@ from chalicelib.http.problems import NotAcceptable
 from chalicelib.http.simple import (
     SIMPLE_HTML,
     SIMPLE_JSON,
+    STAGE_CACHE,
     TEXT_HTML,
     ProjectPages,
     negotiate,
@@ -192,7 +193,8 @@ def test_a_page_is_rendered_once_per_publish(
 
 def small_pages(services: Services) -> None:
     """The app from now on: pages above 100 bytes go to storage (WHARF_PAGE_INLINE_MAX)."""
-    pages = ProjectPages(64 * 10**6, services.index.static_page, inline_max=100)
+    index = services.index
+    pages = ProjectPages(64 * 10**6, index.static_page, index.private_page, inline_max=100)
     runtime.install(replace(services, pages=pages))
 
 
@@ -251,18 +253,31 @@ def test_stored_pages_are_deleted_a_day_after_newer_ones_replace_them(
         assert services.blobs.is_public(location.removeprefix(PUBLIC_URL + "/"))
 
 
-def test_a_stage_page_is_never_written_to_storage(
+def test_a_stage_page_too_large_for_the_api_is_stored_privately(
     api: Api,
     me: Api,
     published: dict[str, Any],
     services: Services,
 ) -> None:
+    """A stage's page is private: stored untagged (the edge does not serve it) and
+    handed out through a short-lived presigned URL that answers its media type."""
     small_pages(services)
     session = me.create_session("demo", "2.0").json()
     me.add_file(session, "demo-2.0.tar.gz")
     staged = api.get(stage_path(session) + "demo/", headers=JSON)
-    assert staged.status == 200
-    assert "demo-2.0.tar.gz" in [f["filename"] for f in staged.json()["files"]]
+    assert staged.status == 302 and staged.headers["Cache-Control"] == STAGE_CACHE
+    location = staged.headers["Location"]
+    assert "X-Amz-Signature=" in location and "X-Amz-Expires=300" in location
+    path = location.split("?", 1)[0]
+    key = path[path.index("/files/_stage_pages/") + 1 :]
+    assert not services.blobs.is_public(key)
+    import requests  # moto answers the presigned URL in-process
+
+    page = requests.get(location, timeout=30)
+    assert page.status_code == 200 and page.headers["Content-Type"] == SIMPLE_JSON
+    assert page.headers["Cache-Control"] == STAGE_CACHE
+    assert "demo-2.0.tar.gz" in [f["filename"] for f in page.json()["files"]]
+    assert api.get(stage_path(session) + "demo/").headers["Location"] != location  # HTML
 
 
 def test_versions_list_a_release_once_in_version_order(

@@ -313,3 +313,25 @@ def test_pip_and_uv_install_from_a_page_served_from_storage(
     compiled = uv("pip", "compile", "in.txt", "--index-url", index, cwd=tmp_path)
     assert compiled.returncode == 0, compiled.stderr
     assert "bigpage==1.0" in compiled.stdout
+
+
+def test_pip_and_uv_install_from_a_stage_page_served_from_storage(
+    small_pages: tuple[Stack, Api], venv: Path, tmp_path: Path
+) -> None:
+    """A stage's page too large for the API's answer: a 302 to a short-lived URL of
+    storage, which pip and uv follow like a staged file's."""
+    _, me = small_pages
+    session = me.create_session("bigstage", "1.0").json()
+    name = wheel_name("bigstage", "1.0")
+    me.add_file(session, name)
+    stage = session["links"]["stage"]
+    answer = me.get(stage + "bigstage/", headers=JSON)
+    assert answer.status == 302 and "X-Amz-Signature=" in answer.headers["Location"]
+    installed = pip(venv, "install", "--index-url", stage, "bigstage==1.0")
+    assert installed.returncode == 0, installed.stderr
+    assert python_says(venv, "import bigstage; print(bigstage.VERSION)") == "1.0"
+    pip(venv, "uninstall", "--yes", "bigstage")
+    (tmp_path / "in.txt").write_text("bigstage==1.0\n")
+    compiled = uv("pip", "compile", "in.txt", "--index-url", stage, cwd=tmp_path)
+    assert compiled.returncode == 0, compiled.stderr
+    assert "bigstage==1.0" in compiled.stdout

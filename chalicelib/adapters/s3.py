@@ -15,7 +15,11 @@ from .client_errors import error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ListPartsRequestTypeDef
+    from mypy_boto3_s3.type_defs import (
+        CompletedPartTypeDef,
+        GetObjectRequestTypeDef,
+        ListPartsRequestTypeDef,
+    )
 
 PUBLIC_TAG = "wharf-public"
 # Taggings in flight at once when publishing: 200 (100 files and their metadata) take
@@ -207,12 +211,23 @@ class S3BlobStore:
                 raise UploadGone(upload_id) from exc
             raise
 
-    def presign_get(self, key: str, expires_in: int) -> str:
-        return str(
-            self._presigner.generate_presigned_url(
-                "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
-            )
+    def presign_get(
+        self,
+        key: str,
+        expires_in: int,
+        *,
+        content_type: str | None = None,
+        cache_control: str | None = None,
+    ) -> str:
+        params: GetObjectRequestTypeDef = {"Bucket": self._bucket, "Key": key}
+        if content_type is not None:  # S3's response-content-type override
+            params["ResponseContentType"] = content_type
+        if cache_control is not None:
+            params["ResponseCacheControl"] = cache_control
+        url = self._presigner.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=expires_in
         )
+        return str(url)
 
     def mark_public(self, keys: Sequence[str]) -> None:
         # CloudFront's bucket policy serves only objects with this tag (infra/); tagging,

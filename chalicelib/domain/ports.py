@@ -90,8 +90,16 @@ class BlobStore(Protocol):
         """Assemble the object from `parts`; UploadGone when the upload no longer exists."""
         ...
 
-    def presign_get(self, key: str, expires_in: int) -> str:
-        """A URL that downloads `key` for `expires_in` seconds (staged files)."""
+    def presign_get(
+        self,
+        key: str,
+        expires_in: int,
+        *,
+        content_type: str | None = None,
+        cache_control: str | None = None,
+    ) -> str:
+        """A URL that downloads `key` for `expires_in` seconds (staged files), answered
+        with that Content-Type and Cache-Control if given."""
         ...
 
     def mark_public(self, keys: Sequence[str]) -> None:

@@ -209,6 +209,7 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 # Where a page too large to answer is stored: (project, name, body, content type, cache
 # control) -> its URL (IndexService.static_page).
 StaticPage = Callable[[str, str, str, str, str], str]
+PrivatePage = Callable[[str, str, str, str], str]
 
 
 class ProjectPages:
@@ -219,9 +220,12 @@ class ProjectPages:
     A page of more than `inline_max` bytes (WHARF_PAGE_INLINE_MAX: Lambda answers at
     most 6 MB) is stored once (`static`) and the client sent there."""
 
-    def __init__(self, max_bytes: int, static: StaticPage, inline_max: int) -> None:
+    def __init__(
+        self, max_bytes: int, static: StaticPage, private: PrivatePage, inline_max: int
+    ) -> None:
         self._max_bytes = max_bytes
         self._static = static
+        self._private = private
         self._inline_max = inline_max
         self._kept = 0
         self._pages: OrderedDict[tuple[str, str], tuple[int, str, str, int]] = OrderedDict()
@@ -236,15 +240,16 @@ class ProjectPages:
         cache: str = INDEX_CACHE,
     ) -> Response:
         """The page; a large one as a 302 to storage (the next publish makes another
-        page). A stage's own page is never stored: it is private."""
+        page): public for the index, through a short-lived URL for a stage (private)."""
         body, etag, size = self._body_and_etag(kind, page)
-        if page.revision is not None and size > self._inline_max:
-            extension = "json" if kind == SIMPLE_JSON else "html"
-            digest = etag.strip('"')
-            # Stored with this answer's caching: it moves with a publish.
-            location = self._static(page.name, f"{digest}.{extension}", body, kind, cache)
-            return found(location, cache=cache)
-        return _page_response(kind, body, etag, request_headers, cache)
+        if size <= self._inline_max:
+            return _page_response(kind, body, etag, request_headers, cache)
+        digest, extension = etag.strip('"'), "json" if kind == SIMPLE_JSON else "html"
+        name = f"{digest}.{extension}"
+        # Stored with this answer's caching: it moves with a publish.
+        if page.revision is not None:
+            return found(self._static(page.name, name, body, kind, cache), cache=cache)
+        return found(self._private(name, body, kind, cache), cache=cache)
 
     def _body_and_etag(self, kind: str, page: ProjectPage) -> tuple[str, str, int]:
         if page.revision is None:  # a stage's page: its staged files change in place

@@ -24,6 +24,10 @@ STAGE_URL_SECONDS = 300
 PUBLISHED_CACHE_PROJECTS = 256
 # Under files/ for the edge; "_" is never in a normalized project name, so no file's key.
 PAGES_PREFIX = "files/_pages/"
+# A stage's page too large for the API's answer: stored privately (never tagged public:
+# the edge does not serve it), downloaded through a presigned URL like staged files. A
+# lifecycle rule deletes these after the longest a session can live (infra/template.yaml).
+STAGE_PAGES_PREFIX = "files/_stage_pages/"
 # How long a stored page outlives the page that replaced it: far beyond any cache of the
 # redirect to it (the edge's and installers' caches of /simple/ last minutes).
 STORED_PAGE_GRACE = 24 * 3600
@@ -102,6 +106,17 @@ class IndexService:
             self._blobs.put_public(key, body.encode(), content_type, cache_control)
             self._static_pages.add(key)
         return self.file_url(key)
+
+    def private_page(self, name: str, body: str, content_type: str, cache_control: str) -> str:
+        """Where a stage's page too large for the API's answer is downloaded: stored once
+        (`name` names its content), handed out through a short-lived presigned URL."""
+        key = f"{STAGE_PAGES_PREFIX}{name}"
+        if key not in self._static_pages:
+            self._blobs.put_new(key, body.encode())  # False: the same page, stored already
+            self._static_pages.add(key)
+        return self._blobs.presign_get(
+            key, STAGE_URL_SECONDS, content_type=content_type, cache_control=cache_control
+        )
 
     def prune_pages(self, now: int) -> int:
         """Delete the stored pages of a project and kind (.json or .html) written before

@@ -120,7 +120,14 @@ class MemoryBlobStore:
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._uploads.pop(upload_id, None)
 
-    def presign_get(self, key: str, expires_in: int) -> str:
+    def presign_get(
+        self,
+        key: str,
+        expires_in: int,
+        *,
+        content_type: str | None = None,
+        cache_control: str | None = None,
+    ) -> str:
         return f"memory://get/{key}"
 
     def mark_public(self, keys: Sequence[str]) -> None:
