@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 import boto3
+import botocore
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.compat import HTTPHeaders
 from werkzeug.test import EnvironBuilder
@@ -92,6 +93,23 @@ def _body_bytes(body: Any) -> bytes:
     return bytes(body.read())  # a file-like body (the stack's own bodies are small)
 
 
+# The stack's own DynamoDB and SQS calls, answered in this process, go unsigned: moto
+# checks no signature, and SigV4 was an eighth of the stack's CPU while publishing. Without
+# an Authorization header moto takes its default region and account, the ones the stack
+# configures (us-east-1, the one account). S3 calls stay signed: moto applies the
+# bucket's policy to an anonymous request, as S3 does.
+UNSIGNED_SERVICES = ("dynamodb", "sqs")
+
+
+def _unsigned(signature_version: str, **_: Any) -> object | None:
+    """A presigned URL (`-query`, `-presign-post`) is still signed: it is sent from
+    outside."""
+    if signature_version.endswith(("-query", "-presign-post")):
+        return None
+    unsigned: object = botocore.UNSIGNED
+    return unsigned
+
+
 class InProcessAws:
     """Answers the requests botocore would send to `endpoint` by calling `app`."""
 
@@ -110,6 +128,10 @@ class InProcessAws:
         # stubs type handlers as returning None).
         handler = cast("Callable[..., None]", self.answer)
         session.events.register("before-send", handler)
+        for service in UNSIGNED_SERVICES:
+            session.events.register(
+                f"choose-signer.{service}", cast("Callable[..., None]", _unsigned)
+            )
 
     def answer(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
         url = urlsplit(request.url)

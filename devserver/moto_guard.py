@@ -40,7 +40,10 @@ and `install()` replaces three moto methods, once, at class level:
 7. ConditionExpressionParser.parse remembers its last results: moto parses each item's
    condition of a transaction three times (the handler's validation, the check, the
    write), an eighth of the stack's CPU while publishing; the same expression, names and
-   values give the same tree, which is only ever evaluated, never changed.
+   values give the same tree, which is only ever evaluated, never changed;
+8. UpdateExpressionParser.make remembers its last trees, by expression (which names
+   placeholders, not values): moto parsed each update twice, and parsing was most of a
+   transaction's cost; its users only read the tree or validate a deep copy of it.
 
 All are written against moto 5.2.5 (requirements-dev.txt pins it). `install()` checks that
 what they replace and call still has that shape, and raises MotoChanged otherwise, so a moto
@@ -76,6 +79,9 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]
+    UpdateExpressionParser,  # moto marks the module "type: ignore"
+)
 from moto.dynamodb.responses import DynamoHandler
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -378,6 +384,9 @@ def install() -> None:
             (Table, "all_items"): _scoped_all_items(Table.all_items),
             (BaseResponse, "serialized"): _plain_item_reads(BaseResponse.serialized),
             (ConditionExpressionParser, "parse"): _remembered(ConditionExpressionParser.parse),
+            (UpdateExpressionParser, "make"): classmethod(
+                _remembered_updates(UpdateExpressionParser.make.__func__)
+            ),
         }
         for (owner, name), replacement in replacements.items():
             _replaced[(owner, name)] = owner.__dict__[name]
@@ -439,6 +448,7 @@ _EXPECTED: dict[tuple[type, str], set[str]] = {
     (Table, "all_items"): {"self"},
     (BaseResponse, "serialized"): {"self", "action_result"},
     (ConditionExpressionParser, "parse"): {"self"},
+    (UpdateExpressionParser, "make"): {"cls", "expression_str"},
 }
 
 
@@ -446,6 +456,7 @@ def check_shape() -> None:
     """Raise MotoChanged unless moto still has what the replacements rely on."""
     for (owner, name), wanted in _EXPECTED.items():
         function = original(owner, name) if name in owner.__dict__ else None
+        function = getattr(function, "__func__", function)  # a classmethod's own function
         if not callable(function):
             raise MotoChanged(f"moto has no {owner.__name__}.{name} any more")
         missing = wanted - set(_parameters(function))
@@ -774,6 +785,25 @@ def _remembered(parse: Callable[..., Any]) -> Callable[..., Any]:
         tree, names, values = found
         self.expr_attr_names_found.extend(names)
         self.expr_attr_values_found.extend(values)
+        return tree
+
+    return remembered
+
+
+def _remembered_updates(make: Callable[..., Any]) -> Callable[..., Any]:
+    kept: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    @functools.wraps(make)
+    def remembered(cls: type, expression_str: str) -> Any:
+        with lock:
+            tree = kept.get(expression_str)
+        if tree is None:
+            tree = make(cls, expression_str)  # an invalid expression raises: nothing kept
+            with lock:
+                if len(kept) >= _PARSES_KEPT:
+                    del kept[next(iter(kept))]
+                kept[expression_str] = tree
         return tree
 
     return remembered

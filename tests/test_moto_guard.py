@@ -21,6 +21,9 @@ from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]
+    UpdateExpressionParser,  # moto marks the module "type: ignore"
+)
 
 from chalicelib.adapters.schema import table_definition
 from devserver import moto_guard
@@ -134,6 +137,29 @@ def test_a_condition_is_parsed_once_for_the_same_inputs(
     with pytest.raises(Exception):  # noqa: B017 (an invalid expression is parsed each time)
         remembered(ConditionExpressionParser("n >", None, None))
     assert parses.count("n >") == 2
+
+
+def test_an_update_expression_is_parsed_once_and_its_tree_never_changed(
+    embedded: EmbeddedAws,
+) -> None:
+    expression = "SET #s = :s, n = n + :one REMOVE gone"
+    first = UpdateExpressionParser.make(expression)
+    assert UpdateExpressionParser.make(expression) is first  # remembered
+    assert UpdateExpressionParser.make("SET n = :n") is not first
+    db = client(embedded, "dynamodb")
+    db.create_table(**table_definition("guard-updates"))
+    # The same expression twice (the second parse remembered), other values: the tree
+    # holds placeholders, and each update applies its own values.
+    for value in ("a", "b"):
+        db.update_item(
+            TableName="guard-updates",
+            Key={"pk": s("k"), "sk": s("#")},
+            UpdateExpression="SET #s = :s, n = if_not_exists(n, :zero) + :one REMOVE gone",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": s(value), ":zero": {"N": "0"}, ":one": {"N": "1"}},
+        )
+    item = db.get_item(TableName="guard-updates", Key={"pk": s("k"), "sk": s("#")})["Item"]
+    assert item["status"] == s("b") and item["n"] == {"N": "2"}
 
 
 def test_a_method_gone_from_moto_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
