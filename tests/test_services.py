@@ -245,7 +245,7 @@ def test_a_large_release_is_published_by_the_worker(
         world.start(alice, again.id, WHEEL)
 
 
-def test_stored_pages_older_than_a_project_s_newest_go_a_day_after_it(
+def test_a_project_s_stored_pages_go_a_day_after_a_newer_revision_s(
     settings: Settings,
 ) -> None:
     clock = FixedClock()
@@ -258,14 +258,22 @@ def test_stored_pages_older_than_a_project_s_newest_go_a_day_after_it(
         services.index.static_page(project, name, "page", "application/json", "max-age=60")
         return f"{PAGES_PREFIX}{project}/{name}"
 
-    first = [store("big", "a1.json"), store("big", "a1.html")]
+    legacy = store("big", "0a0a.json")  # named before pages carried their revision
+    first = [store("big", "1-a1.json"), store("big", "1-a2.html")]
     clock.advance(60)
-    second = [store("big", "b2.json"), store("big", "b2.html"), store("big", "c3.json")]
-    alone = store("other", "d4.json")  # a project's only page stays, however old
-    clock.advance(STORED_PAGE_GRACE - 1)
-    assert services.index.prune_pages(clock.now()) == 0  # redirects may still lead there
+    second = [store("big", "2-b1.json"), store("big", "2-b2.html")]
+    clock.advance(STORED_PAGE_GRACE)  # revision 1 is superseded for a day
+    third = store("big", "3-c1.json")
+    # A slow request stores revision 2's other HTML page last: the name, not the time,
+    # says it is not current; it goes with its revision.
+    late = store("big", "2-b3.html")
+    alone = store("other", "1-d1.json")  # a project's only revision stays, however old
+    assert services.index.prune_pages(clock.now()) == 3  # the legacy page and revision 1
+    listed = [page.key for page in blobs.listed(PAGES_PREFIX)]
+    assert listed == sorted([*second, third, late, alone])
+    assert all(blobs.fetch(key) is None for key in [legacy, *first])
+    clock.advance(STORED_PAGE_GRACE - 1)  # revision 3 is not a day old yet
+    assert services.index.prune_pages(clock.now()) == 0
     clock.advance(1)
-    assert services.index.prune_pages(clock.now()) == 2
-    # b2.json and c3.json were written in the same second: either may be the current.
-    assert [page.key for page in blobs.listed(PAGES_PREFIX)] == sorted([*second, alone])
-    assert blobs.fetch(first[0]) is None and blobs.fetch(first[1]) is None
+    assert services.index.prune_pages(clock.now()) == 3
+    assert [page.key for page in blobs.listed(PAGES_PREFIX)] == sorted([third, alone])

@@ -245,11 +245,12 @@ class ProjectPages:
         if size <= self._inline_max:
             return _page_response(kind, body, etag, request_headers, cache)
         digest, extension = etag.strip('"'), "json" if kind == SIMPLE_JSON else "html"
-        name = f"{digest}.{extension}"
         # Stored with this answer's caching: it moves with a publish.
         if page.revision is not None:
+            # Named by the revision it lists too: the sweep keeps the newest revision's.
+            name = f"{page.revision}-{digest}.{extension}"
             return found(self._static(page.name, name, body, kind, cache), cache=cache)
-        return found(self._private(name, body, kind, cache), cache=cache)
+        return found(self._private(f"{digest}.{extension}", body, kind, cache), cache=cache)
 
     def _body_and_etag(self, kind: str, page: ProjectPage) -> tuple[str, str, int]:
         if page.revision is None:  # a stage's page: its staged files change in place

@@ -64,6 +64,13 @@ class ProjectPage:
         return sorted((f.version for f in first.values()), key=lambda v: _parsed(v)[0])
 
 
+def _page_revision(name: str) -> int:
+    """The project revision a stored page lists (`<revision>-<digest>.<ext>`); a page
+    stored before pages were so named counts as the oldest."""
+    head, dash, _ = name.partition("-")
+    return int(head) if dash and head.isdigit() else -1
+
+
 @functools.lru_cache(maxsize=4096)
 def _parsed(version: str) -> tuple[Version, str]:
     """A published version and its release key, parsed once per process: every render
@@ -119,24 +126,27 @@ class IndexService:
         )
 
     def prune_pages(self, now: int) -> int:
-        """Delete the stored pages of a project and kind (.json or .html) written before
-        its newest one, once that one is STORED_PAGE_GRACE old; how many. Every publish
-        of a project that large stores new pages; the older ones are referenced by
-        nothing once the caches that sent clients to them have expired. Pages written in
-        the same second as the newest are all kept: any of them may be the current one."""
-        kinds: dict[tuple[str, str], list[Listed]] = {}
+        """Delete a project's stored pages of an older revision STORED_PAGE_GRACE after
+        the first page of a newer revision was stored; how many. Every publish of a
+        project that large stores new pages (each kind the index answers); the older
+        ones are referenced by nothing once the caches that sent clients to them have
+        expired. The revision in a page's name (ProjectPages), not when it was written,
+        tells which is current: a slow request may store an older page last."""
+        projects: dict[str, dict[int, list[Listed]]] = {}
         for page in self._blobs.listed(PAGES_PREFIX):
             project, _, name = page.key.removeprefix(PAGES_PREFIX).partition("/")
-            kinds.setdefault((project, name.rpartition(".")[2]), []).append(page)
+            projects.setdefault(project, {}).setdefault(_page_revision(name), []).append(page)
         pruned = 0
-        for pages in kinds.values():
-            newest = max(page.written_at for page in pages)
-            if newest + STORED_PAGE_GRACE > now:
-                continue
-            for page in pages:
-                if page.written_at < newest:
-                    self._blobs.delete(page.key)
-                    pruned += 1
+        for revisions in projects.values():
+            superseded_at: int | None = None  # the first page stored of a newer revision
+            for revision in sorted(revisions, reverse=True):
+                pages = revisions[revision]
+                if superseded_at is not None and superseded_at + STORED_PAGE_GRACE <= now:
+                    for page in pages:
+                        self._blobs.delete(page.key)
+                    pruned += len(pages)
+                first = min(page.written_at for page in pages)
+                superseded_at = first if superseded_at is None else min(superseded_at, first)
         return pruned
 
     def file_url(self, key: str) -> str:
