@@ -145,21 +145,29 @@ def test_a_whole_file_through_one_presigned_put_is_written_once(blobs: BlobStore
 def test_fetch_answers_the_whole_object_and_only_a_checked_sha256(
     blobs: BlobStore, request: pytest.FixtureRequest
 ) -> None:
-    assert blobs.fetch("p/7/none.whl") is None
+    assert blobs.fetch("p/7/none.whl", 1) is None
     assert blobs.put_new("p/7/own.whl", b"written by the service")
-    own = blobs.fetch("p/7/own.whl")
-    assert own is not None and own.data == b"written by the service"
+    own = blobs.fetch("p/7/own.whl", 22)
+    assert own is not None and own.data == b"written by the service" and own.size == 22
     # A PutObject of the service's own states no SHA-256: nothing was checked.
     assert own.sha256 is None
     data = b"a wheel sent whole"
     url, headers = blobs.presign_put("p/7/sent.whl", _b64sha256(data), 900)
     put_part(blobs, url, headers, data)
-    sent = blobs.fetch("p/7/sent.whl")
+    sent = blobs.fetch("p/7/sent.whl", len(data))
     assert sent is not None and sent.data == data
     digest = hashlib.sha256(data).hexdigest()
     # A store that checked the bytes says so; one that did not (moto in-process) says
     # nothing, and the verifier hashes them itself.
     assert sent.sha256 == (digest if checking(request) else None)
+
+
+def test_an_object_of_another_size_than_asked_is_not_read(blobs: BlobStore) -> None:
+    """An uploader who declared a small file and stored a large one cannot make the
+    verifier read the large one: only its size is answered."""
+    assert blobs.put_new("p/10/f.whl", b"x" * 100)
+    fetched = blobs.fetch("p/10/f.whl", 4)
+    assert fetched is not None and (fetched.size, fetched.data, fetched.sha256) == (100, b"", None)
 
 
 def test_bytes_other_than_the_signed_sha256_are_refused(
@@ -169,7 +177,7 @@ def test_bytes_other_than_the_signed_sha256_are_refused(
         pytest.skip("moto in-process stores whatever it is sent")
     url, headers = blobs.presign_put("p/8/f.whl", _b64sha256(b"signed"), 900)
     put_part(blobs, url, headers, b"other", expect=400)
-    assert blobs.fetch("p/8/f.whl") is None
+    assert blobs.fetch("p/8/f.whl", 5) is None
     upload = blobs.start_multipart("p/8/big.whl")
     url, headers = blobs.presign_part("p/8/big.whl", upload, 1, _b64sha256(b"signed"), 900)
     put_part(blobs, url, headers, b"other", expect=400)

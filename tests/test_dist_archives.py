@@ -196,6 +196,33 @@ def test_data_descriptors_are_refused() -> None:
     refused(WHEEL, data, "data descriptor")
 
 
+@pytest.mark.parametrize(
+    ("flag", "version", "why"),
+    [
+        (0x01, 20, "encrypted"),  # zipfile asks for a password: was a 500
+        (0x00, 99, "cannot be read|not a valid zip"),  # a zip version zipfile cannot read
+    ],
+)
+def test_members_zipfile_cannot_read_are_refused_not_failed(
+    flag: int, version: int, why: str
+) -> None:
+    data = bytearray(wheel(WHEEL))
+    # The METADATA member's flags or needed version, in its local header and in the
+    # central directory alike (so the layout check agrees with itself).
+    name = b"demo_pkg-1.0.dist-info/METADATA"
+    for signature, name_at, flags_at, version_at in (
+        (b"PK\x03\x04", 30, 6, 4),  # local header
+        (b"PK\x01\x02", 46, 8, 6),  # central directory header
+    ):
+        at = data.find(signature)
+        while at >= 0 and data[at + name_at : at + name_at + len(name)] != name:
+            at = data.find(signature, at + 4)
+        assert at >= 0
+        struct.pack_into("<H", data, at + flags_at, flag)
+        struct.pack_into("<H", data, at + version_at, version)
+    refused(WHEEL, bytes(data), why)
+
+
 def test_symlinks_in_a_wheel_are_refused() -> None:
     data = with_zip_entries(wheel(WHEEL), [(symlink_entry("demo_pkg/link"), b"/etc/passwd")])
     refused(WHEEL, data, "symlink")

@@ -602,3 +602,20 @@ def test_racing_completions_of_one_upload_all_succeed(embedded: EmbeddedAws) -> 
     with ThreadPoolExecutor(8) as pool:
         assert list(pool.map(complete, range(8))) == [200] * 8
     assert s3.get_object(Bucket="guard-multipart", Key="assembled")["Body"].read() == data
+
+
+def test_a_sha256_the_guard_did_not_check_is_not_kept() -> None:
+    """A PUT whose SHA-256 the guard cannot check (an aws-chunked body, or none stated)
+    does not tell moto the algorithm: moto would keep whatever checksum came with it,
+    and the store would later vouch for it."""
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "PUT",
+        "HTTP_X_AMZ_CONTENT_SHA256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        "HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM": "SHA256",
+        "HTTP_X_AMZ_TRAILER": "x-amz-checksum-sha256",
+    }
+    assert moto_guard.checksum_refusal(environ) is None
+    assert "HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM" not in environ
+    crc = {"REQUEST_METHOD": "PUT", "HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM": "CRC32"}
+    assert moto_guard.checksum_refusal(crc) is None
+    assert crc["HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM"] == "CRC32"  # not a SHA-256: moto's own

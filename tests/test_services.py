@@ -271,7 +271,7 @@ def test_a_project_s_stored_pages_go_a_day_after_a_newer_revision_s(
     assert services.index.prune_pages(clock.now()) == 3  # the legacy page and revision 1
     listed = [page.key for page in blobs.listed(PAGES_PREFIX)]
     assert listed == sorted([*second, third, late, alone])
-    assert all(blobs.fetch(key) is None for key in [legacy, *first])
+    assert all(blobs.fetch(key, 4) is None for key in [legacy, *first])
     clock.advance(STORED_PAGE_GRACE - 1)  # revision 3 is not a day old yet
     assert services.index.prune_pages(clock.now()) == 0
     clock.advance(1)

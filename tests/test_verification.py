@@ -40,9 +40,9 @@ class Counted(MemoryBlobStore):
         self.calls: Counter[str] = Counter()
         self.bytes_read = 0
 
-    def fetch(self, key: str) -> Any:
+    def fetch(self, key: str, size: int) -> Any:
         self.calls["fetch"] += 1
-        fetched = super().fetch(key)
+        fetched = super().fetch(key, size)
         self.bytes_read += len(fetched.data) if fetched else 0
         return fetched
 
@@ -229,3 +229,37 @@ def test_what_the_walk_did_not_keep_is_read_by_range(monkeypatch: pytest.MonkeyP
     stored(blobs, file, data)
     Verifier(blobs, FixedClock()).verify(session(), file)
     assert blobs.calls["stream"] == 1 and blobs.calls["read_range"] == 1
+
+
+class Failing(Counted):
+    """A store whose stream breaks after its first chunk (a connection reset)."""
+
+    def stream(self, key: str, chunk_size: int = 1024 * 1024) -> Any:
+        chunks = super().stream(key, chunk_size)
+        yield next(chunks)
+        raise ConnectionResetError("the connection to storage was reset")
+
+
+@pytest.mark.parametrize("kind", ["wheel", "sdist"])
+def test_a_read_that_fails_is_no_verdict_on_the_file(kind: str) -> None:
+    """The error reaches the caller (the worker's job is delivered again), rather than
+    a refusal that would fail the file for good."""
+    blobs = Failing()
+    data = big_sdist() if kind == "sdist" else big_wheel()
+    file = record("demo-1.0.tar.gz" if kind == "sdist" else "demo-1.0-py3-none-any.whl", data)
+    stored(blobs, file, data)
+    with pytest.raises(ConnectionResetError):
+        Verifier(blobs, FixedClock()).verify(session(), file)
+
+
+def test_a_walk_keeps_one_metadata_however_many_the_wheel_has() -> None:
+    """A wheel of many .dist-info/METADATA files (refused: one .dist-info only) cannot
+    make the walk keep them all in memory."""
+    members = {f"x{n}.dist-info/METADATA": os.urandom(64 * 1024) for n in range(20)}
+    data = wheel("demo-1.0-py3-none-any.whl", members=members, compression=0)
+    walk = LocalWalk(keep=True)
+    walk.feed(data)
+    walk.finish()
+    kept = sum(len(region) for _, region in walk.kept)
+    assert walk.end is not None
+    assert kept < 2 * 64 * 1024 + len(data) - walk.end  # one METADATA and the tail

@@ -59,7 +59,7 @@ class S3BlobStore:
             raise
         return BlobInfo(size=int(response["ContentLength"]), etag=response["ETag"])
 
-    def fetch(self, key: str) -> Fetched | None:
+    def fetch(self, key: str, size: int) -> Fetched | None:
         try:
             # ChecksumMode: S3 answers the object's checksum; botocore checks the bytes
             # read against it.
@@ -68,13 +68,17 @@ class S3BlobStore:
             if error_code(exc) in ("404", "NoSuchKey"):
                 return None
             raise
+        stored = int(response["ContentLength"])
         with response["Body"] as body:
-            data = body.read()
+            # Not another size: an uploader must not make this request read a larger
+            # object than it declared (a presigned PUT does not sign the length).
+            data = body.read() if stored == size else b""
         checksum = response.get("ChecksumSHA256")
         # A multipart object's is a checksum of its parts' checksums ("...-N"), not the
         # file's SHA-256.
         whole = checksum and "-" not in checksum and response.get("ChecksumType") != "COMPOSITE"
-        return Fetched(data, base64.b64decode(checksum).hex() if whole and checksum else None)
+        sha256 = base64.b64decode(checksum).hex() if whole and checksum and data else None
+        return Fetched(data, sha256, stored)
 
     def listed(self, prefix: str) -> list[Listed]:
         pages = self._s3.get_paginator("list_objects_v2").paginate(

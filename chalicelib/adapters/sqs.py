@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
 from ..domain.ports import QueueUnavailable
 
@@ -19,10 +19,12 @@ class SqsJobQueue:
         self._url = queue_url
 
     def send(self, job: dict[str, str]) -> None:
-        # After botocore's own retries: whatever the cause, the job is not queued.
+        # After botocore's own retries. Only where SQS certainly did not take the job (it
+        # refused it, or was never reached) may the caller undo what it did for the job:
+        # after a lost answer the job may run, so that error goes on as it is.
         try:
             self._sqs.send_message(QueueUrl=self._url, MessageBody=json.dumps(job, sort_keys=True))
-        except (BotoCoreError, ClientError) as exc:
+        except (ClientError, EndpointConnectionError, ConnectTimeoutError) as exc:
             raise QueueUnavailable(str(exc)) from exc
 
     def receive(self, wait_seconds: int = 1, limit: int = 10) -> list[tuple[dict[str, str], str]]:

@@ -181,6 +181,7 @@ _ZIP64_LOCATOR_SIGNATURE = b"PK\x06\x07"
 _ZIP64_LOCATOR_SIZE = 20
 _END = struct.Struct("<4s16xH")  # signature, comment length
 _END_SIGNATURE = b"PK\x05\x06"
+_ENCRYPTED_FLAG = 0x01
 _DATA_DESCRIPTOR_FLAG = 0x08
 _UTF8_FLAG = 0x800
 _ZIP64_EXTRA = 0x0001
@@ -249,6 +250,7 @@ class LocalWalk:
         self.kept: list[tuple[int, bytearray]] = []
         self._keep = keep
         self._keeping: bytearray | None = None  # the kept region being filled
+        self._kept_metadata = False  # one METADATA is kept (a wheel has one .dist-info)
         self._skip = 0  # data of the current record still to pass
         self._header = bytearray()  # a local header being gathered
         self._header_at = 0
@@ -324,7 +326,8 @@ class LocalWalk:
             self.end = self._header_at + length
             return
         is_metadata = raw_name.count(b"/") == 1 and raw_name.endswith(b".dist-info/METADATA")
-        if self._keep and is_metadata and compressed <= MAX_METADATA:
+        if self._keep and is_metadata and compressed <= MAX_METADATA and not self._kept_metadata:
+            self._kept_metadata = True
             self._keeping = bytearray(self._header)
             self.kept.append((self._header_at, self._keeping))
         self._skip = compressed
@@ -428,7 +431,7 @@ def inspect_wheel(
     size = _size_of(file)
     try:
         archive = zipfile.ZipFile(file)
-    except (zipfile.BadZipFile, OSError, ValueError):
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
         raise Refused("The wheel is not a valid zip archive.", WHEEL_SPEC) from None
     with archive:
         members = archive.infolist()
@@ -465,6 +468,8 @@ def _check_wheel_member(member: zipfile.ZipInfo, seen: set[str]) -> None:
             "wheel members are stored or deflated.",
             WHEEL_SPEC,
         )
+    if member.flag_bits & _ENCRYPTED_FLAG:
+        raise Refused(f"{member.filename!r} is encrypted.", WHEEL_SPEC)
     if not _safe_member_path(member.filename):
         raise Refused(f"{member.filename!r} is not a relative path in the wheel.", WHEEL_SPEC)
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in member.orig_filename):
@@ -514,7 +519,15 @@ def _read_wheel_metadata(archive: zipfile.ZipFile, dist_info: str) -> bytes:
     try:
         with archive.open(info) as stream:
             return stream.read(MAX_METADATA + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error):
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        zlib.error,
+        NotImplementedError,  # a zip version zipfile cannot read
+        RuntimeError,  # encrypted
+    ):
         raise Refused("The wheel's METADATA cannot be read.", WHEEL_SPEC) from None
 
 

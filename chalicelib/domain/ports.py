@@ -50,8 +50,9 @@ class Fetched:
     they were written (hex; None when it checked none): S3 refuses a PUT whose bytes
     differ from its signed x-amz-checksum-sha256 and answers that checksum later."""
 
-    data: bytes
+    data: bytes  # empty when the object is not the size asked for: it was not read
     sha256: str | None
+    size: int
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,9 @@ class BlobStore(Protocol):
 
     def head(self, key: str) -> BlobInfo | None: ...
 
-    def fetch(self, key: str) -> Fetched | None:
-        """The whole object in one request (small objects only: it is held in memory);
-        None when there is none."""
+    def fetch(self, key: str, size: int) -> Fetched | None:
+        """The whole object in one request, if it has `size` bytes (it is held in memory:
+        a stored object of another size is not read); None when there is none."""
         ...
 
     def listed(self, prefix: str) -> list[Listed]:
@@ -157,7 +158,7 @@ class JobQueue(Protocol):
     """Deferred work (SQS in production); delivery is at least once."""
 
     def send(self, job: dict[str, str]) -> None:
-        """Queue `job`; QueueUnavailable when the queue did not take it."""
+        """Queue `job`; QueueUnavailable when the queue certainly did not take it."""
         ...
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hmac
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -109,21 +110,26 @@ class IndexService:
         the start. `name` names its content (the page's ETag and kind), so the object
         never changes, and a publish makes a page of another name."""
         key = f"{PAGES_PREFIX}{project}/{name}"
-        if key not in self._static_pages:  # encoded only to be written, once
-            self._blobs.put_public(key, body.encode(), content_type, cache_control)
-            self._static_pages.add(key)
+        self._store_once(
+            key, lambda: self._blobs.put_public(key, body.encode(), content_type, cache_control)
+        )
         return self.file_url(key)
 
     def private_page(self, name: str, body: str, content_type: str, cache_control: str) -> str:
         """Where a stage's page too large for the API's answer is downloaded: stored once
         (`name` names its content), handed out through a short-lived presigned URL."""
         key = f"{STAGE_PAGES_PREFIX}{name}"
-        if key not in self._static_pages:
-            self._blobs.put_new(key, body.encode())  # False: the same page, stored already
-            self._static_pages.add(key)
+        self._store_once(key, lambda: self._blobs.put_new(key, body.encode()))
         return self._blobs.presign_get(
             key, STAGE_URL_SECONDS, content_type=content_type, cache_control=cache_control
         )
+
+    def _store_once(self, key: str, store: Callable[[], object]) -> None:
+        """A page's key names its content: stored by this container once, the body
+        encoded only then (a write finding it there already is the same page)."""
+        if key not in self._static_pages:
+            store()
+            self._static_pages.add(key)
 
     def prune_pages(self, now: int) -> int:
         """Delete a project's stored pages of an older revision STORED_PAGE_GRACE after

@@ -166,7 +166,8 @@ class PublishService:
                 return self._defer(session, files)
             published = self._publisher.publish(session, files, SessionEvent.PUBLISH)
         except BaseException as exc:
-            self._store.unlock_publish(session)
+            if not isinstance(exc, QueueUnavailable):  # the deferral's undo left no lock
+                self._store.unlock_publish(session)
             if isinstance(exc, SessionChanged):
                 raise session_state_conflict(exc.current, "publish") from None
             if isinstance(exc, ProjectTaken):

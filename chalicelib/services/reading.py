@@ -19,6 +19,12 @@ from ..domain.ports import BlobStore
 RANGE_BLOCK = 1024 * 1024
 
 
+class ReadFailed(Exception):
+    """Reading the stored object failed (its cause says how): no verdict on the file.
+    Not an OSError, so that archive readers, which take an OSError for a corrupt
+    archive, let it through."""
+
+
 class HashingReader(io.RawIOBase):
     """The chunks of `source` as a forward-only file; what is read is hashed."""
 
@@ -33,7 +39,10 @@ class HashingReader(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._pending:
-            chunk = next(self._chunks, None)
+            try:
+                chunk = next(self._chunks, None)
+            except Exception as exc:
+                raise ReadFailed() from exc
             if chunk is None:
                 return 0
             self._hasher.update(chunk)
@@ -102,6 +111,9 @@ class RangedFile(io.RawIOBase):
         # At least a block, taken so that a read near the end fetches the whole end.
         span = max(length, RANGE_BLOCK)
         offset = max(0, min(start, self._size - span))
-        data = self._blobs.read_range(self._key, offset, min(span, self._size - offset))
+        try:
+            data = self._blobs.read_range(self._key, offset, min(span, self._size - offset))
+        except Exception as exc:
+            raise ReadFailed() from exc
         self._windows.append((offset, data))
         return data[start - offset : start - offset + length]

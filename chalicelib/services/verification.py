@@ -30,7 +30,7 @@ from ..domain.hashes import MultiHasher
 from ..domain.mechanisms import MIN_PART_SIZE, PartPlan
 from ..domain.ports import BlobGone, BlobStore, Clock, UploadGone
 from ..domain.records import FileRecord, SessionRecord, Verified
-from .reading import HashingReader, RangedFile
+from .reading import HashingReader, RangedFile, ReadFailed
 
 # A file sent whole (one part) is read in one request and held: it is at most this big.
 IN_MEMORY_MAX = MIN_PART_SIZE
@@ -88,7 +88,10 @@ class Verifier:
 
     def verify(self, session: SessionRecord, file: FileRecord) -> Verified:
         try:
-            return self._verify(session, file)
+            try:
+                return self._verify(session, file)
+            except ReadFailed as exc:  # within an archive reader: what failed, as it is
+                raise (exc.__cause__ or exc) from None
         except BlobGone:
             # Deleted while being verified: a cancel of the file raced its completion.
             raise Unverified(
@@ -128,12 +131,12 @@ class Verifier:
 
     def _inspect_whole(self, session: SessionRecord, file: FileRecord) -> Inspection:
         """One request; the SHA-256 is computed only if the store did not check it."""
-        fetched = self._blobs.fetch(file.key)
+        fetched = self._blobs.fetch(file.key, file.size)
         self._check_stored(file, fetched is not None)
         assert fetched is not None
-        if len(fetched.data) != file.size:
+        if fetched.size != file.size:  # then nothing was read
             raise Unverified(
-                [FieldError("size", f"declared {file.size} bytes, stored {len(fetched.data)}")]
+                [FieldError("size", f"declared {file.size} bytes, stored {fetched.size}")]
             )
         checked = {"sha256": fetched.sha256} if fetched.sha256 else {}
         hasher = MultiHasher(name for name in file.hashes if name not in checked)
@@ -159,11 +162,16 @@ class Verifier:
             return inspect_wheel(io.BufferedReader(ranged), project, version_key, walk)
         reader = HashingReader(chunks, hasher)
         try:
-            found = inspect_sdist(io.BufferedReader(reader), project, version_key, file.size)
-        finally:
-            # Hashes are checked first, as for any file: a refusal of the archive follows.
-            reader.drain()
-            _check_hashes(file, hasher.hexdigests(), hasher.size)
+            found: Inspection | Refused = inspect_sdist(
+                io.BufferedReader(reader), project, version_key, file.size
+            )
+        except Refused as exc:  # anything else (a read that failed) is no verdict
+            found = exc
+        # Hashes are checked first, as for any file: a refusal of the archive follows.
+        reader.drain()
+        _check_hashes(file, hasher.hexdigests(), hasher.size)
+        if isinstance(found, Refused):
+            raise found
         return found
 
     def _assemble(self, file: FileRecord, upload_id: str) -> bool:

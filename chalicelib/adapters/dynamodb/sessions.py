@@ -301,10 +301,7 @@ class DynamoSessions:
         """What holds `filename` for a new file of the session: the session's live (not
         canceled) file of that name, and the release's published file of that name. One
         round trip, and one more for each that exists."""
-        slot, published = self._t.get_many(
-            keys.slot_key(session.id, filename),
-            keys.published_key(session.project, session.version_key, filename),
-        )
+        slot, published = self._t.get_many(*_filename_holders(session, filename))
         return (
             self.get_file(session.id, slot["file_id"]) if slot else None,
             if_committed(self._t, session.project, published),
@@ -314,10 +311,7 @@ class DynamoSessions:
         self, session: SessionRecord, filename: str
     ) -> contextlib.AbstractContextManager[None]:
         try:
-            wanted = [
-                keys.slot_key(session.id, filename),
-                keys.published_key(session.project, session.version_key, filename),
-            ]
+            wanted = _filename_holders(session, filename)
         except InvalidInput:  # not a distribution's name: refused before anything reads it
             return contextlib.nullcontext()
         return self._t.reading_along(wanted)
@@ -518,3 +512,12 @@ class DynamoSessions:
                 ConditionExpression="publish_lock_until = :until",
                 ExpressionAttributeValues={":until": {"N": str(session.publish_lock_until)}},
             )
+
+
+def _filename_holders(session: SessionRecord, filename: str) -> list[keys.Key]:
+    """The keys of what holds `filename` for a new file of the session: its filename
+    slot in the session, and the release's published file of that name."""
+    return [
+        keys.slot_key(session.id, filename),
+        keys.published_key(session.project, session.version_key, filename),
+    ]

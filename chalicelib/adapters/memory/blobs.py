@@ -36,9 +36,13 @@ class MemoryBlobStore:
             return None
         return BlobInfo(size=len(data), etag='"' + hashlib.md5(data).hexdigest() + '"')
 
-    def fetch(self, key: str) -> Fetched | None:
+    def fetch(self, key: str, size: int) -> Fetched | None:
         data = self._objects.get(key)
-        return None if data is None else Fetched(data, self._checked.get(key))
+        if data is None:
+            return None
+        if len(data) != size:
+            return Fetched(b"", None, len(data))
+        return Fetched(data, self._checked.get(key), size)
 
     def listed(self, prefix: str) -> list[Listed]:
         return [
