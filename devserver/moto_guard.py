@@ -658,7 +658,10 @@ def _apply_steps(
         assert step is not None
         if step.kind == "ConditionCheck":
             continue
-        touched.append((step.table_name, step.key, copy.deepcopy(step.current)))
+        # A Put or Delete replaces or removes moto's item object, leaving it as it was; an
+        # Update changes it in place, so only then is a copy needed to put it back.
+        before = copy.deepcopy(step.current) if step.kind == "Update" else step.current
+        touched.append((step.table_name, step.key, before))
         try:
             _apply(backend, step)
         except MockValidationException:
