@@ -220,7 +220,8 @@ class Table:
         missing = list({_ident(k): k for k in wanted if _ident(k) not in found}.values())
         along = _ALONG.get() if missing else None
         if along:
-            extra = [k for k in along if _ident(k) not in {_ident(m) for m in missing}]
+            asked = {_ident(k) for k in missing}
+            extra = [k for k in along if _ident(k) not in asked]
             along.clear()  # read along once, with this round trip
             read = self._batch_get(missing + extra)
             ahead = _AHEAD.get()
