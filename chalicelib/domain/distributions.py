@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import IO
 
-from packaging.metadata import parse_email
 from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -130,6 +129,10 @@ def _check_metadata(
             f"The core metadata is larger than {MAX_METADATA} bytes, the most this index accepts.",
             CORE_METADATA_SPEC,
         )
+    # Imported here: packaging.metadata (with the requirement and specifier parsers it
+    # loads) was a sixth of the API handler's cold import, and only verification needs it.
+    from packaging.metadata import parse_email
+
     raw, unparsed = parse_email(data)
     where = "the core metadata"
     metadata_version = raw.get("metadata_version")
