@@ -3,7 +3,8 @@ parallel parts against the local stack, the same bytes with boto3's own multipar
 to the same embedded S3, and memory: the worker's (a process of its own) while it
 verifies the file, and apart from it the local stack process's, which holds the edge,
 the API (neither handles a file's bytes on this path: parts go straight to storage) and
-the embedded AWS, which keeps every object in memory (moto's share).
+the embedded AWS, which holds an object in memory to complete it and for each GET (moto's
+share; objects at rest are in temporary files).
 
 Prints figures; asserts nothing about time. Goals (issues 3 and 13): the mechanism
 reaches at least 0.9 of boto3's throughput; Wharf's own code stays under 100 MiB above
@@ -180,8 +181,8 @@ def main() -> int:
     print(
         f"local stack process (edge, API, embedded AWS): idle {stack_idle / 1024:.0f} MiB, "
         f"peak {stack_peak / 1024:.0f} MiB, growth {(stack_peak - stack_idle) / 1024:.0f} MiB: "
-        "moto's share (it holds this file, and boto3's copy, in memory; the edge and API "
-        "never read the bytes)"
+        "moto's share (completing a multipart upload and each GET hold the object in "
+        "memory once: this file and boto3's copy; the edge and API never read the bytes)"
     )
     print(f"file status after the worker: {status}")
     return 0 if status == "completed" else 1
