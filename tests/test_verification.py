@@ -171,7 +171,7 @@ def test_a_whole_file_is_one_request_and_a_checked_sha256_is_not_hashed_again(
     data = wheel("demo-1.0-py3-none-any.whl")
     file = record("demo-1.0-py3-none-any.whl", data)
     url, headers = blobs.presign_put(
-        file.key, base64.b64encode(hashlib.sha256(data).digest()).decode(), 900
+        file.key, len(data), base64.b64encode(hashlib.sha256(data).digest()).decode(), 900
     )
     assert blobs.put_part(url, data, headers) == 200  # the store checked the SHA-256
     hashed: list[str] = []

@@ -160,8 +160,10 @@ class S3BlobStore:
             kwargs["PartNumberMarker"] = page["NextPartNumberMarker"]
 
     def presign_part(
-        self, key: str, upload_id: str, number: int, sha256_b64: str, expires_in: int
+        self, key: str, upload_id: str, number: int, size: int, sha256_b64: str, expires_in: int
     ) -> tuple[str, dict[str, str]]:
+        # The length is signed too: S3 then refuses a part of any other size, rather
+        # than storing it until completion finds it wrong.
         url = self._presigner.generate_presigned_url(
             "upload_part",
             Params={
@@ -169,16 +171,21 @@ class S3BlobStore:
                 "Key": key,
                 "UploadId": upload_id,
                 "PartNumber": number,
+                "ContentLength": size,
                 "ChecksumSHA256": sha256_b64,
             },
             ExpiresIn=expires_in,
         )
-        return str(url), {"x-amz-checksum-sha256": sha256_b64}
+        return str(url), {"Content-Length": str(size), "x-amz-checksum-sha256": sha256_b64}
 
-    def presign_put(self, key: str, sha256_b64: str, expires_in: int) -> tuple[str, dict[str, str]]:
-        # All three headers are signed: S3 refuses bytes whose SHA-256 differs, and
-        # If-None-Match makes the URL write once (S3 conditional writes).
+    def presign_put(
+        self, key: str, size: int, sha256_b64: str, expires_in: int
+    ) -> tuple[str, dict[str, str]]:
+        # Every header is signed: S3 refuses bytes of another length or SHA-256 (an object
+        # larger than declared is never stored), and If-None-Match makes the URL write
+        # once (S3 conditional writes).
         headers = {
+            "Content-Length": str(size),
             "Content-Type": "application/octet-stream",
             "If-None-Match": "*",
             "x-amz-checksum-sha256": sha256_b64,
@@ -188,6 +195,7 @@ class S3BlobStore:
             Params={
                 "Bucket": self._bucket,
                 "Key": key,
+                "ContentLength": size,
                 "ContentType": headers["Content-Type"],
                 "IfNoneMatch": headers["If-None-Match"],
                 "ChecksumSHA256": sha256_b64,

@@ -76,15 +76,19 @@ class BlobStore(Protocol):
         ...
 
     def presign_part(
-        self, key: str, upload_id: str, number: int, sha256_b64: str, expires_in: int
+        self, key: str, upload_id: str, number: int, size: int, sha256_b64: str, expires_in: int
     ) -> tuple[str, dict[str, str]]:
-        """A URL for PUTting one part, and the headers the client must send with it."""
+        """A URL for PUTting one part of `size` bytes with that SHA-256, and the headers the
+        client must send with it (both are signed: S3 refuses other bytes)."""
         ...
 
-    def presign_put(self, key: str, sha256_b64: str, expires_in: int) -> tuple[str, dict[str, str]]:
-        """A URL for PUTting the whole object at `key` with that SHA-256, and the headers
-        the client must send with it. It writes only where nothing is: sent again once the
-        object exists, it is refused (412), so it can never replace a completed file."""
+    def presign_put(
+        self, key: str, size: int, sha256_b64: str, expires_in: int
+    ) -> tuple[str, dict[str, str]]:
+        """A URL for PUTting the whole object at `key`, `size` bytes with that SHA-256,
+        and the headers the client must send with it. It writes only where nothing is:
+        sent again once the object exists, it is refused (412), so it can never replace a
+        completed file."""
         ...
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:

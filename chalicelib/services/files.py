@@ -213,10 +213,11 @@ class FileService:
         """A presigned URL for one part: an UploadPart of the file's multipart upload, or,
         for a file sent whole, a write-once PutObject of the file itself."""
         if file.upload_id is None:
-            url, headers = self._blobs.presign_put(file.key, digest, PART_URL_SECONDS)
+            url, headers = self._blobs.presign_put(file.key, file.size, digest, PART_URL_SECONDS)
         else:
+            size = PartPlan.for_size(file.size).size_of(number)
             url, headers = self._blobs.presign_part(
-                file.key, file.upload_id, number, digest, PART_URL_SECONDS
+                file.key, file.upload_id, number, size, digest, PART_URL_SECONDS
             )
         return SignedPart(number, url, headers, self._clock.now() + PART_URL_SECONDS)
 

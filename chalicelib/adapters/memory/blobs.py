@@ -88,17 +88,28 @@ class MemoryBlobStore:
         ]
 
     def presign_part(
-        self, key: str, upload_id: str, number: int, sha256_b64: str, expires_in: int
+        self, key: str, upload_id: str, number: int, size: int, sha256_b64: str, expires_in: int
     ) -> tuple[str, dict[str, str]]:
-        return f"memory://{upload_id}/{number}", {"x-amz-checksum-sha256": sha256_b64}
+        signed = {"Content-Length": str(size), "x-amz-checksum-sha256": sha256_b64}
+        return f"memory://{upload_id}/{number}", signed
 
-    def presign_put(self, key: str, sha256_b64: str, expires_in: int) -> tuple[str, dict[str, str]]:
-        return f"memory://put/{key}", {"If-None-Match": "*", "x-amz-checksum-sha256": sha256_b64}
+    def presign_put(
+        self, key: str, size: int, sha256_b64: str, expires_in: int
+    ) -> tuple[str, dict[str, str]]:
+        signed = {
+            "Content-Length": str(size),
+            "If-None-Match": "*",
+            "x-amz-checksum-sha256": sha256_b64,
+        }
+        return f"memory://put/{key}", signed
 
     def put_part(self, url: str, data: bytes, headers: dict[str, str] | None = None) -> int:
         """What a client's PUT to a presigned URL with `headers` does; the HTTP status S3
         would answer (400 for bytes other than the signed SHA-256's, as S3's BadDigest)."""
         target = url.removeprefix("memory://")
+        length = (headers or {}).get("Content-Length")
+        if length is not None and int(length) != len(data):
+            return 403  # S3: the signed length is not the length sent
         stated = (headers or {}).get("x-amz-checksum-sha256")
         digest = hashlib.sha256(data).digest()
         if stated is not None and stated != base64.b64encode(digest).decode():
