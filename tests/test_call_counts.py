@@ -48,7 +48,7 @@ BUDGETS = {
     "session status": (3, 0),  # the token and the session item; its files (a query); roles
     "index page": (3, 0),  # the project, commit markers, files: whatever the file count
     # A session, a file, its verification and a publish, in one request.
-    "legacy upload": (19, 5),
+    "legacy upload": (11, 5),
 }
 # Publishing: a constant number of DynamoDB calls (the session, its lock, its files read
 # once locked, filename reservations and the commit in one transaction each, the outbox

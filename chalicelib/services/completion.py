@@ -44,6 +44,10 @@ class Completion:
 
     def complete_file(self, principal: Principal, session_id: str, file_id: str) -> FileView:
         view = self._admission.editable_file(principal, session_id, file_id, "complete a file")
+        return self.complete(principal, view)
+
+    def complete(self, principal: Principal, view: FileView) -> FileView:
+        """complete_file for a file this request has admitted already."""
         file = view.file
         if not FileEvent.COMPLETE.allowed_from(file.status):
             raise Conflict(

@@ -95,6 +95,22 @@ class FileService:
         mechanism: str,
     ) -> FileView:
         session = self._admission.session(principal, session_id, new_filename=filename)
+        return self.create_in(
+            principal, session, filename=filename, size=size, hashes=hashes, mechanism=mechanism
+        )
+
+    def create_in(
+        self,
+        principal: Principal,
+        session: SessionRecord,
+        *,
+        filename: str,
+        size: int,
+        hashes: Mapping[str, str],
+        mechanism: str,
+    ) -> FileView:
+        """create_file in a session this request has admitted already (the legacy upload
+        creates it in the same request)."""
         if not session.status.editable:
             raise session_state_conflict(session, "add a file")
         self._require_mechanism_offered(mechanism)
@@ -231,6 +247,10 @@ class FileService:
     ) -> FileView:
         """The http-post-bytes mechanism: the file's bytes in one request."""
         view = self._admission.editable_file(principal, session_id, file_id, "upload")
+        return self.upload_to(view, data)
+
+    def upload_to(self, view: FileView, data: bytes) -> FileView:
+        """upload_bytes to a file this request has admitted already."""
         file = view.file
         if file.mechanism != HTTP_POST_BYTES:
             raise Conflict(

@@ -68,23 +68,25 @@ class LegacyService:
             principal, form.name, form.version, legacy=True
         ).session
         try:
-            file = self._files.create_file(
+            # Authorized once, by the session's creation: the steps act on what this
+            # request created (each was a request of its own that admitted it again).
+            created = self._files.create_in(
                 principal,
-                session.id,
+                session,
                 filename=form.filename,
                 size=len(form.content),
                 hashes=hashes,
                 mechanism=HTTP_POST_BYTES,
-            ).file
-            self._files.upload_bytes(principal, session.id, file.id, form.content)
-            if self._completion.complete_file(principal, session.id, file.id).status is not (
-                FileStatus.COMPLETED
-            ):
+            )
+            completed = self._completion.complete(
+                principal, self._files.upload_to(created, form.content)
+            )
+            if completed.status is not FileStatus.COMPLETED:
                 raise Conflict(
                     "This file is too large to verify within a legacy upload; use the "
                     "Upload 2.0 API."
                 )
-            self._publishing.publish(principal, session.id)
+            self._publishing.publish_admitted(completed.session)
         except BaseException:
             with contextlib.suppress(WharfError, StoreBusy):
                 self._sessions.cancel_session(principal, session.id)

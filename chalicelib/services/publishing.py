@@ -147,7 +147,10 @@ class PublishService:
         self._max_inline_files = settings.inline_publish_max_files
 
     def publish(self, principal: Principal, session_id: str) -> SessionView:
-        session = self._admission.session(principal, session_id)
+        return self.publish_admitted(self._admission.session(principal, session_id))
+
+    def publish_admitted(self, session: SessionRecord) -> SessionView:
+        """publish a session this request has admitted already."""
         if not session.status.editable:
             raise session_state_conflict(session, "publish")
         now = self._clock.now()
