@@ -1,7 +1,8 @@
 """Publish benchmark (`make bench`): the `wharf` client (client/, PEP 694 Upload 2.0)
 against the local stack, and twine (the legacy upload API) against pypiserver and against
 a null sink (a server that reads each upload and throws it away: what sending the bytes
-alone costs), for the same files: a 30-wheel, 150 MiB release and one 1 GiB wheel.
+alone costs), for the same files: a 30-wheel, 150 MiB release and one 1 GiB wheel. And
+twine to Wharf's own legacy API (files up to 4 MiB) beside pypiserver: 30 wheels of 1 MiB.
 
 Each tool runs as a user runs it, from a virtualenv of its own (created here, thrown away
 after), on files on disk. Measured: wall time from start to exit (the release published),
@@ -16,6 +17,7 @@ BENCH_PUBLISH_SCALE (default 1) scales every file size, e.g. 0.05 for a quick ch
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -43,6 +45,8 @@ RELEASE_FILES = 30
 RELEASE_FILE_SIZE = max(64 * 1024, int(5 * MIB * SCALE))
 BIG_FILE_SIZE = max(64 * 1024, int(1024 * MIB * SCALE))
 BIG_LABEL = f"{BIG_FILE_SIZE / MIB:.0f} MiB file"
+# The legacy API takes files up to 4 MiB (API Gateway): twine's release for it.
+LEGACY_FILE_SIZE = max(64 * 1024, int(1 * MIB * SCALE))
 ADMIN = "bench-admin-token"
 # Real releases of this size are a wheel per interpreter and platform.
 PYTHONS = ("cp310", "cp311", "cp312", "cp313", "cp314")
@@ -101,17 +105,23 @@ def write_wheel(directory: Path, name: str, version: str, tag: str, size: int) -
     return path
 
 
-def build_dists(directory: Path) -> tuple[list[Path], Path]:
+def build_dists(directory: Path) -> tuple[list[Path], Path, list[Path]]:
+    """The release, the big file, and the smaller release for the legacy API."""
     release = directory / "release"
     big = directory / "big"
-    release.mkdir()
-    big.mkdir()
+    small = directory / "small"
+    for folder in (release, big, small):
+        folder.mkdir()
     tags = [f"{py}-{py}-{platform}" for py in PYTHONS for platform in PLATFORMS]
     files = [
         write_wheel(release, "benchpub", "1.0", tag, RELEASE_FILE_SIZE)
         for tag in tags[:RELEASE_FILES]
     ]
-    return files, write_wheel(big, "benchbig", "1.0", "py3-none-any", BIG_FILE_SIZE)
+    legacy = [
+        write_wheel(small, "benchlegacy", "1.0", tag, LEGACY_FILE_SIZE)
+        for tag in tags[:RELEASE_FILES]
+    ]
+    return files, write_wheel(big, "benchbig", "1.0", "py3-none-any", BIG_FILE_SIZE), legacy
 
 
 @dataclass
@@ -203,6 +213,8 @@ class Results:
     big: Run
     release_files: int
     big_files: int
+    legacy: Run | None = None  # twine's smaller release to the legacy API
+    legacy_files: int = 0
 
 
 def measure(
@@ -221,7 +233,7 @@ def measure(
     return Results(idle.peak_kib, release_run, big_run, listed("benchpub"), listed("benchbig"))
 
 
-def bench_wharf(directory: Path, release: list[Path], big: Path) -> Results:
+def bench_wharf(directory: Path, release: list[Path], big: Path, small: list[Path]) -> Results:
     bin_dir = client_venv(directory)
     wharf = str(bin_dir / "wharf")
     idle = run([wharf, "--version"], directory / "wharf-idle.log")
@@ -242,12 +254,15 @@ def bench_wharf(directory: Path, release: list[Path], big: Path) -> Results:
         # No credentials of the person running the bench: only what is given above.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WHARF_", "AWS_"))}
         listed = functools.partial(wharf_files, stack)
-        return measure("wharf", command, env, directory, release, big, idle, listed)
+        results = measure("wharf", command, env, directory, release, big, idle, listed)
+        twine = twine_command(f"{stack.base}/legacy", "__token__", token)
+        results = with_legacy(results, twine, small, directory / "wharf-legacy.log")
+        return dataclasses.replace(results, legacy_files=listed("benchlegacy"))
     finally:
         stack.stop()
 
 
-def bench_twine(directory: Path, release: list[Path], big: Path) -> Results:
+def bench_twine(directory: Path, release: list[Path], big: Path, small: list[Path]) -> Results:
     bin_dir = make_venv(directory / "pypiserver-venv", "pypiserver")
     packages = directory / "pypiserver-packages"
     packages.mkdir()
@@ -277,13 +292,15 @@ def bench_twine(directory: Path, release: list[Path], big: Path) -> Results:
         wait_until_up(base + "/", server)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TWINE_")}
         listed = functools.partial(pypiserver_files, base)
-        return measure("twine", twine_command(base), env, directory, release, big, idle, listed)
+        results = measure("twine", twine_command(base), env, directory, release, big, idle, listed)
+        results = with_legacy(results, twine_command(base), small, directory / "twine-legacy.log")
+        return dataclasses.replace(results, legacy_files=listed("benchlegacy"))
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-def twine_command(base: str) -> list[str]:
+def twine_command(base: str, username: str = "bench", password: str = "bench") -> list[str]:
     twine = str(Path(sys.executable).parent / "twine")
     return [
         twine,
@@ -291,12 +308,19 @@ def twine_command(base: str) -> list[str]:
         "--repository-url",
         base + "/",
         "--username",
-        "bench",
+        username,
         "--password",
-        "bench",
+        password,
         "--non-interactive",
         "--disable-progress-bar",
     ]
+
+
+def with_legacy(results: Results, command: list[str], small: list[Path], log: Path) -> Results:
+    """`results` with twine's run of the smaller release through `command`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWINE_")}
+    outcome = run([*command, *map(str, small)], log, env)
+    return dataclasses.replace(results, legacy=outcome)
 
 
 @dataclass
@@ -383,9 +407,9 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory(prefix="wharf-bench-publish-") as temporary:
         directory = Path(temporary)
-        release, big = build_dists(directory)
-        wharf = bench_wharf(directory, release, big)
-        twine = bench_twine(directory, release, big)
+        release, big, small = build_dists(directory)
+        wharf = bench_wharf(directory, release, big, small)
+        twine = bench_twine(directory, release, big, small)
         null = bench_null_sink(directory, release, big)
 
     release_mib = RELEASE_FILES * RELEASE_FILE_SIZE / MIB
@@ -413,9 +437,24 @@ def main() -> int:
             f"{label}: wharf/null-sink time {ours.seconds / sink.seconds:.2f}x "
             "(goal < 2: within twice what sending the bytes costs)"
         )
+    for title, results in (("Wharf /legacy/", wharf), ("pypiserver", twine)):
+        outcome = results.legacy
+        assert outcome is not None
+        state = "ok" if outcome.returncode == 0 else f"FAILED (exit {outcome.returncode})"
+        print(
+            f"twine upload of {RELEASE_FILES} wheels of {LEGACY_FILE_SIZE / MIB:.2f} MiB -> "
+            f"{title}: {outcome.seconds:.2f} s, {results.legacy_files} file(s) listed after  "
+            f"{state}"
+        )
+    assert wharf.legacy is not None and twine.legacy is not None
+    print(
+        f"legacy API: pypiserver/wharf time {twine.legacy.seconds / wharf.legacy.seconds:.2f}x "
+        "(> 1: wharf faster)"
+    )
     growth = (wharf.big.peak_kib - wharf.idle_kib) / 1024
     print(f"wharf client memory over idle, {BIG_LABEL}: {growth:.0f} MiB (goal < 100)")
-    runs = (wharf.release, wharf.big, twine.release, twine.big, null.release, null.big)
+    runs = [wharf.release, wharf.big, twine.release, twine.big, null.release, null.big]
+    runs += [r for r in (wharf.legacy, twine.legacy) if r is not None]
     failed = [r for r in runs if r.returncode]
     return 1 if failed else 0
 
