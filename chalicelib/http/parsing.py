@@ -3,17 +3,16 @@ checked before any model sees them), the legacy multipart form, the edge's secre
 
 from __future__ import annotations
 
-import email.policy
 import hmac
 import json
 from collections.abc import Mapping
-from email.parser import BytesParser
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from ..domain.errors import FieldError, Invalid, NotPermitted
 from ..services.legacy import LegacyUpload
+from .forms import FormInvalid, FormPart, form_parts
 from .problems import BodyTooLarge, UnsupportedMediaType
 from .schemas import UploadRequest
 
@@ -133,24 +132,11 @@ def read_legacy_form(
             "which sends them straight to storage with the vnd-wharf-s3multipart-presigned-v1 "
             "mechanism."
         )
-    head = f"Content-Type: {headers['content-type']}\r\nMIME-Version: 1.0\r\n\r\n"
-    message = BytesParser(policy=email.policy.HTTP).parsebytes(head.encode() + raw)
-    fields: dict[str, str] = {}
-    content: tuple[str, bytes] | None = None
-    for part in message.iter_parts() if message.is_multipart() else []:
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True)
-        if not isinstance(name, str) or not isinstance(payload, bytes):
-            continue
-        if name in _LEGACY_READ and (name in fields or (name == "content" and content)):
-            # Which one would count is a guess another tool could make differently.
-            raise Invalid(
-                f"The legacy upload names {name!r} twice.", [FieldError(name, "given twice")]
-            )
-        if name == "content" and part.get_filename():
-            content = (str(part.get_filename()), payload)
-        elif name not in fields:
-            fields[name] = payload.decode("utf-8", "replace")
+    try:
+        parts = form_parts(headers["content-type"], raw)
+    except FormInvalid:
+        parts = []  # what it lacks is said below
+    fields, content = _legacy_fields(parts)
     missing = [f for f in (":action", "name", "version") if not fields.get(f)]
     if content is None:
         missing.append("content")
@@ -168,6 +154,26 @@ def read_legacy_form(
         sha256_digest=fields.get("sha256_digest") or None,
         md5_digest=fields.get("md5_digest") or None,
     )
+
+
+def _legacy_fields(parts: list[FormPart]) -> tuple[dict[str, str], tuple[str, bytes] | None]:
+    """The form's text fields by name, and its file (`content`: filename and bytes)."""
+    fields: dict[str, str] = {}
+    content: tuple[str, bytes] | None = None
+    for part in parts:
+        name = part.name
+        if name is None:
+            continue
+        if name in _LEGACY_READ and (name in fields or (name == "content" and content)):
+            # Which one would count is a guess another tool could make differently.
+            raise Invalid(
+                f"The legacy upload names {name!r} twice.", [FieldError(name, "given twice")]
+            )
+        if name == "content" and part.filename:
+            content = (part.filename, bytes(part.data))
+        elif name not in fields:
+            fields[name] = part.data.decode("utf-8", "replace")
+    return fields, content
 
 
 def require_edge(headers: Mapping[str, str], expected: str) -> None:
