@@ -290,6 +290,18 @@ def small_pages() -> Iterator[tuple[Stack, Api]]:
         running.stop()
 
 
+def pip_and_uv_install(index: str, project: str, venv: Path, tmp_path: Path) -> None:
+    """pip installs `project` 1.0 from `index` (and it imports), and uv resolves it."""
+    installed = pip(venv, "install", "--index-url", index, f"{project}==1.0")
+    assert installed.returncode == 0, installed.stderr
+    assert python_says(venv, f"import {project}; print({project}.VERSION)") == "1.0"
+    pip(venv, "uninstall", "--yes", project)
+    (tmp_path / "in.txt").write_text(f"{project}==1.0\n")
+    compiled = uv("pip", "compile", "in.txt", "--index-url", index, cwd=tmp_path)
+    assert compiled.returncode == 0, compiled.stderr
+    assert f"{project}==1.0" in compiled.stdout
+
+
 def test_pip_and_uv_install_from_a_page_served_from_storage(
     small_pages: tuple[Stack, Api], venv: Path, tmp_path: Path
 ) -> None:
@@ -304,15 +316,7 @@ def test_pip_and_uv_install_from_a_page_served_from_storage(
     assert page.status == 200 and page.headers["Content-Type"] == JSON["Accept"]
     # Cached by installers as the page would be: the next publish makes another one.
     assert page.headers["Cache-Control"] == "public, max-age=60"
-    index = f"{running.public}/simple/"
-    installed = pip(venv, "install", "--index-url", index, "bigpage==1.0")
-    assert installed.returncode == 0, installed.stderr
-    assert python_says(venv, "import bigpage; print(bigpage.VERSION)") == "1.0"
-    pip(venv, "uninstall", "--yes", "bigpage")
-    (tmp_path / "in.txt").write_text("bigpage==1.0\n")
-    compiled = uv("pip", "compile", "in.txt", "--index-url", index, cwd=tmp_path)
-    assert compiled.returncode == 0, compiled.stderr
-    assert "bigpage==1.0" in compiled.stdout
+    pip_and_uv_install(f"{running.public}/simple/", "bigpage", venv, tmp_path)
 
 
 def test_pip_and_uv_install_from_a_stage_page_served_from_storage(
@@ -327,11 +331,4 @@ def test_pip_and_uv_install_from_a_stage_page_served_from_storage(
     stage = session["links"]["stage"]
     answer = me.get(stage + "bigstage/", headers=JSON)
     assert answer.status == 302 and "X-Amz-Signature=" in answer.headers["Location"]
-    installed = pip(venv, "install", "--index-url", stage, "bigstage==1.0")
-    assert installed.returncode == 0, installed.stderr
-    assert python_says(venv, "import bigstage; print(bigstage.VERSION)") == "1.0"
-    pip(venv, "uninstall", "--yes", "bigstage")
-    (tmp_path / "in.txt").write_text("bigstage==1.0\n")
-    compiled = uv("pip", "compile", "in.txt", "--index-url", stage, cwd=tmp_path)
-    assert compiled.returncode == 0, compiled.stderr
-    assert "bigstage==1.0" in compiled.stdout
+    pip_and_uv_install(stage, "bigstage", venv, tmp_path)

@@ -10,7 +10,6 @@ from ..domain.ports import (
     Clock,
     FileChanged,
     JobQueue,
-    QueueUnavailable,
     SessionChanged,
     SessionStore,
 )
@@ -18,7 +17,7 @@ from ..domain.records import FileRecord, Principal, Verified
 from ..domain.states import FileEvent, FileStatus, SessionStatus
 from .access import Access
 from .admission import Admission
-from .jobs import VERIFY_FILE
+from .jobs import VERIFY_FILE, hand_over
 from .verification import Unverified, Verifier, signer_revoked
 from .views import FileView, changed
 
@@ -56,11 +55,8 @@ class Completion:
         self._require_signers_allowed(view, principal)
         if file.size > self._inline_max:
             processing = self._move(file, FileEvent.DEFER_COMPLETE)
-            try:
-                self._queue.send({"job": VERIFY_FILE, "session": file.session_id, "file": file.id})
-            except QueueUnavailable:
-                self._move(processing, FileEvent.QUEUE_FAILED)  # pending again: retry
-                raise
+            job = {"job": VERIFY_FILE, "session": file.session_id, "file": file.id}
+            hand_over(self._queue, job, lambda: self._move(processing, FileEvent.QUEUE_FAILED))
             return FileView(view.session, processing)
         try:
             verified = self._verifier.verify(view.session, file)

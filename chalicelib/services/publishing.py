@@ -16,14 +16,13 @@ from ..domain.ports import (
     JobQueue,
     ProjectTaken,
     PublishStore,
-    QueueUnavailable,
     SessionChanged,
     SessionStore,
 )
 from ..domain.records import FileRecord, Principal, SessionRecord
 from ..domain.states import FileStatus, SessionEvent
 from .admission import Admission
-from .jobs import PUBLISH
+from .jobs import PUBLISH, hand_over
 from .verification import metadata_key
 from .views import SessionView, live_files, session_state_conflict
 
@@ -169,8 +168,7 @@ class PublishService:
                 return self._defer(session, files)
             published = self._publisher.publish(session, files, SessionEvent.PUBLISH)
         except BaseException as exc:
-            if not isinstance(exc, QueueUnavailable):  # the deferral's undo left no lock
-                self._store.unlock_publish(session)
+            self._store.unlock_publish(session)  # none left after a deferral: a no-op
             if isinstance(exc, SessionChanged):
                 raise session_state_conflict(exc.current, "publish") from None
             if isinstance(exc, ProjectTaken):
@@ -184,10 +182,12 @@ class PublishService:
         processing = self._store.move_session(
             locked, SessionEvent.DEFER_PUBLISH, self._clock.now(), by_lock_holder=True
         )
-        try:
-            self._queue.send({"job": PUBLISH, "session": locked.id})
-        except QueueUnavailable:
-            # Open again (the lock went with the move): the client publishes again.
-            self._store.move_session(processing, SessionEvent.QUEUE_FAILED, self._clock.now())
-            raise
+        # Undone, the session is open again (the lock went with the move).
+        hand_over(
+            self._queue,
+            {"job": PUBLISH, "session": locked.id},
+            lambda: self._store.move_session(
+                processing, SessionEvent.QUEUE_FAILED, self._clock.now()
+            ),
+        )
         return SessionView(processing, live_files(processing, files))

@@ -107,8 +107,8 @@ class Verifier:
             if file.size <= IN_MEMORY_MAX:
                 found = self._inspect_whole(session, file)
             else:
-                if not assembled:
-                    self._check_stored(file, self._blobs.head(file.key) is not None)
+                if not assembled and self._blobs.head(file.key) is None:
+                    raise _not_stored(file)
                 found = self._inspect_streamed(session, file)
         except Refused as exc:
             raise Unverified([FieldError("file", str(exc))]) from None
@@ -122,18 +122,11 @@ class Verifier:
             uploaded_at=self._clock.now(),
         )
 
-    @staticmethod
-    def _check_stored(file: FileRecord, stored: bool) -> None:
-        if not stored and file.upload_id is not None:
-            raise upload_gone()  # neither the upload nor an object assembled from it
-        if not stored:
-            raise Unverified([FieldError("file", "no bytes were uploaded for this file")])
-
     def _inspect_whole(self, session: SessionRecord, file: FileRecord) -> Inspection:
         """One request; the SHA-256 is computed only if the store did not check it."""
         fetched = self._blobs.fetch(file.key, file.size)
-        self._check_stored(file, fetched is not None)
-        assert fetched is not None
+        if fetched is None:
+            raise _not_stored(file)
         if fetched.size != file.size:  # then nothing was read
             raise Unverified(
                 [FieldError("size", f"declared {file.size} bytes, stored {fetched.size}")]
@@ -214,6 +207,13 @@ class Verifier:
             self._blobs.abort_multipart(file.key, file.upload_id)
         self._blobs.delete(file.key)
         self._blobs.delete(metadata_key(file.key))
+
+
+def _not_stored(file: FileRecord) -> Unverified:
+    """Why there are no bytes to verify at the file's key."""
+    if file.upload_id is not None:
+        return upload_gone()  # neither the upload nor an object assembled from it
+    return Unverified([FieldError("file", "no bytes were uploaded for this file")])
 
 
 def _check_hashes(file: FileRecord, actual: dict[str, str], size: int) -> None:
