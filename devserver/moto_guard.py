@@ -63,7 +63,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import parse_qs
 
 from moto.core.responses import ActionResult, BaseResponse
@@ -767,12 +767,32 @@ _PARSER_FIELDS = (
 # interleaves a few transactions.
 _PARSES_KEPT = 256
 _ParseKey = tuple[str, str, str]
+K = TypeVar("K")
+V = TypeVar("V")
 _Parsed = tuple[Any, list[str], list[str]]
 
 
+class _Kept(Generic[K, V]):
+    """The last _PARSES_KEPT values by key, the oldest forgotten first (dicts keep
+    insertion order); shared by the threads moto's server runs requests in."""
+
+    def __init__(self) -> None:
+        self._values: dict[K, V] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            return self._values.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            if len(self._values) >= _PARSES_KEPT:
+                del self._values[next(iter(self._values))]
+            self._values[key] = value
+
+
 def _remembered(parse: Callable[..., Any]) -> Callable[..., Any]:
-    kept: dict[_ParseKey, _Parsed] = {}
-    lock = threading.Lock()
+    kept: _Kept[_ParseKey, _Parsed] = _Kept()
 
     @functools.wraps(parse)
     def remembered(self: ConditionExpressionParser) -> Any:
@@ -781,15 +801,12 @@ def _remembered(parse: Callable[..., Any]) -> Callable[..., Any]:
             json.dumps(self.expression_attribute_names, sort_keys=True),
             json.dumps(self.expression_attribute_values, sort_keys=True, default=repr),
         )
-        with lock:
-            found = kept.get(key)
+        found = kept.get(key)
         if found is None:
             tree = parse(self)  # an invalid expression raises: nothing is kept
-            found = (tree, list(self.expr_attr_names_found), list(self.expr_attr_values_found))
-            with lock:
-                if len(kept) >= _PARSES_KEPT:
-                    del kept[next(iter(kept))]  # the oldest (dicts keep insertion order)
-                kept[key] = found
+            kept.put(
+                key, (tree, list(self.expr_attr_names_found), list(self.expr_attr_values_found))
+            )
             return tree
         tree, names, values = found
         self.expr_attr_names_found.extend(names)
@@ -800,19 +817,14 @@ def _remembered(parse: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _remembered_updates(make: Callable[..., Any]) -> Callable[..., Any]:
-    kept: dict[str, Any] = {}
-    lock = threading.Lock()
+    kept: _Kept[str, Any] = _Kept()
 
     @functools.wraps(make)
     def remembered(cls: type, expression_str: str) -> Any:
-        with lock:
-            tree = kept.get(expression_str)
+        tree = kept.get(expression_str)
         if tree is None:
             tree = make(cls, expression_str)  # an invalid expression raises: nothing kept
-            with lock:
-                if len(kept) >= _PARSES_KEPT:
-                    del kept[next(iter(kept))]
-                kept[expression_str] = tree
+            kept.put(expression_str, tree)
         return tree
 
     return remembered
