@@ -66,16 +66,14 @@ ANY_CONTENT = ["*/*"]
 View = Callable[..., Response]
 
 
-def route(path: str, methods: list[str], *, lists_files: bool = False) -> Callable[[View], View]:
-    """Register a view whose refusals become RFC 9457 problems (http/problems.py).
-    `lists_files`: the view reads its session with its files (one query, which no batch
-    can join), so nothing is read ahead (the token alone is one read either way)."""
+def route(path: str, methods: list[str]) -> Callable[[View], View]:
+    """Register a view whose refusals become RFC 9457 problems (http/problems.py)."""
 
     def register(view: View) -> View:
         @functools.wraps(view)
         def handled(**params: str) -> Response:
             try:
-                with _reading_ahead(params, session=not lists_files):
+                with _reading_ahead(params):
                     return view(**params)
             except (WharfError, StoreBusy) as exc:
                 return problem_response(problem_for(exc, services().links))
@@ -86,12 +84,12 @@ def route(path: str, methods: list[str], *, lists_files: bool = False) -> Callab
     return register
 
 
-def _reading_ahead(params: dict[str, str], *, session: bool) -> AbstractContextManager[None]:
+def _reading_ahead(params: dict[str, str]) -> AbstractContextManager[None]:
     """The request's first reads in one round trip: its token, and the session and file
     its URL names (ids of another shape are never read: the service answers 404)."""
     request = app.current_request
     assert request is not None
-    session_id = params.get("session_id", "") if session else ""
+    session_id = params.get("session_id", "")
     file_id = params.get("file_id", "")
     return services().store.reading_ahead(
         token_id=token_id_in(request.headers.get("authorization")),
@@ -148,7 +146,7 @@ def create_session() -> Response:
     return _session(201, view, Location=services().links.session(view.session))
 
 
-@route("/upload/sessions/{session_id}", methods=["GET"], lists_files=True)
+@route("/upload/sessions/{session_id}", methods=["GET"])
 def session_status(session_id: str) -> Response:
     return _session(200, services().sessions.session_status(_principal(), session_id))
 
@@ -169,7 +167,7 @@ def publish_session(session_id: str) -> Response:
     return _session(status, view, Location=services().links.session(view.session))
 
 
-@route("/upload/sessions/{session_id}/extend", methods=["POST"], lists_files=True)
+@route("/upload/sessions/{session_id}/extend", methods=["POST"])
 def extend_session(session_id: str) -> Response:
     principal = _principal()
     body = read_upload_json(*_request(), Extend)

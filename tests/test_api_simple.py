@@ -486,10 +486,24 @@ def test_one_commit_that_cannot_be_exposed_does_not_hold_up_the_others(
     assert services.blobs.is_public(exposed.key)
 
 
-def test_a_successful_publish_leaves_nothing_to_the_sweep(
-    published: dict[str, Any], services: Services, clock: FixedClock
+def test_the_sweep_clears_a_successful_publish_without_tagging_or_invalidating_again(
+    published: dict[str, Any],
+    services: Services,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from chalicelib.adapters.cloudfront import NoEdgeCache
+
+    # The publish leaves its outbox entry (one write fewer in the request): the sweep
+    # sees the files public and only takes the entry away.
+    assert len(services.store.unexposed(clock.now() + 1)) == 1
+    assert isinstance(services.edge, NoEdgeCache)
+    invalidated = list(services.edge.invalidated)
+    monkeypatch.setattr(services.blobs, "mark_public", lambda keys: 1 / 0)
+    clock.advance(EXPOSE_GRACE_SECONDS + 1)
+    services.sweep.run()
     assert services.store.unexposed(clock.now() + 1) == []
+    assert services.edge.invalidated == invalidated
 
 
 def test_publishing_invalidates_the_index_pages_at_the_edge(

@@ -45,15 +45,16 @@ BUDGETS = {
     # and central directory kept as they pass), metadata PutObject
     "complete multipart": (3, 4),
     "file status": (2, 0),
-    "session status": (3, 0),  # the token and the session item; its files (a query); roles
+    "session status": (2, 0),  # the token and the session; its files with the standing
     "index page": (3, 0),  # the project, commit markers, files: whatever the file count
     # A session, a file, its verification and a publish, in one request.
-    "legacy upload": (11, 5),
+    "legacy upload": (12, 5),
 }
-# Publishing: a constant number of DynamoDB calls (the session, its lock, its files read
-# once locked, filename reservations and the commit in one transaction each, the outbox
-# entry taken away), and per file the file and its metadata tagged public.
-PUBLISH_BASE = 7
+# Publishing: a constant number of DynamoDB calls (the token and the session; its files,
+# listed on it, with the standing; the reservations and the commit in one transaction,
+# conditional on the session's revision as read), and per file the file and its
+# metadata tagged public. (The sweep takes the outbox entry away later.)
+PUBLISH_BASE = 3
 PUBLISH_S3_PER_FILE = 2
 
 

@@ -4,6 +4,7 @@ store on moto (the reference), so the fake the service tests use behaves as prod
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Protocol
 
 import pytest
@@ -284,12 +285,13 @@ def test_reads_ahead_answer_each_first_read_once(store: ContractStore) -> None:
     store.create_session(session, reserve_project=True)
     file = new_file(session)
     store.add_file(session, file, NOW, replaces=None)
+    before = store.get_session(session.id)
     with store.reading_ahead(token_id=None, session_id=session.id, file_id=file.id):
         first = store.get_session_and_file(session.id, file.id)
         store.move_file(file, FileEvent.COMPLETE, NOW)
         again = store.get_file(session.id, file.id)
         assert again is not None and again.status is FileStatus.COMPLETED
-    assert first == (store.get_session(session.id), file)
+    assert first == (before, file)
     # Written before its first read: the write is what a read answers.
     other = new_file(session)
     store.add_file(session, other, NOW, replaces=None)
@@ -449,6 +451,112 @@ def test_commits_wait_in_the_outbox_until_exposed(store: ContractStore) -> None:
     store.mark_exposed(first.id)
     store.mark_exposed(first.id)  # idempotent
     assert store.unexposed(NOW + 1) == [(second.id, "demo")]
+
+
+def test_a_session_lists_its_files_and_counts_their_changes(store: ContractStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    first, second = new_file(session), new_file(session)
+    store.add_file(session, first, NOW, replaces=None)
+    store.add_file(session, second, NOW, replaces=None)
+    store.move_file(first, FileEvent.CANCEL, NOW)
+    current = store.get_session(session.id)
+    assert current is not None
+    assert current.file_ids == frozenset({first.id, second.id}) and current.revision == 3
+    with store.files_read_along(current):
+        files = store.files_of(current)
+    assert files == store.get_session_and_files(session.id)[1]
+    assert {f.id: f.status for f in files} == {
+        first.id: FileStatus.CANCELED,
+        second.id: FileStatus.PENDING,
+    }
+
+
+def test_a_publish_at_once_reserves_and_commits_in_one_write(store: ContractStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    file = new_file(session)
+    store.add_file(session, file, NOW, replaces=None)
+    done = completed(store, file)
+    read = store.get_session(session.id)
+    assert read is not None
+    published_session = store.publish_at_once(read, [done], NOW)
+    assert published_session is not None
+    assert published_session.status is SessionStatus.PUBLISHED
+    assert [f.filename for f in store.published_files("demo")] == [file.filename]
+    project = store.get_project("demo")
+    assert project is not None and project.status is ProjectStatus.REGISTERED
+    assert project.revision == 1
+    assert store.get_standing("demo", "alice")[1] is Role.OWNER
+    assert store.live_session_id("demo", "1") is None
+    assert store.unexposed(NOW + 1) == [(session.id, "demo")]
+    # A release of the registered project counts one more revision.
+    later = new_session(version="2.0", first=False)
+    store.create_session(later, reserve_project=False)
+    assert store.publish_at_once(later, [], NOW) is not None
+    project = store.get_project("demo")
+    assert project is not None and project.revision == 2
+
+
+def test_a_publish_at_once_writes_nothing_when_anything_changed(store: ContractStore) -> None:
+    owner = new_session()
+    store.create_session(owner, reserve_project=True)
+    taken = new_file(owner, "demo-2.0.tar.gz")
+    published(store, owner, [])
+    session = new_session(version="2.0", first=False)
+    store.create_session(session, reserve_project=False)
+    file = new_file(session)
+    store.add_file(session, file, NOW, replaces=None)
+    read = store.get_session(session.id)
+    assert read is not None
+    # A file changed after the session was read: its files as read are not its files.
+    done = completed(store, file)
+    assert store.publish_at_once(read, [done], NOW) is None
+    read = store.get_session(session.id)
+    assert read is not None
+    # Locked by a publisher at work, or expired.
+    locked = store.lock_for_publish(read, NOW, NOW + 900)
+    assert store.publish_at_once(read, [done], NOW) is None
+    store.unlock_publish(locked)
+    assert store.publish_at_once(read, [done], read.expires_at) is None
+    # A name another live session holds (reserved while it publishes).
+    holder = new_session(version="2.0", first=False)  # not stored: it only reserves
+    assert store.reserve_filenames(holder, [taken], NOW) == {}
+    assert store.publish_at_once(read, [done, new_file(session, taken.filename)], NOW) is None
+    # Nothing was written by any of these.
+    assert store.published_file("demo", "2", done.filename) is None
+    assert store.get_session(session.id) == read
+    assert store.unexposed(NOW + 1) == [(owner.id, "demo")]
+    assert store.publish_at_once(read, [done], NOW) is not None
+
+
+def test_a_release_too_large_for_one_transaction_is_left_to_the_locked_protocol(
+    store: ContractStore,
+) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    files = [new_file(session) for _ in range(99)]  # one write of 100 items holds fewer
+    at_once = store.publish_at_once(session, files, NOW)
+    if isinstance(store, DynamoStore):
+        assert at_once is None and store.published_files("demo") == []
+        published(store, session, files)
+    assert len(store.published_files("demo")) == 99
+
+
+def test_a_publish_at_once_of_a_first_release_needs_its_reservation(
+    store: ContractStore,
+) -> None:
+    first, sibling = new_session(), new_session(version="2.0")
+    store.create_session(first, reserve_project=True)
+    store.create_session(sibling, reserve_project=True)
+    store.move_session(first, SessionEvent.CANCEL, NOW)
+    assert store.publish_at_once(first, [], NOW) is None  # canceled
+    assert store.publish_at_once(sibling, [], NOW) is not None
+    again = new_session(version="3.0")
+    store.create_session(again, reserve_project=False)
+    # Registered by its sibling meanwhile: only the locked protocol commits it as a
+    # release of the registered project.
+    assert store.publish_at_once(replace(again, first_release=True), [], NOW) is None
 
 
 def test_a_crashed_publishers_reservation_is_taken_over(store: ContractStore) -> None:

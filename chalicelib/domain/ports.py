@@ -306,6 +306,17 @@ class SessionStore(Protocol):
         """The session and all its files, canceled ones included, in one read."""
         ...
 
+    def files_of(self, session: SessionRecord) -> list[FileRecord]:
+        """The session's files, canceled ones included, as get_session_and_files reads
+        them (but after `session` was read: a change meanwhile counts in the session's
+        revision, so a write conditional on that revision sees it)."""
+        ...
+
+    def files_read_along(self, session: SessionRecord) -> AbstractContextManager[None]:
+        """For the request in progress: the next round trip in the block also reads what
+        files_of reads, which then answers from it (as filename_read_along)."""
+        ...
+
     def move_session(
         self,
         session: SessionRecord,
@@ -360,7 +371,8 @@ class SessionStore(Protocol):
     ) -> None:
         """Add a pending file to an editable session (SessionChanged otherwise); a
         filename is unique among the session's live files (FilenameInUse); `replaces`
-        is canceled in the same write (FileChanged if it moved meanwhile)."""
+        is canceled in the same write (FileChanged if it moved meanwhile). The session
+        lists the file and counts one more revision."""
         ...
 
     def move_file(
@@ -373,8 +385,9 @@ class SessionStore(Protocol):
         verified: Verified | None = None,
     ) -> FileRecord:
         """Apply a file transition while its session is editable (SessionChanged), from a
-        state the table allows (FileChanged). Canceling frees the filename. Answers the
-        file as given with the move applied (nothing is read back)."""
+        state the table allows (FileChanged). Canceling frees the filename. The session
+        counts one more revision. Answers the file as given with the move applied
+        (nothing is read back)."""
         ...
 
     def add_signer(self, file: FileRecord, token_id: str) -> None:
@@ -420,6 +433,18 @@ class PublishStore(Protocol):
         """The one write that publishes: session published, commit marker, release
         freed, outbox entry, and (registers) the reserved name registered with `owner`.
         SessionChanged, or ProjectTaken when the name is not as `registers` says."""
+        ...
+
+    def publish_at_once(
+        self, session: SessionRecord, files: Sequence[FileRecord], now: int
+    ) -> SessionRecord | None:
+        """Reserve and commit in one write, without the lock: what commit_publish does,
+        and the names reserved, on the condition that the session is still editable,
+        unlocked, unexpired and of the revision `session` carries (so `files`, read
+        after it, are still its files), that no other session holds a name, and that a
+        first release's name is still its reservation (registered with its creator as
+        owner). The session published, or None with nothing written when any of that
+        fails or the release does not fit one write: then the locked protocol."""
         ...
 
     def unexposed(self, committed_before: int) -> list[tuple[str, str]]:

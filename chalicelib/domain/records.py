@@ -42,6 +42,12 @@ class SessionRecord:
     # 3 is for PEP 694 sessions), so a CI matrix's parallel twine uploads of one release
     # each publish their file; their filename reservations keep files unique.
     legacy: bool = False
+    # Every file upload session created in it (canceled ones too), and how many changes
+    # its files have had: a publish reads the files by key in the round trip that reads
+    # the principal's standing, and commits on the condition that the count is still the
+    # one read (no lock, no query). None for a session stored before the store kept them.
+    file_ids: frozenset[str] | None = frozenset()
+    revision: int = 0
 
     def expired(self, now: int) -> bool:
         return not self.status.terminal and self.expires_at <= now

@@ -86,27 +86,32 @@ class Admission:
         return self.expire_if_due(session)
 
     def session(
-        self, principal: Principal, session_id: str, *, new_filename: str | None = None
+        self,
+        principal: Principal,
+        session_id: str,
+        *,
+        new_filename: str | None = None,
+        with_files: bool = False,
     ) -> SessionRecord:
-        """The session, if the principal may act on it. With `new_filename` (a file is
-        being created), what holds that name in the release is read along with the
-        principal's standing, in one round trip."""
+        """The session, if the principal may act on it. What the request reads next is
+        read along with the principal's standing, in one round trip: with `new_filename`
+        (a file is being created) what holds that name in the release, `with_files` the
+        session's files (SessionStore.files_of)."""
         known = is_random_id(session_id)  # anything else is not looked up: a 404
         session = self._store.get_session(session_id) if known else None
-        if session is None or new_filename is None:
+        if session is None or (new_filename is None and not with_files):
             return self.admit(principal, session)
-        with self._store.filename_read_along(session, new_filename):
+        with (
+            self._store.files_read_along(session)
+            if new_filename is None
+            else self._store.filename_read_along(session, new_filename)
+        ):
             return self.admit(principal, session)
 
     def session_with_files(self, principal: Principal, session_id: str) -> SessionView:
         """The session with its live files, for the responses that list them."""
-        session, files = (
-            self._store.get_session_and_files(session_id)
-            if is_random_id(session_id)
-            else (None, [])
-        )
-        admitted = self.admit(principal, session)
-        return SessionView(admitted, live_files(admitted, files))
+        session = self.session(principal, session_id, with_files=True)
+        return SessionView(session, live_files(session, self._store.files_of(session)))
 
     def file(self, principal: Principal, session_id: str, file_id: str) -> FileView:
         known = is_random_id(session_id) and is_random_id(file_id)

@@ -119,7 +119,7 @@ class Worker:
         live = live_files(session, files)
         if session.status is SessionStatus.PUBLISHED:
             # A redelivery after the commit.
-            self._publisher.expose(session.id, session.project, [f.key for f in live])
+            self._publisher.expose(session.project, [f.key for f in live])
             return
         if not SessionEvent.PROCESSING_SUCCEEDED.allowed_from(session.status):
             return

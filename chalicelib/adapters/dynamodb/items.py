@@ -66,6 +66,11 @@ def session_item(s: SessionRecord, ttl: int) -> Item:
         "legacy": s.legacy,
         "notices": s.notices,
         "ended_at": s.ended_at,
+        # Sessions stored before the table kept their file ids have no marker: their
+        # ids are unknown (None), not none.
+        "lists_files": s.file_ids is not None or None,
+        "file_ids": set(s.file_ids or ()) or None,  # DynamoDB has no empty sets
+        "revision": s.revision,
         LIVE_INDEX_PARTITION: None if s.status.terminal else "live",
         TTL_ATTRIBUTE: ttl,
     }
@@ -87,6 +92,8 @@ def session_record(item: Item) -> SessionRecord:
         notices=list(item.get("notices", [])),
         publish_lock_until=item.get("publish_lock_until"),
         ended_at=item.get("ended_at"),
+        file_ids=frozenset(item.get("file_ids") or ()) if item.get("lists_files") else None,
+        revision=int(item.get("revision", 0)),
     )
 
 

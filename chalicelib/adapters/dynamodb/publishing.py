@@ -6,6 +6,7 @@ outbox remembers commits whose files the edge may not serve yet."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ...domain.ports import ProjectTaken
 from ...domain.records import (
@@ -21,7 +22,14 @@ from . import keys
 from .access import role_puts
 from .items import encode, session_record
 from .sessions import free_release
-from .table import TRANSACTION_LIMIT, ConditionFailed, Table, Write, status_in
+from .table import (
+    TRANSACTION_LIMIT,
+    ConditionFailed,
+    Table,
+    Write,
+    editable_condition,
+    status_in,
+)
 
 
 class DynamoPublishing:
@@ -158,29 +166,72 @@ class DynamoPublishing:
         (PROCESSING_SUCCEEDED) is protected by the processing state itself."""
         if registers is None:
             registers = session.first_release
-        items = [
-            self._published_session(session, event, now),
-            {"Put": {"Item": encode(self._commit_marker(session, now))}},
-            *free_release(session),
-            # Taken away once the files are public: if the publisher dies between this
-            # commit and the tagging, the sweep finds the commit here and finishes it.
-            {"Put": {"Item": encode(self._outbox_entry(session, now))}},
-            *(self._registration(session, owner) if registers else []),
-        ]
-        if not registers:
-            items.append(self._release_of(session.project))
+        published = self._published_session(session, event, now, _held(session, event))
+        items = [published, *self._commit(session, now, owner=owner, registers=registers)]
         try:
             self._t.transact(items, session_id=session.id)
         except ConditionFailed:  # the name is not (or no longer) as `registers` says
             raise ProjectTaken(session.project) from None
         return session.after(event, now)
 
-    def _published_session(self, session: SessionRecord, event: SessionEvent, now: int) -> Write:
-        sources, target = session_move(event)
-        condition, values = status_in(sources)
-        if event is SessionEvent.PUBLISH:
-            condition += " AND publish_lock_until = :lock"
-            values[":lock"] = {"N": str(session.publish_lock_until or 0)}
+    def publish_at_once(
+        self, session: SessionRecord, files: Sequence[FileRecord], now: int
+    ) -> SessionRecord | None:
+        """Reserve the filenames and commit in one transaction, without a lock: on the
+        condition that the session is still editable, unlocked and unexpired, with the
+        files it had when it was read (its revision), that no other session holds any
+        of the names, and that a first release's name is still reserved by it. None
+        when one of these fails or the release is too large for one transaction (no
+        write is made): the locked protocol (reserve_filenames, then commit_publish)
+        then says which, and takes over names a crashed publisher left."""
+        if session.file_ids is None:
+            return None  # stored before its revision counted every change
+        registers = session.first_release
+        unchanged, values = editable_condition(now)
+        values[":revision"] = {"N": str(session.revision)}
+        as_read = (f"{unchanged} AND revision = :revision", values)
+        owner = session.created_by if registers else None
+        items = [
+            self._published_session(session, SessionEvent.PUBLISH, now, as_read),
+            *({"Put": self._reservation(session, f, now)} for f in files),
+            *self._commit(session, now, owner=owner, registers=registers),
+        ]
+        if len(items) > TRANSACTION_LIMIT:
+            return None
+        try:
+            self._t.transact(items)
+        except ConditionFailed:
+            return None
+        return session.after(SessionEvent.PUBLISH, now)
+
+    def _commit(
+        self, session: SessionRecord, now: int, *, owner: str | None, registers: bool
+    ) -> list[Write]:
+        """What goes with the session's move in the commit's transaction."""
+        items: list[Write] = [
+            {"Put": {"Item": encode(self._commit_marker(session, now))}},
+            *free_release(session),
+            # Taken away by the sweep once it saw the files public: if the publisher dies
+            # between this commit and the tagging, the sweep finds the commit here and
+            # finishes it.
+            {"Put": {"Item": encode(self._outbox_entry(session, now))}},
+        ]
+        if registers:
+            items += self._registration(session, owner)
+        else:
+            items.append(self._release_of(session.project))
+        return items
+
+    def _published_session(
+        self,
+        session: SessionRecord,
+        event: SessionEvent,
+        now: int,
+        held: tuple[str, dict[str, Any]],
+    ) -> Write:
+        """The session's move to published, on the condition `held` (which may use :now)."""
+        _, target = session_move(event)
+        condition, values = held
         return {
             "Update": {
                 "Key": keys.session_key(session.id),
@@ -273,3 +324,14 @@ class DynamoPublishing:
 
     def mark_exposed(self, session_id: str) -> None:
         self._t.delete(Key=keys.outbox_key(session_id))
+
+
+def _held(session: SessionRecord, event: SessionEvent) -> tuple[str, dict[str, Any]]:
+    """The commit's condition in the locked protocol: the session is in the event's
+    sources and, for a publish within the request, still under the publisher's lock."""
+    sources, _ = session_move(event)
+    condition, values = status_in(sources)
+    if event is SessionEvent.PUBLISH:
+        condition += " AND publish_lock_until = :lock"
+        values[":lock"] = {"N": str(session.publish_lock_until or 0)}
+    return condition, values

@@ -166,6 +166,20 @@ class DynamoSessions:
                 files.append(file_record(item))
         return session, files
 
+    def files_of(self, session: SessionRecord) -> list[FileRecord]:
+        """The session's file upload sessions, canceled ones included, as
+        get_session_and_files: read by key when the session lists them (answered from
+        what files_read_along read with the request's previous round trip)."""
+        if session.file_ids is None:
+            return self.get_session_and_files(session.id)[1]
+        found = self._t.get_many(*_file_keys(session.id, session.file_ids))
+        return [file_record(item) for item in found if item is not None]
+
+    def files_read_along(self, session: SessionRecord) -> contextlib.AbstractContextManager[None]:
+        if not session.file_ids:
+            return contextlib.nullcontext()
+        return self._t.reading_along(_file_keys(session.id, session.file_ids))
+
     def move_session(
         self,
         session: SessionRecord,
@@ -324,7 +338,7 @@ class DynamoSessions:
         the same name) is canceled in the same transaction."""
         ttl = self._t.data_ttl(session)
         items: list[Write] = [
-            self._session_check(session.id, now),
+            self._session_touch(session.id, now, new_file=file.id),
             {
                 "Put": {
                     "Item": encode(file_item(file, ttl)),
@@ -368,12 +382,19 @@ class DynamoSessions:
             slot["ExpressionAttributeValues"] = {":old": {"S": replaces.id}}
         return slot
 
-    def _session_check(self, session_id: str, now: int) -> Write:
-        """The session accepts changes to its files: editable, unlocked, unexpired."""
+    def _session_touch(self, session_id: str, now: int, *, new_file: str | None = None) -> Write:
+        """The session accepts changes to its files (editable, unlocked, unexpired), and
+        counts this one (SessionRecord.revision), adding a new file's id to its list."""
         condition, values = editable_condition(now)
+        values[":one"] = {"N": "1"}
+        update = "ADD revision :one"
+        if new_file is not None:
+            update += ", file_ids :file"
+            values[":file"] = {"SS": [new_file]}
         return {
-            "ConditionCheck": {
+            "Update": {
                 "Key": keys.session_key(session_id),
+                "UpdateExpression": update,
                 "ConditionExpression": condition,
                 "ExpressionAttributeValues": values,
                 "ExpressionAttributeNames": {"#status": "status"},
@@ -427,7 +448,7 @@ class DynamoSessions:
         """Apply a file transition while its session is editable. Canceling also frees the
         filename slot."""
         items: list[Write] = [
-            self._session_check(file.session_id, now),
+            self._session_touch(file.session_id, now),
             self._file_update(file, event, notices, verified=verified),
         ]
         if event is FileEvent.CANCEL:
@@ -521,3 +542,7 @@ def _filename_holders(session: SessionRecord, filename: str) -> list[keys.Key]:
         keys.slot_key(session.id, filename),
         keys.published_key(session.project, session.version_key, filename),
     ]
+
+
+def _file_keys(session_id: str, file_ids: frozenset[str]) -> list[keys.Key]:
+    return [keys.file_key(session_id, file_id) for file_id in sorted(file_ids)]

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 # Rounds of a BatchGetItem whose keys DynamoDB left unprocessed (throttling) before giving up.
 BATCH_ATTEMPTS = 5
 TRANSACTION_LIMIT = 100
+BATCH_GET_LIMIT = 100  # keys in one BatchGetItem
 Write = dict[str, Any]
 Ident = tuple[str, str]
 # Items read ahead for the request in progress (Table.reading_ahead): a context variable,
@@ -237,6 +238,12 @@ class Table:
         return [found.get(_ident(k)) for k in wanted]
 
     def _batch_get(self, unique: list[keys.Key]) -> dict[Ident, Item | None]:
+        found: dict[Ident, Item | None] = {}
+        for start in range(0, len(unique), BATCH_GET_LIMIT):
+            found.update(self._batch_get_one(unique[start : start + BATCH_GET_LIMIT]))
+        return found
+
+    def _batch_get_one(self, unique: list[keys.Key]) -> dict[Ident, Item | None]:
         found: dict[Ident, Item | None] = {}
         request: dict[str, Any] = {self.name: {"Keys": unique, "ConsistentRead": True}}
         for attempt in range(1, BATCH_ATTEMPTS + 1):

@@ -259,6 +259,12 @@ class MemoryStore:
                 [_file_copy(f) for _, f in files],
             )
 
+    def files_of(self, session: SessionRecord) -> list[FileRecord]:
+        return self.get_session_and_files(session.id)[1]
+
+    def files_read_along(self, session: SessionRecord) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # reads cost nothing here
+
     def move_session(
         self,
         session: SessionRecord,
@@ -382,7 +388,7 @@ class MemoryStore:
     ) -> None:
         slot = (session.id, filename_key(file.filename))
         with self._lock:
-            self._editable_session(session.id, now)
+            current = self._editable_session(session.id, now)
             holder = self._slots.get(slot)
             # The filename is free, or held by the file this one replaces.
             if holder is not None and (replaces is None or holder != replaces.id):
@@ -392,10 +398,20 @@ class MemoryStore:
                 raise AlreadyExists(file.id)
             self._files.setdefault(session.id, {})[file.id] = _file_copy(file)
             self._slots[slot] = file.id
+            self._touch(current, new_file=file.id)
             if replaced is not None:
                 self._files[replaced.session_id][replaced.id] = replace(
                     replaced, status=FileStatus.CANCELED
                 )
+
+    def _touch(self, session: SessionRecord, *, new_file: str | None = None) -> None:
+        """Count a change of the session's files (and list a new one)."""
+        listed = session.file_ids
+        if listed is not None and new_file is not None:
+            listed = listed | {new_file}
+        self._sessions[session.id] = replace(
+            session, file_ids=listed, revision=session.revision + 1
+        )
 
     def _replaceable(self, file: FileRecord) -> FileRecord:
         """The stored file, if it may be canceled by a replacement (FileChanged if not)."""
@@ -416,10 +432,11 @@ class MemoryStore:
     ) -> FileRecord:
         sources, _ = file_move(event)
         with self._lock:
-            self._editable_session(file.session_id, now)
+            session = self._editable_session(file.session_id, now)
             current = self._stored_file(file.session_id, file.id)
             if current is None or current.status not in sources:
                 raise _file_changed(current)
+            self._touch(session)
             if event is FileEvent.CANCEL:  # the filename is free again
                 slot = (file.session_id, filename_key(current.filename))
                 if self._slots.get(slot) == file.id:
@@ -469,30 +486,39 @@ class MemoryStore:
         conflicts: dict[str, str] = {}
         with self._lock:
             for file in files:
-                key = (session.project, session.version_key, filename_key(file.filename))
-                held = self._names.get(key)
-                if (
-                    held is not None
-                    and held.session_id != session.id
-                    and not self._stale(session.project, held.session_id, now)
+                holder = self._holder(session, file)
+                if holder not in (None, session.id) and not self._stale(
+                    session.project, holder, now
                 ):
-                    conflicts[file.filename] = held.session_id
+                    conflicts[file.filename] = holder
                     continue
-                self._names[key] = PublishedFile(
-                    project=session.project,
-                    version=session.version,
-                    filename=file.filename,
-                    session_id=session.id,
-                    file_id=file.id,
-                    key=file.key,
-                    size=file.size,
-                    hashes=dict(file.hashes),
-                    published_at=now,
-                    metadata_sha256=file.metadata_sha256,
-                    requires_python=file.requires_python,
-                    uploaded_at=file.uploaded_at,
-                )
+                self._reserve(session, file, now)
         return conflicts
+
+    @staticmethod
+    def _name_key(session: SessionRecord, file: FileRecord) -> NameKey:
+        return (session.project, session.version_key, filename_key(file.filename))
+
+    def _holder(self, session: SessionRecord, file: FileRecord) -> str | None:
+        """The session holding the file's name in the release, reserved or published."""
+        held = self._names.get(self._name_key(session, file))
+        return None if held is None else held.session_id
+
+    def _reserve(self, session: SessionRecord, file: FileRecord, now: int) -> None:
+        self._names[self._name_key(session, file)] = PublishedFile(
+            project=session.project,
+            version=session.version,
+            filename=file.filename,
+            session_id=session.id,
+            file_id=file.id,
+            key=file.key,
+            size=file.size,
+            hashes=dict(file.hashes),
+            published_at=now,
+            metadata_sha256=file.metadata_sha256,
+            requires_python=file.requires_python,
+            uploaded_at=file.uploaded_at,
+        )
 
     def _stale(self, project: str, holder: str, now: int) -> bool:
         """A reservation left by a publisher that never committed and will not: its
@@ -507,10 +533,8 @@ class MemoryStore:
             if (session.project, session.id) in self._commits:
                 return  # committed after all (the answer was lost): these are published
             for file in files:
-                key = (session.project, session.version_key, filename_key(file.filename))
-                held = self._names.get(key)
-                if held is not None and held.session_id == session.id:  # not taken over
-                    del self._names[key]
+                if self._holder(session, file) == session.id:  # not taken over
+                    del self._names[self._name_key(session, file)]
 
     def commit_publish(
         self,
@@ -537,17 +561,54 @@ class MemoryStore:
                 raise _session_changed(current)
             if not self._may_commit_to(session, registers):
                 raise ProjectTaken(session.project)
-            self._sessions[session.id] = current.after(event, now)
-            self._commits.add((session.project, session.id))
-            self._free_release(current)
-            # Taken away by mark_exposed once the files are public at the edge.
-            self._outbox[session.id] = (session.project, now)
-            if registers:
-                self._register(session.project, owner)
-            project = self._projects[session.project]
-            self._projects[session.project] = replace(project, revision=project.revision + 1)
-            # As DynamoDB answers (the port): the caller's record moved, nothing read back.
-            return _session_copy(session.after(event, now))
+            return self._commit(current, session, event, now, owner, registers=registers)
+
+    def _commit(
+        self,
+        current: SessionRecord,
+        session: SessionRecord,
+        event: SessionEvent,
+        now: int,
+        owner: str | None,
+        *,
+        registers: bool,
+    ) -> SessionRecord:
+        """The commit's writes, once its conditions held (`current` as stored)."""
+        self._sessions[session.id] = current.after(event, now)
+        self._commits.add((session.project, session.id))
+        self._free_release(current)
+        # Taken away by mark_exposed once the files are public at the edge.
+        self._outbox[session.id] = (session.project, now)
+        if registers:
+            self._register(session.project, owner)
+        project = self._projects[session.project]
+        self._projects[session.project] = replace(project, revision=project.revision + 1)
+        # As DynamoDB answers (the port): the caller's record moved, nothing read back.
+        return _session_copy(session.after(event, now))
+
+    def publish_at_once(
+        self, session: SessionRecord, files: Sequence[FileRecord], now: int
+    ) -> SessionRecord | None:
+        # One write of any size here (DynamoDB's holds 100 items).
+        if session.file_ids is None:
+            return None
+        with self._lock:  # the checks and the writes one step, as DynamoDB's transaction
+            current = self._sessions.get(session.id)
+            if (
+                current is None
+                or not _editable(current, now)
+                or current.revision != session.revision
+                or not self._may_commit_to(session, session.first_release)
+                or any(self._holder(session, f) not in (None, session.id) for f in files)
+            ):
+                return None
+            for file in files:
+                self._reserve(session, file, now)
+            registers = session.first_release
+            owner = session.created_by if registers else None
+            return self._commit(
+                current, session, SessionEvent.PUBLISH, now, owner, registers=registers
+            )
 
     def _may_commit_to(self, session: SessionRecord, registers: bool) -> bool:
         """Registering: the name is still reserved with this session among its holders.
