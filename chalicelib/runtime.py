@@ -104,7 +104,7 @@ def build(
         worker=Worker(store, verifier, publisher, clock, access),
         index=index,
         edge=edge,
-        legacy=LegacyService(sessions, files, completion, publishing),
+        legacy=LegacyService(sessions, files, completion, publishing, publisher, verifier),
         sweep=Sweep(store, admission, publisher, index, clock),
         # The most requested project pages, rendered: 64 MB at most of the API's 512 MB.
         pages=ProjectPages(

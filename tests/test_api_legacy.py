@@ -91,6 +91,45 @@ def test_bad_legacy_uploads_leave_nothing_behind(
     assert api.as_(token).create_session("demo", "1.0").status == 201
 
 
+def stored(services: Services) -> list[str]:
+    """The keys of everything stored for project demo's files."""
+    return [listed.key for listed in services.blobs.listed("files/demo/")]
+
+
+def test_a_refused_archive_leaves_no_bytes_behind(api: Api, token: str, services: Services) -> None:
+    data = b"not a zip archive"
+    fields = {":action": "file_upload", "name": "demo", "version": "1.0"}
+    body, content_type = form(fields, WHEEL, data)
+    reply = api.post(
+        "/legacy/", raw=body, content_type=content_type, headers={"Authorization": basic(token)}
+    )
+    assert reply.status == 400, reply.body
+    assert stored(services) == []
+    assert services.store.published_files("demo") == []
+
+
+def test_an_upload_refused_after_its_bytes_were_stored_leaves_them_not(
+    api: Api, token: str, services: Services
+) -> None:
+    assert legacy(api, token) == 200
+    kept = stored(services)
+    assert len(kept) == 2  # the file and its metadata
+    # The same file again: refused by the publish's write, after the bytes were stored.
+    assert legacy(api, token) == 409
+    assert stored(services) == kept
+
+
+def test_a_legacy_upload_registers_a_name_its_uploader_has_reserved(api: Api, token: str) -> None:
+    """An Upload 2.0 first release of another version in progress holds the name for
+    alice: her legacy upload registers it, and that session then publishes a release."""
+    alice = api.as_(token)
+    session = alice.create_session("demo", "2.0").json()
+    alice.add_file(session, wheel_name("demo", "2.0"))
+    assert legacy(api, token) == 200
+    assert legacy(api, api.new_user("bob"), "demo-1.0.tar.gz") == 403
+    assert alice.publish(session).status == 201
+
+
 def test_an_open_upload_2_session_for_the_release_is_a_conflict(api: Api, token: str) -> None:
     api.as_(token).create_session("demo", "1.0")
     assert legacy(api, token) == 409

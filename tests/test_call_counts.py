@@ -47,8 +47,9 @@ BUDGETS = {
     "file status": (2, 0),
     "session status": (2, 0),  # the token and the session; its files with the standing
     "index page": (3, 0),  # the project, commit markers, files: whatever the file count
-    # A session, a file, its verification and a publish, in one request.
-    "legacy upload": (12, 5),
+    # The token; the standing; the session, its file and the publish in one transaction.
+    # The file and its metadata stored (verified from the bytes in hand), then tagged.
+    "legacy upload": (3, 4),
 }
 # Publishing: a constant number of DynamoDB calls (the token and the session; its files,
 # listed on it, with the standing; the reservations and the commit in one transaction,

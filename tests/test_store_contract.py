@@ -559,6 +559,60 @@ def test_a_publish_at_once_of_a_first_release_needs_its_reservation(
     assert store.publish_at_once(replace(again, first_release=True), [], NOW) is None
 
 
+def legacy_upload(
+    session: SessionRecord, filename: str | None = None
+) -> tuple[SessionRecord, FileRecord]:
+    """A legacy upload's session and its file, completed, as publish_whole takes them."""
+    legacy = replace(session, legacy=True)
+    file = replace(new_file(legacy, filename), status=FileStatus.COMPLETED)
+    return legacy, file
+
+
+def test_a_legacy_upload_is_stored_published_in_one_write(store: ContractStore) -> None:
+    session, file = legacy_upload(new_session())
+    assert store.publish_whole(session, file, NOW)
+    stored, files = store.get_session_and_files(session.id)
+    assert stored is not None and stored.status is SessionStatus.PUBLISHED
+    assert stored.legacy and stored.ended_at == NOW and stored.file_ids == frozenset({file.id})
+    assert files == [file]
+    assert [f.filename for f in store.published_files("demo")] == [file.filename]
+    project = store.get_project("demo")
+    assert project is not None and project.status is ProjectStatus.REGISTERED
+    assert project.revision == 1
+    assert store.get_standing("demo", "alice")[1] is Role.OWNER
+    assert store.project_names() == ["demo"]
+    assert store.unexposed(NOW + 1) == [(session.id, "demo")]
+    # A release of the registered project, by anyone the service let through.
+    again, other = legacy_upload(new_session(version="2.0", first=False, by="bob"))
+    assert store.publish_whole(again, other, NOW)
+    project = store.get_project("demo")
+    assert project is not None and project.revision == 2
+    assert store.get_standing("demo", "bob")[1] is None
+
+
+def test_a_legacy_upload_writes_nothing_unless_all_holds(store: ContractStore) -> None:
+    open_session = new_session()
+    store.create_session(open_session, reserve_project=True)  # alice reserves "demo"
+    # Its release has a live Upload 2.0 session.
+    assert not store.publish_whole(*legacy_upload(new_session()), NOW)
+    # Another user's reservation; and a release of a project that is not registered.
+    assert not store.publish_whole(*legacy_upload(new_session("demo", "2.0", by="bob")), NOW)
+    assert not store.publish_whole(*legacy_upload(new_session("demo", "2.0", first=False)), NOW)
+    # The creator's own reservation, for another version: registered by the upload.
+    assert store.publish_whole(*legacy_upload(new_session("demo", "2.0")), NOW)
+    # The same name again in that release.
+    session, file = legacy_upload(new_session("demo", "2.0", first=False))
+    (first,) = store.published_files("demo")
+    assert not store.publish_whole(session, replace(file, filename=first.filename), NOW)
+    assert store.get_session(session.id) is None
+    assert store.published_files("demo") == [first]
+    # The open session of the reservation publishes as a release of the project now.
+    locked = store.lock_for_publish(open_session, NOW, NOW + 900)
+    with pytest.raises(ProjectTaken):
+        store.commit_publish(locked, NOW, owner="alice", registers=True)
+    store.commit_publish(locked, NOW, owner=None, registers=False)
+
+
 def test_a_crashed_publishers_reservation_is_taken_over(store: ContractStore) -> None:
     project = new_session()
     store.create_session(project, reserve_project=True)

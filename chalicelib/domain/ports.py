@@ -447,6 +447,15 @@ class PublishStore(Protocol):
         fails or the release does not fit one write: then the locked protocol."""
         ...
 
+    def publish_whole(self, session: SessionRecord, file: FileRecord, now: int) -> bool:
+        """A legacy upload in one write: `session` (new, open, of no files) stored
+        published with its one `file` (new, completed), the name reserved and the commit
+        made; on the condition that no Upload 2.0 session of the release is live, no
+        session holds the name, and the project is as `session.first_release` says:
+        registered, or a free name or its creator's own reservation (which it registers,
+        the creator its owner). False, with nothing written, when any of that fails."""
+        ...
+
     def unexposed(self, committed_before: int) -> list[tuple[str, str]]:
         """(session id, project) of commits before that time not yet mark_exposed."""
         ...

@@ -31,7 +31,7 @@ from ..domain.records import FileRecord, Principal, SessionRecord
 from ..domain.states import REPLACEABLE_FILE_STATES, UPLOADING_FILE_STATES, FileEvent, FileStatus
 from ..domain.tokens import random_id
 from .admission import Admission
-from .verification import Verifier
+from .verification import Unverified, Verifier
 from .views import FileView, SignedPart, changed, session_state_conflict
 
 FILES_PREFIX = "files/"
@@ -113,11 +113,7 @@ class FileService:
         creates it in the same request)."""
         if not session.status.editable:
             raise session_state_conflict(session, "add a file")
-        self._require_mechanism_offered(mechanism)
-        clean_hashes, errors = _request_errors(session, filename, size, hashes)
-        if errors:
-            raise Invalid("The file upload session request is not valid.", errors)
-        self._require_size_accepted(size, mechanism)
+        clean_hashes = self._checked_request(session, filename, size, hashes, mechanism)
         replaces = self._replaceable(session, filename)
         plan = PartPlan.for_size(size) if mechanism == self.multipart else None
         # A whole file's one part is the file: with its SHA-256 declared, its URL is
@@ -129,6 +125,44 @@ class FileService:
         if presign is not None:
             return FileView(session, file, (self.sign(file, 1, presign),))
         return FileView(session, file)
+
+    def held_file(
+        self, session: SessionRecord, filename: str, data: bytes, computed: dict[str, str]
+    ) -> FileRecord:
+        """A legacy upload's file, whole in the request, with the digests `computed`
+        from its bytes: checked as create_file checks it, its bytes stored and verified
+        as completing it would (nothing read back), and answered completed but not
+        recorded (PublishStore.publish_whole records it with its session). A failure
+        leaves nothing stored."""
+        size = len(data)
+        hashes = self._checked_request(session, filename, size, computed, HTTP_POST_BYTES)
+        file = self._new_file(session, filename, size, hashes, HTTP_POST_BYTES, None, None)
+        self._blobs.put_new(file.key, data)
+        try:
+            verified = self._verifier.verify_bytes(session, file, data, computed)
+        except BaseException as exc:
+            self._verifier.discard(file)
+            if isinstance(exc, Unverified):
+                raise Invalid("The uploaded file was not accepted.", exc.problems) from None
+            raise
+        return file.after(FileEvent.COMPLETE, None, verified)
+
+    def _checked_request(
+        self,
+        session: SessionRecord,
+        filename: str,
+        size: int,
+        hashes: Mapping[str, str],
+        mechanism: str,
+    ) -> dict[str, str]:
+        """The request's hashes, normalized, once its fields are valid and its mechanism
+        and size accepted."""
+        self._require_mechanism_offered(mechanism)
+        clean_hashes, errors = _request_errors(session, filename, size, hashes)
+        if errors:
+            raise Invalid("The file upload session request is not valid.", errors)
+        self._require_size_accepted(size, mechanism)
+        return clean_hashes
 
     def _require_mechanism_offered(self, mechanism: str) -> None:
         if mechanism not in self.mechanisms:

@@ -2,8 +2,10 @@
 uploads one file and publishes it at once, under the same rules as Upload 2.0 (PEP 694
 "Atomic Publication and Conflicts" binds both paths to one filename namespace).
 
-It is a publishing session of one file, created, completed and published within the
-request; any failure cancels that session, so nothing is left behind."""
+It is a publishing session of one file, published within the request: usually stored
+already published with its file, in one write (the bytes in hand are verified first);
+otherwise created, completed and published step by step, any failure canceling it. Either
+way nothing is left behind."""
 
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from ..domain.records import Principal
 from ..domain.states import FileStatus
 from .completion import Completion
 from .files import FileService
-from .publishing import PublishService
+from .publishing import Publisher, PublishService
 from .sessions import SessionService
+from .verification import Verifier
 
 FILE_UPLOAD = "file_upload"
 
@@ -43,11 +46,15 @@ class LegacyService:
         files: FileService,
         completion: Completion,
         publishing: PublishService,
+        publisher: Publisher,
+        verifier: Verifier,
     ) -> None:
         self._sessions = sessions
         self._files = files
         self._completion = completion
         self._publishing = publishing
+        self._publisher = publisher
+        self._verifier = verifier
 
     def upload(self, principal: Principal, form: LegacyUpload) -> None:
         if form.action != FILE_UPLOAD:
@@ -64,6 +71,35 @@ class LegacyService:
                 raise Invalid(
                     f"{field} does not match the uploaded file.", [FieldError(field, "mismatch")]
                 )
+        if not self._upload_at_once(principal, form, hashes):
+            self._upload_in_steps(principal, form, hashes)
+
+    def _upload_at_once(
+        self, principal: Principal, form: LegacyUpload, hashes: dict[str, str]
+    ) -> bool:
+        """The common case: the file stored and verified from the bytes in hand, then
+        its session and the publish in one write (the token, the standing, that write:
+        three DynamoDB round trips). False, leaving nothing behind, when the standing
+        or that write's conditions say otherwise (a live Upload 2.0 session of the
+        release, the name taken, a reservation): then the steps say why."""
+        session = self._sessions.legacy_draft(principal, form.name, form.version)
+        if session is None:
+            return False
+        file = self._files.held_file(session, form.filename, form.content, hashes)
+        try:
+            published = self._publisher.publish_whole(session, file)
+        except BaseException:
+            self._verifier.discard(file)
+            raise
+        if not published:
+            self._verifier.discard(file)
+        return published
+
+    def _upload_in_steps(
+        self, principal: Principal, form: LegacyUpload, hashes: dict[str, str]
+    ) -> None:
+        """A session created, a file created, uploaded and completed, and a publish,
+        each step as its own request would take it: what refuses the upload says why."""
         session = self._sessions.create_session(
             principal, form.name, form.version, legacy=True
         ).session

@@ -140,6 +140,15 @@ class Publisher:
             self._expose_committed(published, files)
         return published
 
+    def publish_whole(self, session: SessionRecord, file: FileRecord) -> bool:
+        """A legacy upload's session and its one file, stored published in one write
+        (PublishStore.publish_whole); False, with nothing written, when the store's
+        conditions fail."""
+        if not self._store.publish_whole(session, file, self._clock.now()):
+            return False
+        self._expose_committed(session, [file])
+        return True
+
     def _expose_committed(self, published: SessionRecord, files: list[FileRecord]) -> None:
         # After the commit: staged bytes never become public for a publish that fails.
         try:

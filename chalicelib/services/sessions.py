@@ -82,6 +82,20 @@ class SessionService:
             return SessionView(session, [])
         raise Conflict("The release changed while the session was being created; retry.")
 
+    def legacy_draft(self, principal: Principal, name: str, version: str) -> SessionRecord | None:
+        """A legacy upload's session, not stored (PublishStore.publish_whole stores it
+        published), when the principal's standing lets it publish at once: allowed, and
+        the name registered, free, or reserved by the principal. None otherwise: then
+        create_session says what stands in the way."""
+        project, release = _parse_release(name, version)
+        record, allowed = self._access.standing(principal, project)
+        if not allowed:
+            return None
+        first_release = record is None or record.status is ProjectStatus.RESERVED
+        if record is not None and first_release and record.reserved_for != principal.username:
+            return None
+        return self._new_session(principal, project, release, first_release, legacy=True)
+
     def _new_session(
         self,
         principal: Principal,

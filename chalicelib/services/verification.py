@@ -112,6 +112,20 @@ class Verifier:
                 found = self._inspect_streamed(session, file)
         except Refused as exc:
             raise Unverified([FieldError("file", str(exc))]) from None
+        return self._verified(file, found)
+
+    def verify_bytes(
+        self, session: SessionRecord, file: FileRecord, data: bytes, computed: dict[str, str]
+    ) -> Verified:
+        """verify, for bytes this request holds and has stored (a legacy upload's):
+        nothing is read back, and the digests `computed` from them are not computed again."""
+        try:
+            found = self._inspect_held(session, file, data, computed)
+        except Refused as exc:
+            raise Unverified([FieldError("file", str(exc))]) from None
+        return self._verified(file, found)
+
+    def _verified(self, file: FileRecord, found: Inspection) -> Verified:
         # Stored even when not advertised: publishing makes it public with the file.
         self._blobs.put_new(metadata_key(file.key), found.metadata)
         return Verified(
@@ -132,11 +146,18 @@ class Verifier:
                 [FieldError("size", f"declared {file.size} bytes, stored {fetched.size}")]
             )
         checked = {"sha256": fetched.sha256} if fetched.sha256 else {}
+        return self._inspect_held(session, file, fetched.data, checked)
+
+    @staticmethod
+    def _inspect_held(
+        session: SessionRecord, file: FileRecord, data: bytes, checked: dict[str, str]
+    ) -> Inspection:
+        """Hash (what `checked` does not vouch for) and inspect bytes held in memory."""
         hasher = MultiHasher(name for name in file.hashes if name not in checked)
-        hasher.update(fetched.data)
-        _check_hashes(file, {**hasher.hexdigests(), **checked}, len(fetched.data))
+        hasher.update(data)
+        _check_hashes(file, {**hasher.hexdigests(), **checked}, len(data))
         return inspect_distribution(
-            file.filename, io.BytesIO(fetched.data), session.project, session.version_key
+            file.filename, io.BytesIO(data), session.project, session.version_key
         )
 
     def _inspect_streamed(self, session: SessionRecord, file: FileRecord) -> Inspection:

@@ -6,6 +6,7 @@ outbox remembers commits whose files the edge may not serve yet."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ...domain.ports import ProjectTaken
@@ -20,8 +21,8 @@ from ...domain.states import SessionEvent, session_move
 from ..schema import LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
 from . import keys
 from .access import role_puts
-from .items import encode, session_record
-from .sessions import free_release
+from .items import encode, file_item, session_item, session_record
+from .sessions import FREE_OR_RESERVED_BY_USER, free_release
 from .table import (
     TRANSACTION_LIMIT,
     ConditionFailed,
@@ -204,8 +205,53 @@ class DynamoPublishing:
             return None
         return session.after(SessionEvent.PUBLISH, now)
 
+    def publish_whole(self, session: SessionRecord, file: FileRecord, now: int) -> bool:
+        """A legacy upload in one write: its session (published), its one file
+        (completed), the filename in the release, the commit and its outbox entry. On
+        the condition that no Upload 2.0 session of the release is live, no session holds
+        the name, and the project is as `session.first_release` says: registered, or a
+        free name or its creator's own reservation, which it registers (the creator its
+        owner). False, with nothing written, when any of that fails."""
+        listed = replace(session, file_ids=frozenset({file.id}), revision=1)
+        published = listed.after(SessionEvent.PUBLISH, now)
+        registers = session.first_release
+        items: list[Write] = [
+            {
+                "Put": {
+                    "Item": encode(session_item(published, now + self._t.retention)),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {"Put": {"Item": encode(file_item(file, self._t.data_ttl(session)))}},
+            {
+                "ConditionCheck": {
+                    "Key": keys.live_key(session.project, session.version_key),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {"Put": self._reservation(session, file, now)},
+            *self._commit(
+                session,
+                now,
+                owner=session.created_by if registers else None,
+                registers=registers,
+                claimed=False,
+            ),
+        ]
+        try:
+            self._t.transact(items)
+        except ConditionFailed:
+            return False
+        return True
+
     def _commit(
-        self, session: SessionRecord, now: int, *, owner: str | None, registers: bool
+        self,
+        session: SessionRecord,
+        now: int,
+        *,
+        owner: str | None,
+        registers: bool,
+        claimed: bool = True,
     ) -> list[Write]:
         """What goes with the session's move in the commit's transaction."""
         items: list[Write] = [
@@ -217,7 +263,7 @@ class DynamoPublishing:
             {"Put": {"Item": encode(self._outbox_entry(session, now))}},
         ]
         if registers:
-            items += self._registration(session, owner)
+            items += self._registration(session, owner, claimed=claimed)
         else:
             items.append(self._release_of(session.project))
         return items
@@ -287,24 +333,35 @@ class DynamoPublishing:
         }
 
     @staticmethod
-    def _registration(session: SessionRecord, owner: str | None) -> list[Write]:
-        """A first release's reserved name becomes registered, listed on the simple API's
-        root, and owned by its creator."""
+    def _registration(session: SessionRecord, owner: str | None, *, claimed: bool) -> list[Write]:
+        """A first release's name becomes registered, listed on the simple API's root,
+        and owned by its creator: the name its session reserved (`claimed`), or, for a
+        legacy upload, which reserves nothing, a free name or its creator's reservation."""
+        values: dict[str, Any] = {
+            ":registered": {"S": ProjectStatus.REGISTERED.value},
+            ":reserved": {"S": ProjectStatus.RESERVED.value},
+            ":one": {"N": "1"},
+        }
+        if claimed:
+            values[":sid"] = {"S": session.id}
+            condition = "#status = :reserved AND contains(holders, :sid)"
+            created = ""
+        else:
+            values[":user"] = {"S": session.created_by or ""}
+            values[":now"] = {"N": str(session.created_at)}
+            condition = FREE_OR_RESERVED_BY_USER
+            created = ", created_at = if_not_exists(created_at, :now)"
         writes: list[Write] = [
             {
                 "Update": {
                     "Key": keys.project_key(session.project),
                     "UpdateExpression": (
-                        "SET #status = :registered REMOVE holders, reserved_for ADD revision :one"
+                        f"SET #status = :registered{created} "
+                        "REMOVE holders, reserved_for ADD revision :one"
                     ),
-                    "ConditionExpression": "#status = :reserved AND contains(holders, :sid)",
+                    "ConditionExpression": condition,
                     "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {
-                        ":registered": {"S": ProjectStatus.REGISTERED.value},
-                        ":reserved": {"S": ProjectStatus.RESERVED.value},
-                        ":sid": {"S": session.id},
-                        ":one": {"N": "1"},
-                    },
+                    "ExpressionAttributeValues": values,
                 }
             },
             {"Put": {"Item": encode({"pk": keys.PROJECT_INDEX, "sk": session.project})}},

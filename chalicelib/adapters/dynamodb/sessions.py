@@ -43,6 +43,13 @@ from .items import (
 )
 from .table import ConditionFailed, Table, Write, editable_condition, status_in
 
+# The project item's condition for a name `:user` may take: none yet, a reservation
+# every holder left (free), or the user's own reservation. Uses #status and :reserved.
+FREE_OR_RESERVED_BY_USER = (
+    "attribute_not_exists(pk) OR (#status = :reserved AND "
+    "(attribute_not_exists(holders) OR reserved_for = :user))"
+)
+
 
 def free_release(session: SessionRecord) -> list[Write]:
     """The delete that frees an ending session's release, if it claimed it."""
@@ -130,10 +137,7 @@ class DynamoSessions:
                     "SET #status = :reserved, reserved_for = :user, "
                     "created_at = if_not_exists(created_at, :now) ADD holders :sid"
                 ),
-                "ConditionExpression": (
-                    "attribute_not_exists(pk) OR (#status = :reserved AND "
-                    "(attribute_not_exists(holders) OR reserved_for = :user))"
-                ),
+                "ConditionExpression": FREE_OR_RESERVED_BY_USER,
                 "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": {
                     ":reserved": {"S": ProjectStatus.RESERVED.value},

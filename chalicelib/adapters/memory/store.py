@@ -563,6 +563,45 @@ class MemoryStore:
                 raise ProjectTaken(session.project)
             return self._commit(current, session, event, now, owner, registers=registers)
 
+    def publish_whole(self, session: SessionRecord, file: FileRecord, now: int) -> bool:
+        name = session.project
+        with self._lock:
+            project = self._projects.get(name)
+            if session.first_release:
+                creator = session.created_by or ""
+                allowed = _free_name(project) or (
+                    project is not None
+                    and project.status is ProjectStatus.RESERVED
+                    and (project.reserved_for or "") == creator
+                )
+            else:
+                allowed = self._registered(name)
+            if (
+                not allowed
+                or session.id in self._sessions
+                or (name, session.version_key) in self._live
+                or self._holder(session, file) is not None
+            ):
+                return False
+            if project is None or _free_name(project):  # what the registration updates
+                self._projects[name] = ProjectRecord(
+                    name=name,
+                    status=ProjectStatus.RESERVED,
+                    reserved_for=session.created_by,
+                    holders=frozenset(),
+                    created_at=session.created_at,
+                    revision=project.revision if project else 0,
+                )
+            listed = replace(_session_copy(session), file_ids=frozenset({file.id}), revision=1)
+            self._sessions[session.id] = listed
+            self._files[session.id] = {file.id: _file_copy(file)}
+            self._reserve(session, file, now)
+            owner = session.created_by if session.first_release else None
+            self._commit(
+                listed, listed, SessionEvent.PUBLISH, now, owner, registers=session.first_release
+            )
+            return True
+
     def _commit(
         self,
         current: SessionRecord,
