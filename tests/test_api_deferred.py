@@ -15,6 +15,7 @@ from chalicelib.domain.states import FileStatus
 from chalicelib.runtime import Services
 from tests.conftest import Api, run_worker, wheel_name
 from tests.dists import dist, metadata, wheel
+from tests.test_call_counts import PUBLISH_BASE, counting
 
 SDIST = "demo-1.0.tar.gz"
 
@@ -46,6 +47,16 @@ def test_a_large_release_is_published_by_the_worker(me: Api, services: Services)
     assert me.get(session["links"]["session"]).json()["status"] == "published"
     assert sorted(f.filename for f in services.store.published_files("demo")) == sorted(names)
     assert services.store.project_names() == ["demo"]
+
+
+def test_handing_a_release_to_the_worker_takes_no_lock(me: Api, services: Services) -> None:
+    session = me.create_session("demo", "1.0").json()
+    three_files(me, session)
+    with counting() as seen:
+        assert me.publish(session).status == 202
+    # The token and session; the standing and files; the move to processing, on the
+    # condition that the files are those read (no lock, no query): as publish's budget.
+    assert seen["dynamodb"] <= PUBLISH_BASE, dict(seen)
 
 
 def test_a_deferred_publish_conflict_is_an_error_with_notices(me: Api, services: Services) -> None:

@@ -472,6 +472,20 @@ def test_a_session_lists_its_files_and_counts_their_changes(store: ContractStore
     }
 
 
+def test_a_move_as_read_needs_the_files_unchanged(store: ContractStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    read = store.get_session(session.id)
+    assert read is not None
+    store.add_file(session, new_file(session), NOW, replaces=None)
+    with pytest.raises(SessionChanged):
+        store.move_session(read, SessionEvent.DEFER_PUBLISH, NOW, as_read=True)
+    again = store.get_session(session.id)
+    assert again is not None
+    moved = store.move_session(again, SessionEvent.DEFER_PUBLISH, NOW, as_read=True)
+    assert moved.status is SessionStatus.PROCESSING
+
+
 def test_a_publish_at_once_reserves_and_commits_in_one_write(store: ContractStore) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)

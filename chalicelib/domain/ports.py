@@ -325,13 +325,15 @@ class SessionStore(Protocol):
         *,
         notices: list[str] | None = None,
         by_lock_holder: bool = False,
+        as_read: bool = False,
     ) -> SessionRecord:
         """Apply a transition other than a publish commit; SessionChanged (with the
         session as it is) when the table does not allow it from the current state, or
         the session is locked for publishing (unless `by_lock_holder`: the caller took
-        the lock `session` carries, and the move needs it still held). A move removes
-        the lock; a terminal one frees the release and a first release's name. Answers
-        the session as given with the move applied (nothing is read back)."""
+        the lock `session` carries, and the move needs it still held), or (`as_read`)
+        its files changed since `session` was read (its revision). A move removes the
+        lock; a terminal one frees the release and a first release's name. Answers the
+        session as given with the move applied (nothing is read back)."""
         ...
 
     def extend_session(self, session: SessionRecord, expires_at: int, now: int) -> SessionRecord:

@@ -192,11 +192,31 @@ class PublishService:
         if not session.status.editable:
             raise session_state_conflict(session, "publish")
         files = live_files(session, self._store.files_of(session))
-        if len(files) <= self._max_inline_files and unfinished(files) is None:
-            published = self._publisher.publish_at_once(session, files)
-            if published is not None:
-                return SessionView(published, files)
+        if unfinished(files) is None:
+            done = (
+                self._defer_as_read(session, files)
+                if len(files) > self._max_inline_files
+                else self._publish_at_once(session, files)
+            )
+            if done is not None:
+                return done
         return self._publish_locked(session)
+
+    def _publish_at_once(
+        self, session: SessionRecord, files: list[FileRecord]
+    ) -> SessionView | None:
+        published = self._publisher.publish_at_once(session, files)
+        return None if published is None else SessionView(published, files)
+
+    def _defer_as_read(self, session: SessionRecord, files: list[FileRecord]) -> SessionView | None:
+        """_defer without a lock, on the condition that the session's files are still
+        those read (its revision); None when they are not: the locked protocol then."""
+        if session.file_ids is None:
+            return None  # stored before its revision counted every change
+        try:
+            return self._defer(session, files, locked=False)
+        except SessionChanged:
+            return None
 
     def _publish_locked(self, session: SessionRecord) -> SessionView:
         now = self._clock.now()
@@ -212,7 +232,7 @@ class PublishService:
             if refused is not None:
                 raise refused
             if len(files) > self._max_inline_files:
-                return self._defer(session, files)
+                return self._defer(session, files, locked=True)
             published = self._publisher.publish(session, files, SessionEvent.PUBLISH)
         except BaseException as exc:
             self._store.unlock_publish(session)  # none left after a deferral: a no-op
@@ -223,16 +243,24 @@ class PublishService:
             raise
         return SessionView(published, files)
 
-    def _defer(self, locked: SessionRecord, files: list[FileRecord]) -> SessionView:
-        """Hand the locked session to the worker: it moves to processing and the lock
-        goes in the same write, so nothing changes the files read under the lock."""
+    def _defer(
+        self, session: SessionRecord, files: list[FileRecord], *, locked: bool
+    ) -> SessionView:
+        """Hand the session to the worker: it moves to processing, so nothing changes
+        its files, on the condition that the lock this publish took still holds them
+        (`locked`: the lock goes in the same write) or that they are still those read
+        (its revision). SessionChanged otherwise."""
         processing = self._store.move_session(
-            locked, SessionEvent.DEFER_PUBLISH, self._clock.now(), by_lock_holder=True
+            session,
+            SessionEvent.DEFER_PUBLISH,
+            self._clock.now(),
+            by_lock_holder=locked,
+            as_read=not locked,
         )
         # Undone, the session is open again (the lock went with the move).
         hand_over(
             self._queue,
-            {"job": PUBLISH, "session": locked.id},
+            {"job": PUBLISH, "session": session.id},
             lambda: self._store.move_session(
                 processing, SessionEvent.QUEUE_FAILED, self._clock.now()
             ),

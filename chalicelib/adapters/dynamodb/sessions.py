@@ -192,6 +192,7 @@ class DynamoSessions:
         *,
         notices: list[str] | None = None,
         by_lock_holder: bool = False,
+        as_read: bool = False,
     ) -> SessionRecord:
         """Apply a session transition other than a publish commit, conditionally; the
         session as the caller gave it with the move applied (no read back). The holder
@@ -204,6 +205,9 @@ class DynamoSessions:
         _, target = session_move(event)
         lock = session.publish_lock_until if by_lock_holder else None
         update = self._session_update(event, now, notices, lock)
+        if as_read:
+            update["ConditionExpression"] += " AND revision = :revision"
+            update["ExpressionAttributeValues"][":revision"] = {"N": str(session.revision)}
         items: list[Write] = [{"Update": {"Key": keys.session_key(session.id), **update}}]
         if target.terminal:
             items += self._release_claims(session)

@@ -273,12 +273,17 @@ class MemoryStore:
         *,
         notices: list[str] | None = None,
         by_lock_holder: bool = False,
+        as_read: bool = False,
     ) -> SessionRecord:
         sources, target = session_move(event)
         lock = session.publish_lock_until if by_lock_holder else None
         with self._lock:
             current = self._sessions.get(session.id)
-            if current is None or not self._may_move(current, sources, event, now, lock):
+            if (
+                current is None
+                or not self._may_move(current, sources, event, now, lock)
+                or (as_read and current.revision != session.revision)
+            ):
                 raise _session_changed(current)
             if target.terminal:
                 self._release_claims(current)
