@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import secrets
@@ -31,6 +32,7 @@ def main() -> int:
     host, port, generated = _configure()
     moto = _start_embedded_aws()
     edge, jobs, settings = _build_stack(host, port, moto)
+    _collect_less()
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -47,6 +49,17 @@ def main() -> int:
     moto.stop()
     print("Wharf stopped.", flush=True)
     return 0
+
+
+def _collect_less() -> None:
+    """Garbage collection took a seventh of the stack's CPU on a release of small files:
+    moto and botocore allocate many short-lived containers per call, and every full
+    collection walked the loaded models too. What start-up loaded is set aside from
+    collections (gc.freeze), and the youngest generation collected less often; a
+    cycle of garbage lives a little longer. Measured: 0.40 -> 0.14 s of collections
+    for 30 files (bench/publish.py at BENCH_PUBLISH_SCALE=0.0125)."""
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 100)
 
 
 def _configure() -> tuple[str, int, bool]:
