@@ -480,7 +480,7 @@ def test_one_commit_that_cannot_be_exposed_does_not_hold_up_the_others(
 
     monkeypatch.setattr(services.blobs, "mark_public", s3_refuses_the_first_project)
     services.sweep.run()
-    ((_, project),) = services.store.unexposed(clock.now())
+    ((_, project, _),) = services.store.unexposed(clock.now())
     assert [project] == refused
     (exposed,) = services.store.published_files({"demo": "other", "other": "demo"}[project])
     assert services.blobs.is_public(exposed.key)

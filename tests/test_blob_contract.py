@@ -241,6 +241,8 @@ def test_many_keys_are_marked_public_at_once(blobs: BlobStore) -> None:
         assert blobs.put_new(key, key.encode())
     blobs.mark_public(keys[:39])
     assert [blobs.is_public(k) for k in keys] == [True] * 39 + [False]
+    assert blobs.all_public(keys[:39]) and not blobs.all_public(keys)
+    assert not blobs.all_public(["p/5/none.whl"]) and blobs.all_public([])
     blobs.mark_public([])
 
 

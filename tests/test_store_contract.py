@@ -447,10 +447,10 @@ def test_commits_wait_in_the_outbox_until_exposed(store: ContractStore) -> None:
     store.create_session(second, reserve_project=False)
     published(store, second, [new_file(second)])
     assert store.unexposed(NOW) == []  # committed at NOW: not before it
-    assert sorted(store.unexposed(NOW + 1)) == sorted([(first.id, "demo"), (second.id, "demo")])
+    assert sorted(store.unexposed(NOW + 1)) == sorted([(first.id, "demo", "1"), (second.id, "demo", "2")])
     store.mark_exposed(first.id)
     store.mark_exposed(first.id)  # idempotent
-    assert store.unexposed(NOW + 1) == [(second.id, "demo")]
+    assert store.unexposed(NOW + 1) == [(second.id, "demo", "2")]
 
 
 def test_a_session_lists_its_files_and_counts_their_changes(store: ContractStore) -> None:
@@ -503,7 +503,7 @@ def test_a_publish_at_once_reserves_and_commits_in_one_write(store: ContractStor
     assert project.revision == 1
     assert store.get_standing("demo", "alice")[1] is Role.OWNER
     assert store.live_session_id("demo", "1") is None
-    assert store.unexposed(NOW + 1) == [(session.id, "demo")]
+    assert store.unexposed(NOW + 1) == [(session.id, "demo", "1")]
     # A release of the registered project counts one more revision.
     later = new_session(version="2.0", first=False)
     store.create_session(later, reserve_project=False)
@@ -540,7 +540,7 @@ def test_a_publish_at_once_writes_nothing_when_anything_changed(store: ContractS
     # Nothing was written by any of these.
     assert store.published_file("demo", "2", done.filename) is None
     assert store.get_session(session.id) == read
-    assert store.unexposed(NOW + 1) == [(owner.id, "demo")]
+    assert store.unexposed(NOW + 1) == [(owner.id, "demo", "1")]
     assert store.publish_at_once(read, [done], NOW) is not None
 
 
@@ -595,7 +595,7 @@ def test_a_legacy_upload_is_stored_published_in_one_write(store: ContractStore) 
     assert project.revision == 1
     assert store.get_standing("demo", "alice")[1] is Role.OWNER
     assert store.project_names() == ["demo"]
-    assert store.unexposed(NOW + 1) == [(session.id, "demo")]
+    assert store.unexposed(NOW + 1) == [(session.id, "demo", "1")]
     # A release of the registered project, by anyone the service let through.
     again, other = legacy_upload(new_session(version="2.0", first=False, by="bob"))
     assert store.publish_whole(again, other, NOW)
@@ -625,6 +625,18 @@ def test_a_legacy_upload_writes_nothing_unless_all_holds(store: ContractStore) -
     with pytest.raises(ProjectTaken):
         store.commit_publish(locked, NOW, owner="alice", registers=True)
     store.commit_publish(locked, NOW, owner=None, registers=False)
+
+
+def test_a_releases_files_are_read_alone(store: ContractStore) -> None:
+    first, second = new_session(), new_session(version="2.0", first=False)
+    store.create_session(first, reserve_project=True)
+    published(store, first, [new_file(first)])
+    store.create_session(second, reserve_project=False)
+    files = [new_file(second), new_file(second)]
+    published(store, second, files)
+    listed = store.published_files("demo", frozenset({second.id}), version_key="2")
+    assert sorted(f.filename for f in listed) == sorted(f.filename for f in files)
+    assert len(store.published_files("demo", version_key="1")) == 1
 
 
 def test_a_crashed_publishers_reservation_is_taken_over(store: ContractStore) -> None:

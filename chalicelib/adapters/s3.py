@@ -4,9 +4,9 @@ overwrite, using S3's conditional write."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -25,6 +25,7 @@ PUBLIC_TAG = "wharf-public"
 # Taggings in flight at once when publishing: 200 (100 files and their metadata) take
 # ~13 round trips instead of 200; well below the client's connection pool (runtime.py).
 TAGGING_CONCURRENCY = 16
+R = TypeVar("R")
 
 
 class S3BlobStore:
@@ -243,11 +244,8 @@ class S3BlobStore:
 
     def mark_public(self, keys: Sequence[str]) -> None:
         # CloudFront's bucket policy serves only objects with this tag (infra/); tagging,
-        # unlike a copy, keeps the object's bytes and ETag. boto3 clients are thread-safe.
-        if not keys:
-            return
-        with ThreadPoolExecutor(min(TAGGING_CONCURRENCY, len(keys))) as pool:
-            list(pool.map(self._tag_public, keys))  # re-raises the first failure
+        # unlike a copy, keeps the object's bytes and ETag.
+        _each(self._tag_public, keys)
 
     def _tag_public(self, key: str) -> None:
         self._s3.put_object_tagging(
@@ -275,9 +273,16 @@ class S3BlobStore:
     def is_public(self, key: str) -> bool:
         try:
             tags = self._s3.get_object_tagging(Bucket=self._bucket, Key=key)["TagSet"]
-        except ClientError:
+        except ClientError as exc:
+            # Anything but a missing object (a refused permission, say) is an error to
+            # see, not a reason to tag again.
+            if error_code(exc) != "NoSuchKey":
+                raise
             return False
         return any(t["Key"] == PUBLIC_TAG and t["Value"] == "true" for t in tags)
+
+    def all_public(self, keys: Sequence[str]) -> bool:
+        return all(_each(self.is_public, keys))
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         try:
@@ -288,3 +293,12 @@ class S3BlobStore:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if error_code(exc) != "NoSuchUpload" and status < 500:
                 raise
+
+
+def _each(call: Callable[[str], R], keys: Sequence[str]) -> list[R]:
+    """`call` on every key, TAGGING_CONCURRENCY at a time (boto3 clients are
+    thread-safe); re-raises the first failure."""
+    if not keys:
+        return []
+    with ThreadPoolExecutor(min(TAGGING_CONCURRENCY, len(keys))) as pool:
+        return list(pool.map(call, keys))

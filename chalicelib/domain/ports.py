@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .records import (
     FileRecord,
@@ -113,7 +113,13 @@ class BlobStore(Protocol):
         within API Gateway's 29 s."""
         ...
 
-    def is_public(self, key: str) -> bool: ...
+    def is_public(self, key: str) -> bool:
+        """Whether the edge may serve `key` (False for no such object)."""
+        ...
+
+    def all_public(self, keys: Sequence[str]) -> bool:
+        """Whether every key is public, asked many at once (as mark_public)."""
+        ...
 
     def put_public(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
         """Store `data` at `key`, served by the edge from its first byte (public at write)
@@ -235,6 +241,14 @@ class FilenameInUse(StoreConflict):
     def __init__(self, file_id: str) -> None:
         super().__init__(file_id)
         self.file_id = file_id
+
+
+class Unexposed(NamedTuple):
+    """A commit whose files the edge may not serve yet (PublishStore.unexposed)."""
+
+    session_id: str
+    project: str
+    version_key: str | None  # its release (None: an entry written before it was kept)
 
 
 class AccessStore(Protocol):
@@ -458,8 +472,8 @@ class PublishStore(Protocol):
         the creator its owner). False, with nothing written, when any of that fails."""
         ...
 
-    def unexposed(self, committed_before: int) -> list[tuple[str, str]]:
-        """(session id, project) of commits before that time not yet mark_exposed."""
+    def unexposed(self, committed_before: int) -> list[Unexposed]:
+        """Commits before that time not yet mark_exposed."""
         ...
 
     def mark_exposed(self, session_id: str) -> None: ...
@@ -475,10 +489,15 @@ class IndexStore(Protocol):
     ) -> PublishedFile | None: ...
 
     def published_files(
-        self, project: str, committed: frozenset[str] | None = None
+        self,
+        project: str,
+        committed: frozenset[str] | None = None,
+        *,
+        version_key: str | None = None,
     ) -> list[PublishedFile]:
-        """Every file of the project whose session's commit was seen (`committed`, or
-        read first): all of a publish's files or none of them."""
+        """Every file of the project (of its release `version_key`, if given) whose
+        session's commit was seen (`committed`, or read first): all of a publish's files
+        or none of them."""
         ...
 
 

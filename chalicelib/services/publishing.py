@@ -78,18 +78,20 @@ class Publisher:
         them), and take it off the outbox. Returns how many had to be finished; one that
         fails is logged and left for the next sweep."""
         finished = 0
-        for session_id, project in self._store.unexposed(self._clock.now() - EXPOSE_GRACE_SECONDS):
+        for commit in self._store.unexposed(self._clock.now() - EXPOSE_GRACE_SECONDS):
             try:
-                files = self._index.published_files(project, frozenset({session_id}))
+                files = self._index.published_files(
+                    commit.project, frozenset({commit.session_id}), version_key=commit.version_key
+                )
                 keys = [f.key for f in files]
                 # Read before written: a tag check costs a twelfth of a tagging, and the
                 # edge's pages need no second invalidation (their max-age has passed).
-                if not all(map(self._blobs.is_public, _served(keys))):
-                    self.expose(project, keys)
+                if not self._blobs.all_public(_served(keys)):
+                    self.expose(commit.project, keys)
                     finished += 1
-                self._store.mark_exposed(session_id)
+                self._store.mark_exposed(commit.session_id)
             except Exception:
-                _log.exception("exposing the files of session %s failed again", session_id)
+                _log.exception("exposing the files of session %s failed", commit.session_id)
         return finished
 
     def _commit(self, session: SessionRecord, event: SessionEvent) -> SessionRecord:

@@ -44,7 +44,11 @@ class DynamoIndex:
         )
 
     def published_files(
-        self, project: str, committed: frozenset[str] | None = None
+        self,
+        project: str,
+        committed: frozenset[str] | None = None,
+        *,
+        version_key: str | None = None,
     ) -> list[PublishedFile]:
         """Every published file of the project, as the simple API lists them.
 
@@ -54,8 +58,9 @@ class DynamoIndex:
         out whole (invariant 2)."""
         if committed is None:
             committed = self._committed_sessions(project)
+        prefix = keys.FILE_PREFIX if version_key is None else keys.release_files_prefix(version_key)
         return [
             published_record(project, item)
-            for item in self._t.query(keys.project_pk(project), keys.FILE_PREFIX)
+            for item in self._t.query(keys.project_pk(project), prefix)
             if item["session"] in committed
         ]

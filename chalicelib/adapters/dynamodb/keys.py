@@ -109,8 +109,13 @@ def committed_session_of(sk: str) -> str:
     return sk.removeprefix(COMMIT_PREFIX)
 
 
+def release_files_prefix(version_key: str) -> str:
+    """What the sort keys of a release's filenames start with."""
+    return f"{FILE_PREFIX}{version_key}#"
+
+
 def published_sk(version_key: str, filename: str) -> str:
-    return f"{FILE_PREFIX}{version_key}#{filename_key(filename)}"
+    return f"{release_files_prefix(version_key)}{filename_key(filename)}"
 
 
 def published_key(project: str, version_key: str, filename: str) -> Key:

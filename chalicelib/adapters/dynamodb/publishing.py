@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ...domain.ports import ProjectTaken
+from ...domain.ports import ProjectTaken, Unexposed
 from ...domain.records import (
     FileRecord,
     ProjectStatus,
@@ -312,6 +312,7 @@ class DynamoPublishing:
             "pk": keys.EXPOSE_OUTBOX,
             "sk": session.id,
             "project": session.project,
+            "version_key": session.version_key,
             "committed_at": now,
         }
 
@@ -370,11 +371,11 @@ class DynamoPublishing:
             writes += role_puts(session.project, owner, Role.OWNER)
         return writes
 
-    def unexposed(self, committed_before: int) -> list[tuple[str, str]]:
-        """(session id, project) of commits before that time whose files were not yet
-        reported public (mark_exposed)."""
+    def unexposed(self, committed_before: int) -> list[Unexposed]:
+        """Commits before that time whose files were not yet reported public
+        (mark_exposed)."""
         return [
-            (item["sk"], item["project"])
+            Unexposed(item["sk"], item["project"], item.get("version_key"))
             for item in self._t.query(keys.EXPOSE_OUTBOX)
             if item["committed_at"] < committed_before
         ]

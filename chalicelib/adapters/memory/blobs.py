@@ -157,3 +157,6 @@ class MemoryBlobStore:
 
     def is_public(self, key: str) -> bool:
         return key in self._public and key in self._objects
+
+    def all_public(self, keys: Sequence[str]) -> bool:
+        return all(map(self.is_public, keys))

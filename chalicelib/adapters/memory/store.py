@@ -23,6 +23,7 @@ from ...domain.ports import (
     LiveSessionExists,
     ProjectTaken,
     SessionChanged,
+    Unexposed,
     UnknownUser,
 )
 from ...domain.records import (
@@ -106,7 +107,8 @@ class MemoryStore:
         self._live: dict[tuple[str, str], str] = {}  # (project, version key) -> session id
         self._names: dict[NameKey, PublishedFile] = {}  # reserved, or published if committed
         self._commits: set[tuple[str, str]] = set()  # (project, session id) commit markers
-        self._outbox: dict[str, tuple[str, int]] = {}  # session id -> (project, committed at)
+        # session id -> (project, version key, committed at)
+        self._outbox: dict[str, tuple[str, str, int]] = {}
 
     # -- users, tokens, roles ------------------------------------------------------------
 
@@ -622,7 +624,7 @@ class MemoryStore:
         self._commits.add((session.project, session.id))
         self._free_release(current)
         # Taken away by mark_exposed once the files are public at the edge.
-        self._outbox[session.id] = (session.project, now)
+        self._outbox[session.id] = (session.project, session.version_key, now)
         if registers:
             self._register(session.project, owner)
         project = self._projects[session.project]
@@ -675,12 +677,12 @@ class MemoryStore:
         if owner is not None:  # as in DynamoDB, written without checking the user
             self._roles[(name, owner)] = Role.OWNER
 
-    def unexposed(self, committed_before: int) -> list[tuple[str, str]]:
+    def unexposed(self, committed_before: int) -> list[Unexposed]:
         with self._lock:
             return [
-                (session_id, project)
-                for session_id, (project, committed_at) in sorted(self._outbox.items())
-                if committed_at < committed_before
+                Unexposed(session_id, project, version_key)
+                for session_id, (project, version_key, at) in sorted(self._outbox.items())
+                if at < committed_before
             ]
 
     def mark_exposed(self, session_id: str) -> None:
@@ -709,11 +711,19 @@ class MemoryStore:
         return frozenset(session_id for p, session_id in self._commits if p == project)
 
     def published_files(
-        self, project: str, committed: frozenset[str] | None = None
+        self,
+        project: str,
+        committed: frozenset[str] | None = None,
+        *,
+        version_key: str | None = None,
     ) -> list[PublishedFile]:
         with self._lock:
             seen = self._committed_sessions(project) if committed is None else committed
-            held = [(k, f) for k, f in self._names.items() if k[0] == project]
+            held = [
+                (k, f)
+                for k, f in self._names.items()
+                if k[0] == project and version_key in (None, k[1])
+            ]
             # In DynamoDB's order: by sort key F#<version key>#<filename key>.
             held.sort(key=lambda item: f"{item[0][1]}#{item[0][2]}")
             return [_published_copy(f) for _, f in held if f.session_id in seen]
