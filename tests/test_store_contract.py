@@ -23,6 +23,7 @@ from chalicelib.domain.ports import (
     UnknownUser,
 )
 from chalicelib.domain.records import (
+    LISTED_FILES_MAX,
     FileRecord,
     ProjectStatus,
     Role,
@@ -447,7 +448,9 @@ def test_commits_wait_in_the_outbox_until_exposed(store: ContractStore) -> None:
     store.create_session(second, reserve_project=False)
     published(store, second, [new_file(second)])
     assert store.unexposed(NOW) == []  # committed at NOW: not before it
-    assert sorted(store.unexposed(NOW + 1)) == sorted([(first.id, "demo", "1"), (second.id, "demo", "2")])
+    assert sorted(store.unexposed(NOW + 1)) == sorted(
+        [(first.id, "demo", "1"), (second.id, "demo", "2")]
+    )
     store.mark_exposed(first.id)
     store.mark_exposed(first.id)  # idempotent
     assert store.unexposed(NOW + 1) == [(second.id, "demo", "2")]
@@ -484,6 +487,23 @@ def test_a_move_as_read_needs_the_files_unchanged(store: ContractStore) -> None:
     assert again is not None
     moved = store.move_session(again, SessionEvent.DEFER_PUBLISH, NOW, as_read=True)
     assert moved.status is SessionStatus.PROCESSING
+
+
+def test_a_session_of_many_files_stops_listing_them(store: ContractStore) -> None:
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    added = []
+    for _ in range(LISTED_FILES_MAX + 2):
+        current = store.get_session(session.id)
+        assert current is not None
+        file = new_file(session)
+        store.add_file(current, file, NOW, replaces=None)
+        added.append(file.id)
+    current = store.get_session(session.id)
+    assert current is not None and current.file_ids is None
+    assert current.revision == LISTED_FILES_MAX + 2
+    assert sorted(f.id for f in store.files_of(current)) == sorted(added)
+    assert store.publish_at_once(current, [], NOW) is None  # the locked protocol then
 
 
 def test_a_publish_at_once_reserves_and_commits_in_one_write(store: ContractStore) -> None:

@@ -23,6 +23,12 @@ class Role(StrEnum):
 UPLOAD_ROLES = frozenset({Role.OWNER, Role.MAINTAINER})
 
 
+# The files a session lists at most (SessionRecord.file_ids): read along with the project
+# and the role, they fit one BatchGetItem (100 keys) with room for a few added at once.
+# (A publish of more than fit one transaction, 92-95, takes the locked protocol anyway.)
+LISTED_FILES_MAX = 95
+
+
 @dataclass
 class SessionRecord:
     id: str
@@ -46,6 +52,7 @@ class SessionRecord:
     # its files have had: a publish reads the files by key in the round trip that reads
     # the principal's standing, and commits on the condition that the count is still the
     # one read (no lock, no query). None for a session stored before the store kept them.
+    # Past LISTED_FILES_MAX files the list is dropped (None): they are read by a query.
     file_ids: frozenset[str] | None = frozenset()
     revision: int = 0
 

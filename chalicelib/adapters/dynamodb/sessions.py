@@ -9,6 +9,7 @@ from typing import Any
 from ...domain.names import InvalidInput
 from ...domain.ports import FileChanged, FilenameInUse, LiveSessionExists, ProjectTaken
 from ...domain.records import (
+    LISTED_FILES_MAX,
     FileRecord,
     ProjectRecord,
     ProjectStatus,
@@ -346,7 +347,7 @@ class DynamoSessions:
         the same name) is canceled in the same transaction."""
         ttl = self._t.data_ttl(session)
         items: list[Write] = [
-            self._session_touch(session.id, now, new_file=file.id),
+            self._session_touch(session.id, now, new_file=file.id, listed=session.file_ids),
             {
                 "Put": {
                     "Item": encode(file_item(file, ttl)),
@@ -390,15 +391,26 @@ class DynamoSessions:
             slot["ExpressionAttributeValues"] = {":old": {"S": replaces.id}}
         return slot
 
-    def _session_touch(self, session_id: str, now: int, *, new_file: str | None = None) -> Write:
+    def _session_touch(
+        self,
+        session_id: str,
+        now: int,
+        *,
+        new_file: str | None = None,
+        listed: frozenset[str] | None = None,
+    ) -> Write:
         """The session accepts changes to its files (editable, unlocked, unexpired), and
-        counts this one (SessionRecord.revision), adding a new file's id to its list."""
+        counts this one (SessionRecord.revision). A new file's id joins the ids the
+        session `listed` (if it lists them); at LISTED_FILES_MAX the list is dropped."""
         condition, values = editable_condition(now)
         values[":one"] = {"N": "1"}
         update = "ADD revision :one"
-        if new_file is not None:
-            update += ", file_ids :file"
-            values[":file"] = {"SS": [new_file]}
+        if new_file is not None and listed is not None:
+            if len(listed) < LISTED_FILES_MAX:
+                update += ", file_ids :file"
+                values[":file"] = {"SS": [new_file]}
+            else:
+                update += " REMOVE lists_files, file_ids"
         return {
             "Update": {
                 "Key": keys.session_key(session_id),

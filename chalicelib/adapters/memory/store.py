@@ -27,6 +27,7 @@ from ...domain.ports import (
     UnknownUser,
 )
 from ...domain.records import (
+    LISTED_FILES_MAX,
     FileRecord,
     ProjectRecord,
     ProjectStatus,
@@ -415,7 +416,7 @@ class MemoryStore:
         """Count a change of the session's files (and list a new one)."""
         listed = session.file_ids
         if listed is not None and new_file is not None:
-            listed = listed | {new_file}
+            listed = listed | {new_file} if len(listed) < LISTED_FILES_MAX else None
         self._sessions[session.id] = replace(
             session, file_ids=listed, revision=session.revision + 1
         )
