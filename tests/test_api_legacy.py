@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from chalicelib.domain.ports import StoreBusy
 from chalicelib.runtime import Services
 from tests.conftest import ADMIN_TOKEN, Api, basic, wheel_name
 from tests.dists import dist
@@ -117,6 +118,26 @@ def test_an_upload_refused_after_its_bytes_were_stored_leaves_them_not(
     # The same file again: refused by the publish's write, after the bytes were stored.
     assert legacy(api, token) == 409
     assert stored(services) == kept
+
+
+def test_bytes_stay_unless_the_write_certainly_failed(
+    api: Api, token: str, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def busy(*args: object) -> bool:
+        raise StoreBusy()
+
+    # Every attempt lost a race: nothing was written, so nothing of the file stays.
+    monkeypatch.setattr(services.store, "publish_whole", busy)
+    assert legacy(api, token) == 503
+    assert stored(services) == []
+
+    def lost(*args: object) -> bool:
+        raise ConnectionError("the answer was lost")
+
+    # The write may have gone through: its published file must keep its bytes.
+    monkeypatch.setattr(services.store, "publish_whole", lost)
+    assert legacy(api, token) == 500  # chalice's answer to an unexpected error
+    assert len(stored(services)) == 2
 
 
 def test_a_legacy_upload_registers_a_name_its_uploader_has_reserved(api: Api, token: str) -> None:

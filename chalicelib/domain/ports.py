@@ -464,12 +464,13 @@ class PublishStore(Protocol):
         ...
 
     def publish_whole(self, session: SessionRecord, file: FileRecord, now: int) -> bool:
-        """A legacy upload in one write: `session` (new, open, of no files) stored
-        published with its one `file` (new, completed), the name reserved and the commit
-        made; on the condition that no Upload 2.0 session of the release is live, no
-        session holds the name, and the project is as `session.first_release` says:
-        registered, or a free name or its creator's own reservation (which it registers,
-        the creator its owner). False, with nothing written, when any of that fails."""
+        """A legacy upload in one write: `session` (a legacy one, new, open, of no files:
+        it claims no release) stored published with its one `file` (new, completed), the
+        name reserved and the commit made; on the condition that no Upload 2.0 session
+        of the release is live, no session holds the name, and the project is as
+        `session.first_release` says: registered, or a free name or its creator's own
+        reservation (which it registers, the creator its owner). False, with nothing
+        written, when any of that fails."""
         ...
 
     def unexposed(self, committed_before: int) -> list[Unexposed]:

@@ -88,7 +88,9 @@ class LegacyService:
         file = self._files.held_file(session, form.filename, form.content, hashes)
         try:
             published = self._publisher.publish_whole(session, file)
-        except BaseException:
+        except StoreBusy:
+            # Lost every race: nothing was written. (After any other failure the write
+            # may have gone through, its answer lost: the bytes stay.)
             self._verifier.discard(file)
             raise
         if not published:
@@ -122,7 +124,9 @@ class LegacyService:
                     "This file is too large to verify within a legacy upload; use the "
                     "Upload 2.0 API."
                 )
-            self._publishing.publish_admitted(completed.session)
+            # Under the lock: this request's records of the session are older than
+            # the file it added (SessionRecord.revision), so a publish at once would fail.
+            self._publishing.publish_locked(completed.session)
         except BaseException:
             with contextlib.suppress(WharfError, StoreBusy):
                 self._sessions.cancel_session(principal, session.id)

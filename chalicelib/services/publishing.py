@@ -151,13 +151,13 @@ class Publisher:
         self._expose_committed(session, [file])
         return True
 
-    def _expose_committed(self, published: SessionRecord, files: list[FileRecord]) -> None:
+    def _expose_committed(self, session: SessionRecord, files: list[FileRecord]) -> None:
         # After the commit: staged bytes never become public for a publish that fails.
         try:
-            self.expose(published.project, [f.key for f in files])
+            self.expose(session.project, [f.key for f in files])
         except Exception:
             # Published all the same (the commit is the publish); the sweep finishes it.
-            _log.exception("exposing the files of session %s failed", published.id)
+            _log.exception("exposing the files of session %s failed", session.id)
 
 
 class PublishService:
@@ -182,15 +182,11 @@ class PublishService:
         self._max_inline_files = settings.inline_publish_max_files
 
     def publish(self, principal: Principal, session_id: str) -> SessionView:
-        return self.publish_admitted(
-            self._admission.session(principal, session_id, with_files=True)
-        )
-
-    def publish_admitted(self, session: SessionRecord) -> SessionView:
-        """publish a session this request has admitted already: in one write when its
-        files, read after it, are complete, fit a publish within the request, and
-        nothing changed or holds a name meanwhile; otherwise under the lock, which
+        """In one write when the session's files, read after it, are complete, fit a
+        publish within the request, and nothing changed or holds a name meanwhile (or
+        handed to the worker on the same condition); otherwise under the lock, which
         reads them again and says why not."""
+        session = self._admission.session(principal, session_id, with_files=True)
         if not session.status.editable:
             raise session_state_conflict(session, "publish")
         files = live_files(session, self._store.files_of(session))
@@ -202,7 +198,7 @@ class PublishService:
             )
             if done is not None:
                 return done
-        return self._publish_locked(session)
+        return self.publish_locked(session)
 
     def _publish_at_once(
         self, session: SessionRecord, files: list[FileRecord]
@@ -211,16 +207,20 @@ class PublishService:
         return None if published is None else SessionView(published, files)
 
     def _defer_as_read(self, session: SessionRecord, files: list[FileRecord]) -> SessionView | None:
-        """_defer without a lock, on the condition that the session's files are still
-        those read (its revision); None when they are not: the locked protocol then."""
+        """Hand the session to the worker without a lock, on the condition that its files
+        are still those read (its revision); None when they are not: the locked protocol
+        then."""
         if session.file_ids is None:
-            return None  # stored before its revision counted every change
+            return None  # not listing its files: they were not read by key
         try:
-            return self._defer(session, files, locked=False)
+            processing = self._to_processing(session, locked=False)
         except SessionChanged:
             return None
+        return self._defer(processing, files)
 
-    def _publish_locked(self, session: SessionRecord) -> SessionView:
+    def publish_locked(self, session: SessionRecord) -> SessionView:
+        """Publish a session this request has admitted, under the publish lock: its files
+        read once locked, their names reserved, then the commit (or the worker's)."""
         now = self._clock.now()
         try:
             session = self._store.lock_for_publish(session, now, now + PUBLISH_LOCK_SECONDS)
@@ -234,7 +234,7 @@ class PublishService:
             if refused is not None:
                 raise refused
             if len(files) > self._max_inline_files:
-                return self._defer(session, files, locked=True)
+                return self._defer(self._to_processing(session, locked=True), files)
             published = self._publisher.publish(session, files, SessionEvent.PUBLISH)
         except BaseException as exc:
             self._store.unlock_publish(session)  # none left after a deferral: a no-op
@@ -245,24 +245,25 @@ class PublishService:
             raise
         return SessionView(published, files)
 
-    def _defer(
-        self, session: SessionRecord, files: list[FileRecord], *, locked: bool
-    ) -> SessionView:
-        """Hand the session to the worker: it moves to processing, so nothing changes
-        its files, on the condition that the lock this publish took still holds them
-        (`locked`: the lock goes in the same write) or that they are still those read
-        (its revision). SessionChanged otherwise."""
-        processing = self._store.move_session(
+    def _to_processing(self, session: SessionRecord, *, locked: bool) -> SessionRecord:
+        """Move the session to processing for the worker, so nothing changes its files,
+        on the condition that the lock this publish took still holds them (`locked`:
+        the lock goes in the same write) or that they are still those read (its
+        revision). SessionChanged otherwise."""
+        return self._store.move_session(
             session,
             SessionEvent.DEFER_PUBLISH,
             self._clock.now(),
             by_lock_holder=locked,
             as_read=not locked,
         )
-        # Undone, the session is open again (the lock went with the move).
+
+    def _defer(self, processing: SessionRecord, files: list[FileRecord]) -> SessionView:
+        """Queue the worker's publish of a session moved to processing."""
+        # Undone, the session is open again (any lock went with the move).
         hand_over(
             self._queue,
-            {"job": PUBLISH, "session": session.id},
+            {"job": PUBLISH, "session": processing.id},
             lambda: self._store.move_session(
                 processing, SessionEvent.QUEUE_FAILED, self._clock.now()
             ),

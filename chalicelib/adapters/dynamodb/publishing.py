@@ -212,6 +212,8 @@ class DynamoPublishing:
         the name, and the project is as `session.first_release` says: registered, or a
         free name or its creator's own reservation, which it registers (the creator its
         owner). False, with nothing written, when any of that fails."""
+        if not session.legacy:
+            raise ValueError("only a legacy upload's session, which claims no release")
         listed = replace(session, file_ids=frozenset({file.id}), revision=1)
         published = listed.after(SessionEvent.PUBLISH, now)
         registers = session.first_release

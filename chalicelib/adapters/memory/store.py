@@ -572,6 +572,8 @@ class MemoryStore:
             return self._commit(current, session, event, now, owner, registers=registers)
 
     def publish_whole(self, session: SessionRecord, file: FileRecord, now: int) -> bool:
+        if not session.legacy:
+            raise ValueError("only a legacy upload's session, which claims no release")
         name = session.project
         with self._lock:
             project = self._projects.get(name)
@@ -597,7 +599,8 @@ class MemoryStore:
                     status=ProjectStatus.RESERVED,
                     reserved_for=session.created_by,
                     holders=frozenset(),
-                    created_at=session.created_at,
+                    # Kept from the first reservation of the name (if_not_exists).
+                    created_at=project.created_at if project else session.created_at,
                     revision=project.revision if project else 0,
                 )
             listed = replace(_session_copy(session), file_ids=frozenset({file.id}), revision=1)
