@@ -296,16 +296,15 @@ def _page_response(
 
 
 def found(location: str, *, cache: str = INDEX_CACHE) -> Response:
-    """A 302 to where this page is now (it moves with the next publish)."""
-    headers: dict[str, str | list[str]] = {
-        "Location": location,
-        "Cache-Control": cache,
-        "Vary": "Accept",
-    }
-    return Response(body="", status_code=302, headers=headers)
+    """A 302 to where this page is now (it moves with the next publish); which page
+    depends on Accept."""
+    return redirect(location, cache=cache, status=302, vary="Accept")
 
 
-def redirect(location: str, *, cache: str = INDEX_CACHE) -> Response:
-    return Response(
-        body="", status_code=301, headers={"Location": location, "Cache-Control": cache}
-    )
+def redirect(
+    location: str, *, cache: str = INDEX_CACHE, status: int = 301, vary: str | None = None
+) -> Response:
+    headers: dict[str, str | list[str]] = {"Location": location, "Cache-Control": cache}
+    if vary is not None:
+        headers["Vary"] = vary
+    return Response(body="", status_code=status, headers=headers)
