@@ -705,21 +705,37 @@ def _put_back(backend: DynamoDBBackend, touched: list[_Before]) -> None:
 
 # -- Query: one partition -------------------------------------------------------------------------
 
-# The (table, hash key) a base-table query is reading, in this thread: all_items then lists
-# that partition only. moto's query keeps nothing else of the list (it filters on the hash
-# key), so the result is the same; the cost is the partition's, not the table's.
+# The (table, hash key, sort key prefix) a base-table query is reading, in this thread:
+# all_items then lists that partition only, and of it, for a begins_with query, the items
+# whose sort key has the prefix. moto's query keeps nothing else of the list (it filters on
+# the hash key, and compares each sort key again), so the result is the same; the cost is
+# the items asked for, not the table's or the partition's (a project's 2,000 files are not
+# walked to find its few commit markers).
 _scope = threading.local()
 
 
-def _partition(table: Table, hash_key: DynamoType) -> list[Item]:
+def _partition(table: Table, hash_key: DynamoType, prefix: str | None = None) -> list[Item]:
     # .get: items is a defaultdict, [] would add the key. Hash key -> {range key -> item},
     # or hash key -> item for a table without a range key.
     held: Any = table.items.get(hash_key)
     if held is None:
         return []
-    if table.range_key_attr:
-        return sorted(held.values(), key=lambda item: item.range_key)
-    return [held]
+    if not table.range_key_attr:
+        return [held]
+    items = held.values()
+    if prefix is not None:
+        items = [
+            i for i in items if i.range_key.type == "S" and i.range_key.value.startswith(prefix)
+        ]
+    return sorted(items, key=lambda item: item.range_key)
+
+
+def _prefix(arguments: dict[str, Any]) -> str | None:
+    """The string prefix of a begins_with query on the sort key, if that is the query."""
+    objs = arguments.get("range_objs") or []
+    if str(arguments.get("range_comparison")).upper() != "BEGINS_WITH" or len(objs) != 1:
+        return None
+    return str(objs[0].value) if objs[0].type == "S" else None
 
 
 def _scoped_query(query: Callable[..., Any]) -> Callable[..., Any]:
@@ -732,7 +748,7 @@ def _scoped_query(query: Callable[..., Any]) -> Callable[..., Any]:
         if hash_key is None or arguments.get("index_name"):
             return query(self, *args, **kwargs)
         outer = getattr(_scope, "partition", None)
-        _scope.partition = (self, hash_key)
+        _scope.partition = (self, hash_key, _prefix(arguments))
         try:
             return query(self, *args, **kwargs)
         finally:
@@ -747,7 +763,7 @@ def _scoped_all_items(all_items: Callable[[Table], list[Item]]) -> Callable[[Tab
         scope = getattr(_scope, "partition", None)
         if scope is None or scope[0] is not self:
             return all_items(self)
-        return _partition(self, scope[1])
+        return _partition(self, scope[1], scope[2])
 
     return scoped
 

@@ -481,6 +481,44 @@ def test_a_query_reads_its_partition_not_the_table(
     assert motos_large > motos_small + 2000
 
 
+def test_a_prefix_query_reads_the_items_with_the_prefix_not_the_partition(
+    embedded: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def with_siblings(size: int) -> DynamoDBBackend:
+        backend = backend_with(0)
+        for i in range(size):  # the partition's other items, e.g. a project's files
+            backend.tables["t"].put_item({"pk": s("P"), "sk": s(f"z{i}")})
+        return backend
+
+    small, answer = comparisons(monkeypatch, with_siblings(10))
+    large, same = comparisons(monkeypatch, with_siblings(2000))
+    assert small == large
+    assert answer == same
+    assert [item["Attributes"]["sk"] for item in answer[0]] == [s("old")]
+    # Through the server, as a begins_with KeyConditionExpression.
+    db = client(embedded, "dynamodb")
+    db.create_table(
+        TableName="guard-prefix",
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for sk in ("C#1", "C#2", "F#1", "F#2", "F#3", "N#1"):
+        db.put_item(TableName="guard-prefix", Item={"pk": s("P"), "sk": s(sk)})
+    found = db.query(
+        TableName="guard-prefix",
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues={":pk": s("P"), ":prefix": s("F#")},
+    )["Items"]
+    assert [item["sk"]["S"] for item in found] == ["F#1", "F#2", "F#3"]
+
+
 # -- SQS: sends are never lost, a long poll holds nobody back ------------------------------------
 
 
