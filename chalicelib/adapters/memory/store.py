@@ -576,33 +576,24 @@ class MemoryStore:
             raise ValueError("only a legacy upload's session, which claims no release")
         name = session.project
         with self._lock:
-            project = self._projects.get(name)
-            if session.first_release:
-                creator = session.created_by or ""
-                allowed = _free_name(project) or (
-                    project is not None
-                    and project.status is ProjectStatus.RESERVED
-                    and (project.reserved_for or "") == creator
-                )
-            else:
-                allowed = self._registered(name)
+            # A first release takes the name as a session's creation reserves it (a free
+            # name, or its creator's reservation), and registers it with the commit.
+            reserved: ProjectRecord | None = None
+            try:
+                if session.first_release:
+                    reserved = self._reserved_name(session)
+                elif not self._registered(name):
+                    return False
+            except ProjectTaken:
+                return False
             if (
-                not allowed
-                or session.id in self._sessions
+                session.id in self._sessions
                 or (name, session.version_key) in self._live
                 or self._holder(session, file) is not None
             ):
                 return False
-            if project is None or _free_name(project):  # what the registration updates
-                self._projects[name] = ProjectRecord(
-                    name=name,
-                    status=ProjectStatus.RESERVED,
-                    reserved_for=session.created_by,
-                    holders=frozenset(),
-                    # Kept from the first reservation of the name (if_not_exists).
-                    created_at=project.created_at if project else session.created_at,
-                    revision=project.revision if project else 0,
-                )
+            if reserved is not None:
+                self._projects[name] = reserved
             listed = replace(_session_copy(session), file_ids=frozenset({file.id}), revision=1)
             self._sessions[session.id] = listed
             self._files[session.id] = {file.id: _file_copy(file)}
