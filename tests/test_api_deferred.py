@@ -59,6 +59,20 @@ def test_handing_a_release_to_the_worker_takes_no_lock(me: Api, services: Servic
     assert seen["dynamodb"] <= PUBLISH_BASE, dict(seen)
 
 
+def test_a_session_past_its_listed_files_is_handed_over_without_a_lock(
+    me: Api, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.adapters.dynamodb import sessions
+
+    monkeypatch.setattr(sessions, "LISTED_FILES_MAX", 2)  # three files drop the list
+    session = me.create_session("demo", "1.0").json()
+    three_files(me, session)
+    with counting() as seen:
+        assert me.publish(session).status == 202
+    # Its files are a query now, and the move still needs only the revision read.
+    assert seen["dynamodb"] <= PUBLISH_BASE + 1, dict(seen)
+
+
 def test_a_deferred_publish_conflict_is_an_error_with_notices(me: Api, services: Services) -> None:
     first = me.create_session("demo", "1.0").json()
     me.add_file(first, SDIST)

@@ -210,8 +210,6 @@ class PublishService:
         """Hand the session to the worker without a lock, on the condition that its files
         are still those read (its revision); None when they are not: the locked protocol
         then."""
-        if session.file_ids is None:
-            return None  # not listing its files: they were not read by key
         try:
             processing = self._to_processing(session, locked=False)
         except SessionChanged:

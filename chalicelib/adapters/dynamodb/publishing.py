@@ -185,8 +185,7 @@ class DynamoPublishing:
         when one of these fails or the release is too large for one transaction (no
         write is made): the locked protocol (reserve_filenames, then commit_publish)
         then says which, and takes over names a crashed publisher left."""
-        if session.file_ids is None:
-            return None  # stored before its revision counted every change
+        # (A session stored before revisions were counted has none: the condition fails.)
         registers = session.first_release
         unchanged, values = editable_condition(now)
         values[":revision"] = {"N": str(session.revision)}

@@ -631,8 +631,6 @@ class MemoryStore:
         self, session: SessionRecord, files: Sequence[FileRecord], now: int
     ) -> SessionRecord | None:
         # One write of any size here (DynamoDB's holds 100 items).
-        if session.file_ids is None:
-            return None
         with self._lock:  # the checks and the writes one step, as DynamoDB's transaction
             current = self._sessions.get(session.id)
             if (
