@@ -24,6 +24,7 @@ from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]
     UpdateExpressionParser,  # moto marks the module "type: ignore"
 )
+from moto.dynamodb.responses import DynamoHandler
 
 from chalicelib.adapters.schema import table_definition
 from devserver import moto_guard
@@ -517,6 +518,146 @@ def test_a_prefix_query_reads_the_items_with_the_prefix_not_the_partition(
         ExpressionAttributeValues={":pk": s("P"), ":prefix": s("F#")},
     )["Items"]
     assert [item["sk"]["S"] for item in found] == ["F#1", "F#2", "F#3"]
+
+
+# -- a plain read of a partition answers what moto's own query answers --------------------------
+
+PARTITION_TABLE = "guard-partition"
+# Every attribute type, nested: what the plain read writes out must be what moto's writes.
+EVERY_TYPE: dict[str, Any] = {
+    "text": s("é ünicode"),
+    "number": {"N": "-12.5"},
+    "binary": {"B": b"\x00\xffbytes"},
+    "yes": {"BOOL": True},
+    "nothing": {"NULL": True},
+    "map": {"M": {"sha256": s("ab" * 32), "deep": {"M": {"n": {"N": "1"}, "l": {"L": [s("x")]}}}}},
+    "list": {"L": [s("a"), {"N": "2"}, {"B": b"\x01"}, {"M": {"k": {"SS": ["p", "q"]}}}]},
+    "strings": {"SS": ["b", "a"]},
+    "numbers": {"NS": ["1", "2.5"]},
+    "binaries": {"BS": [b"\x02", b"\x03"]},
+}
+
+
+@pytest.fixture(scope="module")
+def partition_db(embedded: EmbeddedAws) -> Any:
+    """A table whose partition P holds items of every type, sort keys of several prefixes
+    and, past 1 MB in all, pages; partition Q its neighbour."""
+    db = client(embedded, "dynamodb")
+    db.create_table(
+        TableName=PARTITION_TABLE,
+        KeySchema=SCHEMA,
+        AttributeDefinitions=ATTRS,
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for i in range(30):
+        db.put_item(
+            TableName=PARTITION_TABLE,
+            Item={"pk": s("P"), "sk": s(f"F#{i:03}"), "pad": s("x" * 60_000), **EVERY_TYPE},
+        )
+    for sk in ("C#1", "C#2", "N#1", "é", "Z"):
+        db.put_item(TableName=PARTITION_TABLE, Item={"pk": s("P"), "sk": s(sk), **EVERY_TYPE})
+    db.put_item(TableName=PARTITION_TABLE, Item={"pk": s("Q"), "sk": s("F#000")})
+    return db
+
+
+def every_page(db: Any, **request: Any) -> list[dict[str, Any]]:
+    """The pages of a query, followed through LastEvaluatedKey (the answer's metadata
+    aside), or the error's code as the only page."""
+    pages = []
+    request = {"TableName": PARTITION_TABLE, **request}
+    while True:
+        try:
+            page = db.query(**request)
+        except ClientError as exc:
+            return [{"error": code(exc)}]
+        page.pop("ResponseMetadata")
+        pages.append(page)
+        if "LastEvaluatedKey" not in page:
+            return pages
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+PARTITION_QUERIES: dict[str, dict[str, Any]] = {
+    "partition": {
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": s("P")},
+    },
+    "prefix": {
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "ExpressionAttributeValues": {":pk": s("P"), ":prefix": s("F#")},
+        "ConsistentRead": True,
+    },
+    "below": {
+        "KeyConditionExpression": "pk = :pk AND sk < :below",
+        "ExpressionAttributeValues": {":pk": s("P"), ":below": s("F#010")},
+    },
+    "started": {
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": s("P")},
+        "ExclusiveStartKey": {"pk": s("P"), "sk": s("C#2")},
+    },
+    "empty": {"KeyConditionExpression": "pk = :pk", "ExpressionAttributeValues": {":pk": s("R")}},
+    # moto's own answers these (the plain read does not take them): the same either way.
+    "limited": {
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": s("P")},
+        "Limit": 3,
+    },
+    "backwards": {
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "ExpressionAttributeValues": {":pk": s("P"), ":prefix": s("C#")},
+        "ScanIndexForward": False,
+    },
+    "named": {
+        "KeyConditionExpression": "#pk = :pk",
+        "ExpressionAttributeNames": {"#pk": "pk"},
+        "ExpressionAttributeValues": {":pk": s("Q")},
+    },
+    "unused value": {
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": s("P"), ":other": s("x")},
+    },
+    "empty prefix": {
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "ExpressionAttributeValues": {":pk": s("P"), ":prefix": s("")},
+    },
+    "not the hash key": {
+        "KeyConditionExpression": "sk = :pk",
+        "ExpressionAttributeValues": {":pk": s("P")},
+    },
+    "no table": {
+        "TableName": "guard-no-such-table",
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": s("P")},
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARTITION_QUERIES))
+def test_a_partition_read_answers_as_moto_does(
+    partition_db: Any, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    ours = every_page(partition_db, **PARTITION_QUERIES[name])
+    with monkeypatch.context() as patch:
+        patch.setattr(DynamoHandler, "query", moto_guard.original(DynamoHandler, "query"))
+        motos = every_page(partition_db, **PARTITION_QUERIES[name])
+    assert ours == motos
+    if name == "partition":  # past 1 MB: pages, as DynamoDB's
+        assert len(ours) == 2
+        assert sum(page["Count"] for page in ours) == 35
+
+
+def test_a_plain_partition_read_leaves_moto_query_alone(
+    partition_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("moto's query ran")
+
+    monkeypatch.setattr(Table, "query", refused)
+    pages = every_page(partition_db, **PARTITION_QUERIES["prefix"])
+    assert [item["sk"]["S"] for page in pages for item in page["Items"]] == [
+        f"F#{i:03}" for i in range(30)
+    ]
 
 
 # -- SQS: sends are never lost, a long poll holds nobody back ------------------------------------
