@@ -38,6 +38,11 @@ BUDGETS = {
     "create file": (3, 0),
     # GetObject (with the SHA-256 S3 checked at the PUT: not hashed again), metadata PutObject
     "complete": (3, 2),
+    # Replacing the session's completed file of that name (PEP 694 "Replacing a ... File"):
+    # its filename slot says what replacing it needs, the replacement's transaction
+    # cancels it on condition that it is completed or failed; then its bytes deleted
+    # (object and metadata: DeleteObject each).
+    "create replacing file": (3, 2),
     # A file of several parts.
     "create multipart file": (3, 1),  # + CreateMultipartUpload
     "sign parts": (3, 0),  # + the signer recorded on the file; presigning calls nothing
@@ -144,6 +149,18 @@ def test_each_step_of_an_upload_stays_within_its_budget(api: Api) -> None:
     with counting() as seen:
         assert bob.get(session["links"]["session"]).status == 200
     _within(seen, "session status")
+
+
+def test_replacing_a_file_stays_within_the_budget_of_creating_one(api: Api) -> None:
+    bob = _registered(api)
+    session = bob.create_session("demo", "1.0").json()
+    name = wheel_name("demo", "1.0")
+    first = _upload(bob, session, name, dist(name))
+    with counting() as seen:
+        created = bob.create_file(session, name, dist(name), mechanism=MULTIPART)
+    assert created.status == 202, created.body
+    _within(seen, "create replacing file")
+    assert bob.get(first["links"]["file-upload-session"]).json()["status"] == "canceled"
 
 
 @pytest.mark.parametrize("files", [1, 6])

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from chalicelib.adapters.dynamodb import keys
 from chalicelib.adapters.dynamodb.store import DynamoStore
 from chalicelib.adapters.memory.store import MemoryStore
 from chalicelib.config import Settings
@@ -237,14 +238,40 @@ def test_a_filename_is_held_by_one_live_file(store: ContractStore) -> None:
     with pytest.raises(FilenameInUse) as caught:
         store.add_file(session, new_file(session, "demo-1.0.tar.gz"), NOW, replaces=None)
     assert caught.value.file_id == first.id
-    # A pending file cannot be replaced; a completed one can, and is canceled with it.
-    with pytest.raises(FileChanged):
-        store.add_file(session, new_file(session, "demo-1.0.tar.gz"), NOW, replaces=first)
+    # The slot says which file holds the name, and what replacing it needs.
+    assert store.filename_in_release(session, "demo-1.0.tar.gz") == (first.ref, None)
+    # A pending file cannot be replaced (the refusal says how it is); a completed one
+    # can, and is canceled with it.
+    with pytest.raises(FileChanged) as changed:
+        store.add_file(session, new_file(session, "demo-1.0.tar.gz"), NOW, replaces=first.ref)
+    assert changed.value.current is not None
+    assert changed.value.current.status is FileStatus.PENDING
     done = completed(store, first)
     replacement = new_file(session, "demo-1.0.tar.gz")
-    store.add_file(session, replacement, NOW, replaces=done)
+    store.add_file(session, replacement, NOW, replaces=done.ref)
     old = store.get_file(session.id, first.id)
     assert old is not None and old.status is FileStatus.CANCELED
+    assert store.filename_in_release(session, "demo-1.0.tar.gz") == (replacement.ref, None)
+
+
+def test_a_slot_stored_before_slots_kept_the_key_is_completed_by_reading_the_file(
+    store: ContractStore, request: pytest.FixtureRequest
+) -> None:
+    if not isinstance(store, DynamoStore):
+        pytest.skip("slots as DynamoDB stored them before: the memory store has no history")
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    file = new_file(session, "demo-1.0.tar.gz")
+    store.add_file(session, file, NOW, replaces=None)
+    aws: tuple[Any, Any, Any] = request.getfixturevalue("aws")
+    settings: Settings = request.getfixturevalue("settings")
+    aws[0].update_item(
+        TableName=settings.table_name,
+        Key=keys.slot_key(session.id, file.filename),
+        UpdateExpression="REMOVE #key, upload_id",
+        ExpressionAttributeNames={"#key": "key"},
+    )
+    assert store.filename_in_release(session, "demo-1.0.tar.gz") == (file.ref, None)
 
 
 def test_file_moves_follow_the_table(store: ContractStore) -> None:
@@ -318,7 +345,8 @@ def test_batched_reads_agree_with_single_reads(store: ContractStore) -> None:
     assert store.get_session_and_file(session.id, absent) == (store.get_session(session.id), None)
     assert store.get_session_and_file(absent, file.id) == (None, None)
     assert store.get_standing("demo", "alice") == (store.get_project("demo"), None)
-    assert store.filename_in_release(session, "demo-1.0.tar.gz") == (stored, None)
+    assert stored is not None
+    assert store.filename_in_release(session, "demo-1.0.tar.gz") == (stored.ref, None)
     published(store, session, [completed(store, file)])
     later = new_session(first=False)
     store.create_session(later, reserve_project=False)

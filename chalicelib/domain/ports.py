@@ -18,6 +18,7 @@ from typing import NamedTuple, Protocol
 
 from .records import (
     FileRecord,
+    FileRef,
     ProjectRecord,
     PublishedFile,
     Role,
@@ -368,9 +369,10 @@ class SessionStore(Protocol):
 
     def filename_in_release(
         self, session: SessionRecord, filename: str
-    ) -> tuple[FileRecord | None, PublishedFile | None]:
-        """The session's live file of that name, and the release's published file of
-        that name (names.filename_key: however it is spelled)."""
+    ) -> tuple[FileRef | None, PublishedFile | None]:
+        """The session's live file of that name, as its filename slot records it (what
+        replacing it needs), and the release's published file of that name
+        (names.filename_key: however it is spelled)."""
         ...
 
     def filename_read_along(
@@ -383,11 +385,12 @@ class SessionStore(Protocol):
         ...
 
     def add_file(
-        self, session: SessionRecord, file: FileRecord, now: int, *, replaces: FileRecord | None
+        self, session: SessionRecord, file: FileRecord, now: int, *, replaces: FileRef | None
     ) -> None:
         """Add a pending file to an editable session (SessionChanged otherwise); a
         filename is unique among the session's live files (FilenameInUse); `replaces`
-        is canceled in the same write (FileChanged if it moved meanwhile). The session
+        is canceled in the same write, if it is completed or failed
+        (REPLACEABLE_FILE_STATES; FileChanged with it as it is otherwise). The session
         lists the file and counts one more revision."""
         ...
 

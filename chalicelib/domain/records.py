@@ -82,6 +82,19 @@ def reservation_abandoned(holder: SessionRecord, now: int) -> bool:
     return holder.publish_lock_until is None or holder.publish_lock_until < now
 
 
+@dataclass(frozen=True)
+class FileRef:
+    """A file as its session's filename slot records it: what never changes about it
+    (its id, key and multipart upload). Enough to replace it without reading it: the
+    replacing write is conditional on its status (PEP 694 "Replacing a Partially or
+    Fully Uploaded File")."""
+
+    session_id: str
+    id: str
+    key: str
+    upload_id: str | None
+
+
 @dataclass
 class FileRecord:
     id: str
@@ -102,6 +115,10 @@ class FileRecord:
     metadata_sha256: str | None = None
     requires_python: str | None = None
     uploaded_at: int | None = None
+
+    @property
+    def ref(self) -> FileRef:
+        return FileRef(self.session_id, self.id, self.key, self.upload_id)
 
     def after(
         self, event: FileEvent, notices: list[str] | None = None, verified: Verified | None = None

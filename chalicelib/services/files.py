@@ -27,7 +27,7 @@ from ..domain.ports import (
     SessionChanged,
     SessionStore,
 )
-from ..domain.records import FileRecord, Principal, SessionRecord
+from ..domain.records import FileRecord, FileRef, Principal, SessionRecord
 from ..domain.states import REPLACEABLE_FILE_STATES, UPLOADING_FILE_STATES, FileEvent, FileStatus
 from ..domain.tokens import random_id
 from .admission import Admission
@@ -59,6 +59,9 @@ def _request_errors(
     except InvalidHashes as exc:
         errors.append(FieldError(exc.source, str(exc)))
     return clean, errors
+
+
+_ENDED = REPLACEABLE_FILE_STATES | {FileStatus.CANCELED}
 
 
 class FileService:
@@ -172,17 +175,12 @@ class FileService:
                 [FieldError("mechanism", f"supported: {supported}")],
             )
 
-    def _replaceable(self, session: SessionRecord, filename: str) -> FileRecord | None:
+    def _replaceable(self, session: SessionRecord, filename: str) -> FileRef | None:
         """The session's file of that name, which the new one replaces (PEP 694 "Replacing
-        a Partially or Fully Uploaded File"), if any; refused while it is uploading, or
-        when the release published a file of that name."""
+        a Partially or Fully Uploaded File"), if any; refused when the release published
+        a file of that name. Whether that file may be replaced (not while it is being
+        uploaded) is the condition of the write that replaces it (_add)."""
         replaces, published = self._store.filename_in_release(session, filename)
-        if replaces is not None and replaces.status not in REPLACEABLE_FILE_STATES:
-            raise FileInProgress(
-                f"{filename!r} is being uploaded in this session; cancel that upload "
-                "before starting another (PEP 694 'Replacing a ... File').",
-                replaces,
-            )
         if published is not None:
             raise Conflict(
                 f"{filename!r} is already published in this release; published files never change.",
@@ -220,7 +218,7 @@ class FileService:
             signers=frozenset([signer] if signer is not None else ()),
         )
 
-    def _add(self, session: SessionRecord, file: FileRecord, replaces: FileRecord | None) -> None:
+    def _add(self, session: SessionRecord, file: FileRecord, replaces: FileRef | None) -> None:
         try:
             self._store.add_file(session, file, self._clock.now(), replaces=replaces)
         except BaseException as exc:
@@ -228,6 +226,15 @@ class FileService:
             self._verifier.discard(file)
             if isinstance(exc, SessionChanged):
                 raise session_state_conflict(exc.current, "add a file") from None
+            current = exc.current if isinstance(exc, FileChanged) else None
+            # The replaced file is still live and not yet replaceable (canceled: it was
+            # replaced or canceled meanwhile, a retry finds the name free).
+            if current is not None and current.status not in _ENDED:
+                raise FileInProgress(
+                    f"{file.filename!r} is being uploaded in this session; cancel that "
+                    "upload before starting another (PEP 694 'Replacing a ... File').",
+                    current,
+                ) from None
             if isinstance(exc, FilenameInUse | FileChanged):
                 raise Conflict(
                     f"{file.filename!r} changed in this session meanwhile; retry."

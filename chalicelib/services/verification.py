@@ -29,7 +29,7 @@ from ..domain.errors import FieldError
 from ..domain.hashes import MultiHasher
 from ..domain.mechanisms import MIN_PART_SIZE, PartPlan
 from ..domain.ports import BlobGone, BlobStore, Clock, UploadGone
-from ..domain.records import FileRecord, SessionRecord, Verified
+from ..domain.records import FileRecord, FileRef, SessionRecord, Verified
 from .reading import HashingReader, RangedFile, ReadFailed
 
 # A file sent whole (one part) is read in one request and held: it is at most this big.
@@ -222,7 +222,7 @@ class Verifier:
             return False  # completed (or aborted) meanwhile
         return True
 
-    def discard(self, file: FileRecord) -> None:
+    def discard(self, file: FileRecord | FileRef) -> None:
         """Remove everything stored for a file that will never be published."""
         if file.upload_id is not None:
             self._blobs.abort_multipart(file.key, file.upload_id)

@@ -11,6 +11,7 @@ from ...domain.ports import FileChanged, FilenameInUse, LiveSessionExists, Proje
 from ...domain.records import (
     LISTED_FILES_MAX,
     FileRecord,
+    FileRef,
     ProjectRecord,
     ProjectStatus,
     PublishedFile,
@@ -33,6 +34,7 @@ from . import keys
 from .access import registered_check
 from .index import if_committed
 from .items import (
+    Item,
     decode,
     encode,
     file_item,
@@ -320,15 +322,24 @@ class DynamoSessions:
 
     def filename_in_release(
         self, session: SessionRecord, filename: str
-    ) -> tuple[FileRecord | None, PublishedFile | None]:
+    ) -> tuple[FileRef | None, PublishedFile | None]:
         """What holds `filename` for a new file of the session: the session's live (not
-        canceled) file of that name, and the release's published file of that name. One
-        round trip, and one more for each that exists."""
+        canceled) file of that name, as its slot records it, and the release's published
+        file of that name. One round trip (read along with the principal's standing when
+        a file is created), and one more if a file of that name is published or reserved
+        (its commit marker)."""
         slot, published = self._t.get_many(*_filename_holders(session, filename))
-        return (
-            self.get_file(session.id, slot["file_id"]) if slot else None,
-            if_committed(self._t, session.project, published),
-        )
+        return self._slot_ref(session.id, slot), if_committed(self._t, session.project, published)
+
+    def _slot_ref(self, session_id: str, slot: Item | None) -> FileRef | None:
+        """The file holding a filename slot, as the slot records it; a slot written
+        before slots kept the file's key is completed by reading the file."""
+        if slot is None:
+            return None
+        if "key" in slot:
+            return FileRef(session_id, slot["file_id"], slot["key"], slot.get("upload_id"))
+        file = self.get_file(session_id, slot["file_id"])
+        return None if file is None else file.ref
 
     def filename_read_along(
         self, session: SessionRecord, filename: str
@@ -340,11 +351,11 @@ class DynamoSessions:
         return self._t.reading_along(wanted)
 
     def add_file(
-        self, session: SessionRecord, file: FileRecord, now: int, *, replaces: FileRecord | None
+        self, session: SessionRecord, file: FileRecord, now: int, *, replaces: FileRef | None
     ) -> None:
         """Add a pending file to an editable session. The filename slot makes a filename
         unique among the session's live files; `replaces` (a completed or failed file of
-        the same name) is canceled in the same transaction."""
+        the same name: the cancel's condition) is canceled in the same transaction."""
         ttl = self._t.data_ttl(session)
         items: list[Write] = [
             self._session_touch(session.id, now, new_file=file.id, listed=session.file_ids),
@@ -372,14 +383,18 @@ class DynamoSessions:
             raise
 
     @staticmethod
-    def _slot(file: FileRecord, ttl: int, replaces: FileRecord | None) -> dict[str, Any]:
-        """The session's filename slot, taken by `file` (from `replaces`, if given)."""
+    def _slot(file: FileRecord, ttl: int, replaces: FileRef | None) -> dict[str, Any]:
+        """The session's filename slot, taken by `file` (from `replaces`, if given). It
+        keeps what never changes about the file (FileRef), so that replacing the file
+        needs no read of it."""
         slot: dict[str, Any] = {
             "Item": encode(
                 {
                     "pk": keys.session_pk(file.session_id),
                     "sk": keys.slot_sk(file.filename),
                     "file_id": file.id,
+                    "key": file.key,
+                    "upload_id": file.upload_id,
                     TTL_ATTRIBUTE: ttl,
                 }
             ),
@@ -424,7 +439,7 @@ class DynamoSessions:
 
     def _file_update(
         self,
-        file: FileRecord,
+        file: FileRecord | FileRef,
         event: FileEvent,
         notices: list[str] | None = None,
         *,

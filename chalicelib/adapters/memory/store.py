@@ -29,6 +29,7 @@ from ...domain.ports import (
 from ...domain.records import (
     LISTED_FILES_MAX,
     FileRecord,
+    FileRef,
     ProjectRecord,
     ProjectStatus,
     PublishedFile,
@@ -375,13 +376,13 @@ class MemoryStore:
 
     def filename_in_release(
         self, session: SessionRecord, filename: str
-    ) -> tuple[FileRecord | None, PublishedFile | None]:
+    ) -> tuple[FileRef | None, PublishedFile | None]:
         key = filename_key(filename)
         with self._lock:
             file_id = self._slots.get((session.id, key))
             file = None if file_id is None else self._stored_file(session.id, file_id)
             return (
-                None if file is None else _file_copy(file),
+                None if file is None else file.ref,
                 self._committed_name((session.project, session.version_key, key)),
             )
 
@@ -392,7 +393,7 @@ class MemoryStore:
         return current
 
     def add_file(
-        self, session: SessionRecord, file: FileRecord, now: int, *, replaces: FileRecord | None
+        self, session: SessionRecord, file: FileRecord, now: int, *, replaces: FileRef | None
     ) -> None:
         slot = (session.id, filename_key(file.filename))
         with self._lock:
@@ -421,7 +422,7 @@ class MemoryStore:
             session, file_ids=listed, revision=session.revision + 1
         )
 
-    def _replaceable(self, file: FileRecord) -> FileRecord:
+    def _replaceable(self, file: FileRef) -> FileRecord:
         """The stored file, if it may be canceled by a replacement (FileChanged if not)."""
         sources, _ = file_move(FileEvent.CANCEL)
         current = self._stored_file(file.session_id, file.id)
