@@ -25,6 +25,7 @@ from chalicelib.domain.ports import (
 )
 from chalicelib.domain.records import (
     LISTED_FILES_MAX,
+    PUBLISH_AT_ONCE_MAX_FILES,
     FileRecord,
     ProjectStatus,
     Role,
@@ -600,12 +601,22 @@ def test_a_release_too_large_for_one_transaction_is_left_to_the_locked_protocol(
 ) -> None:
     session = new_session()
     store.create_session(session, reserve_project=True)
-    files = [new_file(session) for _ in range(99)]  # one write of 100 items holds fewer
-    at_once = store.publish_at_once(session, files, NOW)
-    if isinstance(store, DynamoStore):
-        assert at_once is None and store.published_files("demo") == []
-        published(store, session, files)
-    assert len(store.published_files("demo")) == 99
+    files = [new_file(session) for _ in range(PUBLISH_AT_ONCE_MAX_FILES + 1)]
+    assert store.publish_at_once(session, files, NOW) is None
+    assert store.published_files("demo") == []
+    published(store, session, files)
+    assert len(store.published_files("demo")) == PUBLISH_AT_ONCE_MAX_FILES + 1
+
+
+def test_the_largest_release_published_at_once_fits_one_transaction(
+    store: ContractStore,
+) -> None:
+    # A first release: its commit writes the most (the name registered, its owner).
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    files = [new_file(session) for _ in range(PUBLISH_AT_ONCE_MAX_FILES)]
+    assert store.publish_at_once(session, files, NOW) is not None
+    assert len(store.published_files("demo")) == PUBLISH_AT_ONCE_MAX_FILES
 
 
 def test_a_publish_at_once_of_a_first_release_needs_its_reservation(

@@ -463,7 +463,8 @@ class PublishStore(Protocol):
         after it, are still its files), that no other session holds a name, and that a
         first release's name is still its reservation (registered with its creator as
         owner). The session published, or None with nothing written when any of that
-        fails or the release does not fit one write: then the locked protocol."""
+        fails or the release has more than PUBLISH_AT_ONCE_MAX_FILES files: then the
+        locked protocol."""
         ...
 
     def publish_whole(self, session: SessionRecord, file: FileRecord, now: int) -> bool:

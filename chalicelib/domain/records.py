@@ -25,8 +25,12 @@ UPLOAD_ROLES = frozenset({Role.OWNER, Role.MAINTAINER})
 
 # The files a session lists at most (SessionRecord.file_ids): read along with the project
 # and the role, they fit one BatchGetItem (100 keys) with room for a few added at once.
-# (A publish of more than fit one transaction, 92-95, takes the locked protocol anyway.)
 LISTED_FILES_MAX = 95
+# The most files a publish reserves and commits in one write (publish_at_once): what one
+# DynamoDB transaction (100 items) holds besides the session's move and a first
+# release's commit. Both stores keep to it, so the service runs the same path on either;
+# a larger release takes the locked protocol.
+PUBLISH_AT_ONCE_MAX_FILES = 92
 
 
 @dataclass

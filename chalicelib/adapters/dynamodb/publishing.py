@@ -11,6 +11,7 @@ from typing import Any
 
 from ...domain.ports import ProjectTaken, Unexposed
 from ...domain.records import (
+    PUBLISH_AT_ONCE_MAX_FILES,
     FileRecord,
     ProjectStatus,
     Role,
@@ -182,9 +183,11 @@ class DynamoPublishing:
         condition that the session is still editable, unlocked and unexpired, with the
         files it had when it was read (its revision), that no other session holds any
         of the names, and that a first release's name is still reserved by it. None
-        when one of these fails or the release is too large for one transaction (no
-        write is made): the locked protocol (reserve_filenames, then commit_publish)
+        when one of these fails or the release has more than PUBLISH_AT_ONCE_MAX_FILES
+        files (no write is made): the locked protocol (reserve_filenames, then commit_publish)
         then says which, and takes over names a crashed publisher left."""
+        if len(files) > PUBLISH_AT_ONCE_MAX_FILES:
+            return None
         # (A session stored before revisions were counted has none: the condition fails.)
         registers = session.first_release
         unchanged, values = editable_condition(now)
@@ -196,8 +199,6 @@ class DynamoPublishing:
             *({"Put": self._reservation(session, f, now)} for f in files),
             *self._commit(session, now, owner=owner, registers=registers),
         ]
-        if len(items) > TRANSACTION_LIMIT:
-            return None
         try:
             self._t.transact(items)
         except ConditionFailed:

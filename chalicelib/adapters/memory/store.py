@@ -28,6 +28,7 @@ from ...domain.ports import (
 )
 from ...domain.records import (
     LISTED_FILES_MAX,
+    PUBLISH_AT_ONCE_MAX_FILES,
     FileRecord,
     FileRef,
     ProjectRecord,
@@ -631,7 +632,8 @@ class MemoryStore:
     def publish_at_once(
         self, session: SessionRecord, files: Sequence[FileRecord], now: int
     ) -> SessionRecord | None:
-        # One write of any size here (DynamoDB's holds 100 items).
+        if len(files) > PUBLISH_AT_ONCE_MAX_FILES:
+            return None
         with self._lock:  # the checks and the writes one step, as DynamoDB's transaction
             current = self._sessions.get(session.id)
             if (
