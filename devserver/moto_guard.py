@@ -868,43 +868,72 @@ def _partition_reads(query: Callable[[DynamoHandler], Any]) -> Callable[[DynamoH
         if plan is None:
             return query(self)
         table = plan.table
-        page: list[Item] = []
+        page: list[dict[str, Any]] = []
         size = 0
         last: Item | None = None
+        previous: Item | None = None
         for item in _partition(table, plan.hash_key, plan.prefix):
             key = item.attrs[plan.range_attr].value
             if (plan.below is not None and key >= plan.below) or (
                 plan.after is not None and key <= plan.after
             ):
                 continue
-            item_size = item.size()
+            written, item_size = _written(item)
             if size + item_size > RESULT_SIZE_LIMIT:
-                last = page[-1]
+                last = previous
                 break
-            page.append(item)
+            page.append(written)
             size += item_size
-        result: dict[str, Any] = {
-            "Count": len(page),
-            "ScannedCount": len(page),
-            "Items": [{name: _wire(value) for name, value in i.attrs.items()} for i in page],
-        }
+            previous = item
+        result: dict[str, Any] = {"Count": len(page), "ScannedCount": len(page), "Items": page}
         if last is not None:
             result["LastEvaluatedKey"] = {
-                name: _wire(last.attrs[name]) for name in (table.hash_key_attr, plan.range_attr)
+                name: _written_value(last.attrs[name])[0]
+                for name in (table.hash_key_attr, plan.range_attr)
             }
         return ActionResult(result)
 
     return answered
 
 
-def _wire(value: DynamoType) -> dict[str, Any]:
-    """An attribute value as DynamoDB's JSON (binary values stay bytes or base64 text:
-    _plain_item_reads writes bytes in base64)."""
-    if value.type == "M":
-        return {"M": {name: _wire(v) for name, v in value.value.items()}}
-    if value.type == "L":
-        return {"L": [_wire(v) for v in value.value]}
-    return {value.type: value.value}
+def _written(item: Item) -> tuple[dict[str, Any], int]:
+    """An item as DynamoDB's JSON, and its size as moto counts it (Item.size): one walk
+    of its values for both."""
+    written: dict[str, Any] = {}
+    size = 0
+    for name, value in item.attrs.items():
+        written[name], value_size = _written_value(value)
+        size += len(name.encode()) + value_size
+    return written, size
+
+
+def _written_value(value: DynamoType) -> tuple[dict[str, Any], int]:
+    """A value as DynamoDB's JSON (binary values stay bytes or base64 text:
+    _plain_item_reads writes bytes in base64), and its size as DynamoType.size counts it."""
+    kind, plain = value.type, value.value
+    if kind == "M":
+        members: dict[str, Any] = {}
+        size = 0
+        for name, member in plain.items():
+            members[name], member_size = _written_value(member)
+            size += len(name.encode()) + member_size
+        return {"M": members}, size
+    if kind == "L":
+        elements = [_written_value(element) for element in plain]
+        return {"L": [e for e, _ in elements]}, sum(s for _, s in elements)
+    if kind == "N":
+        return {kind: plain}, len(str(plain))
+    if kind == "NS":
+        return {kind: plain}, sum(len(str(v)) for v in plain)
+    if kind in ("SS", "BS"):
+        return {kind: plain}, sum(_bytesize(v) for v in plain)
+    if isinstance(plain, bool):  # BOOL, and NULL's True
+        return {kind: plain}, 1
+    return {kind: plain}, _bytesize(plain)
+
+
+def _bytesize(value: str | bytes) -> int:
+    return len(value if isinstance(value, bytes) else value.encode())
 
 
 # -- DynamoDB: item reads answered as the JSON they already are -------------------------------

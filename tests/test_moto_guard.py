@@ -647,6 +647,13 @@ def test_a_partition_read_answers_as_moto_does(
         assert sum(page["Count"] for page in ours) == 35
 
 
+def test_an_item_is_sized_as_moto_sizes_it() -> None:
+    """Where a page ends (what it writes is compared above, page by page)."""
+    for attrs in (EVERY_TYPE, {"text": s("é"), "binary": {"B": "AAE="}, "n": {"N": "-1.5"}}):
+        item = Item(DynamoType(s("P")), DynamoType(s("x")), {"pk": s("P"), "sk": s("x"), **attrs})
+        assert moto_guard._written(item)[1] == item.size()
+
+
 def test_a_plain_partition_read_leaves_moto_query_alone(
     partition_db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
