@@ -24,7 +24,14 @@ from chalicelib.http.simple import (
     project_body,
 )
 from chalicelib.runtime import Services
-from chalicelib.services.index import PAGES_PREFIX, STORED_PAGE_GRACE, IndexFile, ProjectPage
+from chalicelib.services.index import (
+    LISTINGS_PREFIX,
+    PAGES_PREFIX,
+    STORED_PAGE_GRACE,
+    IndexFile,
+    IndexService,
+    ProjectPage,
+)
 from chalicelib.services.publishing import EXPOSE_GRACE_SECONDS
 from tests.conftest import PUBLIC_URL, Api, wheel_name
 from tests.dists import dist
@@ -189,6 +196,50 @@ def test_a_page_is_rendered_once_per_publish(
     me.publish(session)
     assert api.get("/simple/demo/", headers=JSON).json()["versions"] == ["1.0", "2.0"]
     assert rendered[-1] == SIMPLE_JSON
+
+
+def cold_container(services: Services) -> None:
+    """The app from now on as a new Lambda container runs it: nothing read yet."""
+    index = IndexService(services.store, services.store, services.blobs, PUBLIC_URL)
+    runtime.install(replace(services, index=index))
+
+
+def listing_keys(services: Services) -> list[str]:
+    return sorted(listed.key for listed in services.blobs.listed(LISTINGS_PREFIX))
+
+
+def test_a_cold_container_serves_the_revision_as_listed_by_the_first(
+    api: Api,
+    me: Api,
+    services: Services,
+    published: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = api.get("/simple/demo/", headers=JSON)
+    assert listing_keys(services) == [f"{LISTINGS_PREFIX}demo/1.json"]
+    cold_container(services)
+    # The listing is what the cold container reads: the files are not.
+    with monkeypatch.context() as patch:
+        patch.setattr(type(services.store), "published_files", None)
+        assert api.get("/simple/demo/", headers=JSON).body == first.body
+    # A publish is a new revision: listed anew, with the new release.
+    session = me.create_session("demo", "2.0").json()
+    me.add_file(session, "demo-2.0.tar.gz")
+    me.publish(session)
+    cold_container(services)
+    assert api.get("/simple/demo/", headers=JSON).json()["versions"] == ["1.0", "2.0"]
+    assert listing_keys(services)[-1] == f"{LISTINGS_PREFIX}demo/2.json"
+    # Private: the edge serves published files only.
+    assert api.get(f"/{LISTINGS_PREFIX}demo/2.json").status in (403, 404)
+
+
+def test_a_listing_that_cannot_be_read_is_not_used(
+    api: Api, services: Services, published: dict[str, Any]
+) -> None:
+    services.blobs.put_new(f"{LISTINGS_PREFIX}demo/1.json", b'{"not": "a listing"}')
+    page = api.get("/simple/demo/", headers=JSON)
+    assert page.status == 200
+    assert [f["filename"] for f in page.json()["files"]] == sorted([SDIST, WHEEL])
 
 
 def small_pages(services: Services) -> None:

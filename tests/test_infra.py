@@ -19,6 +19,7 @@ from chalicelib.adapters.s3 import PUBLIC_TAG, S3BlobStore
 from chalicelib.adapters.schema import LIVE_INDEX, TTL_ATTRIBUTE, table_definition
 from chalicelib.adapters.sqs import SqsJobQueue
 from chalicelib.config import DAY
+from chalicelib.services.index import LISTINGS_PREFIX
 from chalicelib.services.publishing import PUBLISH_LOCK_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,6 +135,13 @@ def test_abandoned_uploads_are_aborted_only_after_the_longest_session(
     longest = template["Parameters"]["SessionMaxLifetime"]["MaxValue"]
     # S3 counts whole days; a day more covers the sweep's lag.
     assert abort["DaysAfterInitiation"] * DAY >= longest + DAY
+
+
+def test_listings_are_expired_by_a_lifecycle_rule(template: dict[str, Any]) -> None:
+    """The index stores one listing per project revision and deletes none itself."""
+    rules = template["Resources"]["FilesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    expiring = [r["Prefix"] for r in rules if "ExpirationInDays" in r]
+    assert any(LISTINGS_PREFIX.startswith(prefix) for prefix in expiring)
 
 
 def test_the_api_ends_before_api_gateway_does(template: dict[str, Any]) -> None:

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import functools
 import hmac
+import json
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from packaging.version import Version
 
 from ..domain.errors import NotFound
 from ..domain.names import InvalidInput, normalize_name, release_key
-from ..domain.ports import BlobStore, IndexStore, Listed, SessionStore
-from ..domain.records import FileRecord, ProjectRecord, ProjectStatus, PublishedFile, SessionRecord
+from ..domain.ports import BlobGone, BlobStore, IndexStore, Listed, SessionStore
+from ..domain.records import FileRecord, ProjectRecord, ProjectStatus, SessionRecord
 from ..domain.states import FileStatus
 from ..domain.tokens import is_random_id, session_id_for
 from .verification import metadata_key
@@ -32,6 +35,29 @@ STAGE_PAGES_PREFIX = "files/_stage_pages/"
 # How long a stored page outlives the page that replaced it: far beyond any cache of the
 # redirect to it (the edge's and installers' caches of /simple/ last minutes).
 STORED_PAGE_GRACE = 24 * 3600
+# A project's published files as of one revision (ProjectRecord.revision), stored by the
+# first container that queried them, so that a cold container reads one object rather
+# than query every file of the project (issue 13: a first read of 2,000 files). Private
+# (never tagged public: the edge does not serve it). A revision's files never change, so
+# a listing is written once and never rewritten; the bucket's lifecycle rule deletes
+# listings after a while (infra/template.yaml), and a current one so deleted is stored
+# again by its next reader. The format is in the prefix: another format, another prefix.
+LISTINGS_PREFIX = "files/_listings/v1/"
+# A listed file: what the simple API renders of a published file (the URL is made from
+# the key as the page is served, so a new public URL needs no new listings).
+_LISTED = (
+    "filename",
+    "version",
+    "key",
+    "hashes",
+    "size",
+    "requires_python",
+    "metadata_sha256",
+    "uploaded_at",
+    "yanked",
+)
+
+_log = logging.getLogger("wharf.index")
 
 
 @dataclass(frozen=True)
@@ -159,17 +185,19 @@ class IndexService:
         """Keys start with files/: the URL path is the key (CloudFront's /files/*)."""
         return f"{self._public}/{quote(key)}"
 
-    def _published(self, f: PublishedFile) -> IndexFile:
+    def _listed_file(self, row: list[Any]) -> IndexFile:
+        """A listed file (_LISTED's fields, in order) as the simple API renders it."""
+        filename, version, key, hashes, size, requires_python, metadata, uploaded_at, yanked = row
         return IndexFile(
-            filename=f.filename,
-            version=f.version,
-            url=self.file_url(f.key),
-            hashes=f.hashes,
-            size=f.size,
-            requires_python=f.requires_python,
-            metadata_sha256=f.metadata_sha256,
-            uploaded_at=f.uploaded_at,
-            yanked=f.yanked,
+            filename=filename,
+            version=version,
+            url=self.file_url(key),
+            hashes=hashes,
+            size=size,
+            requires_python=requires_python,
+            metadata_sha256=metadata,
+            uploaded_at=uploaded_at,
+            yanked=yanked,
         )
 
     @staticmethod
@@ -196,17 +224,53 @@ class IndexService:
 
     def _published_files(self, record: ProjectRecord) -> list[IndexFile]:
         """The project's published files, read again only when a publish changed them
-        (ProjectRecord.revision: one read of the project says so). Commit markers are
-        read after the project, so the files are at least as new as its revision."""
+        (ProjectRecord.revision: one read of the project says so): from this container's
+        cache, else from the revision's listing, else from the index (then listed for
+        the next cold container). Commit markers are read after the project, so the files
+        are at least as new as its revision; a listing of a revision may so list a
+        publish committed just after it, whole (invariant 2), which is published."""
         cached = self._published_cache.get(record.name)
         if cached is not None and cached[0] == record.revision:
             self._published_cache.move_to_end(record.name)
             return cached[1]
-        files = [self._published(f) for f in self._index.published_files(record.name)]
+        key = f"{LISTINGS_PREFIX}{record.name}/{record.revision}.json"
+        rows = self._listing(key)
+        if rows is None:
+            rows = [
+                [getattr(f, field) for field in _LISTED]
+                for f in self._index.published_files(record.name)
+            ]
+            self._store_listing(key, rows)
+        files = [self._listed_file(row) for row in rows]
         self._published_cache[record.name] = (record.revision, files)
         while len(self._published_cache) > PUBLISHED_CACHE_PROJECTS:
             self._published_cache.popitem(last=False)
         return files
+
+    def _listing(self, key: str) -> list[list[Any]] | None:
+        """A stored listing's rows; None when there is none (or it cannot be read: the
+        index then answers from the store, as without listings)."""
+        try:
+            rows = json.loads(b"".join(self._blobs.stream(key)))
+        except BlobGone:
+            return None
+        except Exception:
+            _log.warning("listing %s not read; reading the index instead", key, exc_info=True)
+            return None
+        if not isinstance(rows, list) or not all(
+            isinstance(row, list) and len(row) == len(_LISTED) for row in rows
+        ):
+            _log.warning("listing %s is not a listing; reading the index instead", key)
+            return None
+        return rows
+
+    def _store_listing(self, key: str, rows: list[list[Any]]) -> None:
+        """Store a revision's listing for the next cold container; a failure costs that
+        container the query this one made, nothing more."""
+        try:
+            self._blobs.put_new(key, json.dumps(rows, separators=(",", ":")).encode())
+        except Exception:
+            _log.warning("listing %s not stored", key, exc_info=True)
 
     # -- stages -------------------------------------------------------------------------
 
