@@ -45,10 +45,10 @@ and `install()` replaces moto methods, once, at class level:
    placeholders, not values): moto parsed each update twice, and parsing was most of a
    transaction's cost; its users only read the tree or validate a deep copy of it.
 9. DynamoHandler.query, for a plain read of one partition (the key conditions the index's
-   adapter sends, nothing else asked): answered from the partition, each item sized once
-   and written out as it is, where moto's sized each twice, deep-copied the page and
-   converted it value by value (three quarters of a first `/simple/` read of a
-   2,000-file project); anything else asked goes to moto's own.
+   adapter sends, nothing else asked): answered from the partition, each item written out
+   and sized in one walk of its values, where moto's sized each twice (a DynamoType built
+   per map member), deep-copied the page and converted it value by value (three quarters
+   of a first `/simple/` read of a 2,000-file project); anything else goes to moto's own.
 
 All are written against moto 5.2.5 (requirements-dev.txt pins it). `install()` checks that
 what they replace and call still has that shape, and raises MotoChanged otherwise, so a moto
@@ -858,9 +858,9 @@ def _partition_reads(query: Callable[[DynamoHandler], Any]) -> Callable[[DynamoH
     """moto's Query lists the partition, sizes every item twice, deep-copies the page,
     then converts it to plain values attribute by attribute: three quarters of a first
     `/simple/` read of a 2,000-file project. A plain read of one partition is answered
-    from the partition (_partition), each item sized once and written out as the JSON
-    it already is (under the DynamoDB lock: nothing changes it meanwhile). The page
-    ends, as moto's, before the item that would take it past 1 MB."""
+    from the partition (_partition), each item written out as DynamoDB's JSON and sized
+    in one walk (_written; under the DynamoDB lock: nothing changes it meanwhile). The
+    page ends, as moto's, before the item that would take it past 1 MB."""
 
     @functools.wraps(query)
     def answered(self: DynamoHandler) -> Any:

@@ -61,6 +61,7 @@ def _request_errors(
     return clean, errors
 
 
+# A file's upload is over: it is completed, failed or canceled.
 _ENDED = REPLACEABLE_FILE_STATES | {FileStatus.CANCELED}
 
 
@@ -227,8 +228,9 @@ class FileService:
             if isinstance(exc, SessionChanged):
                 raise session_state_conflict(exc.current, "add a file") from None
             current = exc.current if isinstance(exc, FileChanged) else None
-            # The replaced file is still live and not yet replaceable (canceled: it was
-            # replaced or canceled meanwhile, a retry finds the name free).
+            # The file it would replace is pending or processing: still being uploaded.
+            # One canceled meanwhile changed under this request: a retry finds the name
+            # free (the Conflict below).
             if current is not None and current.status not in _ENDED:
                 raise FileInProgress(
                     f"{file.filename!r} is being uploaded in this session; cancel that "
