@@ -1,4 +1,4 @@
-"""Wiring: the services built from settings and boto3 clients, once per Lambda container.
+"""Wiring: the services built from settings and AWS clients, once per Lambda container.
 
 Tests and the local stack install their own (`install`)."""
 
@@ -8,9 +8,9 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 from .adapters.clock import SystemClock
@@ -127,24 +127,46 @@ def _region() -> str:
 
 
 _CONFIG = Config(retries={"mode": "standard"}, max_pool_connections=50)
-# SigV4: boto3 would presign S3 with SigV2 otherwise.
+# SigV4: S3 URLs would be presigned with SigV2 otherwise.
 _S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
+
+_session: botocore.session.Session | None = None
+
+
+def aws_session() -> botocore.session.Session:
+    """The botocore session every AWS client of this container is made from. boto3 is
+    not imported: its clients are botocore's, and its own imports (s3transfer and
+    multiprocessing among them) were a fifth of the API's cold start. The local stack
+    registers its in-process AWS on this session (devserver/inprocess.py)."""
+    global _session
+    if _session is None:
+        _session = botocore.session.get_session()
+    return _session
+
+
+def _client(service: str, **kwargs: Any) -> Any:
+    # AWS_ENDPOINT_URL (the local stack's moto) and the credentials come from the
+    # environment, as for any botocore client.
+    return aws_session().create_client(service, **kwargs)
 
 
 def aws_clients() -> tuple[DynamoDBClient, S3Client, SQSClient]:
-    """boto3 clients; AWS_ENDPOINT_URL (the local stack's moto) is honoured by boto3."""
     region = _region()
-    dynamodb = boto3.client("dynamodb", region_name=region, config=_CONFIG)
-    s3 = boto3.client("s3", region_name=region, config=_S3_CONFIG)
-    sqs = boto3.client("sqs", region_name=region, config=_CONFIG)
-    return dynamodb, s3, sqs
+    return (
+        cast("DynamoDBClient", _client("dynamodb", region_name=region, config=_CONFIG)),
+        cast("S3Client", _client("s3", region_name=region, config=_S3_CONFIG)),
+        cast("SQSClient", _client("sqs", region_name=region, config=_CONFIG)),
+    )
 
 
 def s3_presigner(endpoint: str) -> S3Client:
     """An S3 client used only to presign URLs naming `endpoint` (WHARF_S3_PRESIGN_ENDPOINT):
     signed as the store's own client signs, with the same credentials and region. Creating
     it sends nothing."""
-    return boto3.client("s3", region_name=_region(), endpoint_url=endpoint, config=_S3_CONFIG)
+    return cast(
+        "S3Client",
+        _client("s3", region_name=_region(), endpoint_url=endpoint, config=_S3_CONFIG),
+    )
 
 
 def with_edge_parameter(settings: Settings) -> Settings:
@@ -154,7 +176,7 @@ def with_edge_parameter(settings: Settings) -> Settings:
     name = os.environ.get("WHARF_EDGE_PARAMETER")
     if not name:
         return settings
-    ssm = boto3.client("ssm")
+    ssm = _client("ssm", region_name=_region())
     edge = json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])
     return dataclasses.replace(
         settings,
@@ -171,7 +193,7 @@ def with_secrets(settings: Settings) -> Settings:
     origin_arn = os.environ.get("WHARF_ORIGIN_VERIFY_SECRET")
     if not admin_arn and not origin_arn:
         return settings
-    client = boto3.client("secretsmanager")
+    client = _client("secretsmanager", region_name=_region())
 
     def read(arn: str | None, default: str) -> str:
         return str(client.get_secret_value(SecretId=arn)["SecretString"]) if arn else default
@@ -192,7 +214,7 @@ def services() -> Services:
         settings = with_secrets(with_edge_parameter(Settings.from_env()))
         dynamodb, s3, sqs = aws_clients()
         edge = (
-            CloudFrontCache(boto3.client("cloudfront"), settings.distribution_id)
+            CloudFrontCache(_client("cloudfront", region_name=_region()), settings.distribution_id)
             if settings.distribution_id
             else None
         )

@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-import boto3
 import botocore
+import botocore.session
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.compat import HTTPHeaders
 from werkzeug.test import EnvironBuilder
+
+from chalicelib import runtime
 
 from .moto_guard import call
 
@@ -117,21 +119,17 @@ class InProcessAws:
         self._endpoint = endpoint.rstrip("/")
         self._app = app
 
-    def install(self, session: boto3.Session | None = None) -> None:
-        """For every client created from `session` from now on; by default boto3's
-        default session (the stack's own clients: runtime.aws_clients)."""
+    def install(self, session: botocore.session.Session | None = None) -> None:
+        """For every client created from `session` from now on; by default the session
+        the app makes its clients from (the stack's own: runtime.aws_session)."""
         if session is None:
-            boto3.setup_default_session()
-            session = boto3.DEFAULT_SESSION
-        assert session is not None
+            session = runtime.aws_session()
         # botocore sends what a before-send handler returns instead of the request (its
         # stubs type handlers as returning None).
         handler = cast("Callable[..., None]", self.answer)
-        session.events.register("before-send", handler)
+        session.register("before-send", handler)
         for service in UNSIGNED_SERVICES:
-            session.events.register(
-                f"choose-signer.{service}", cast("Callable[..., None]", _unsigned)
-            )
+            session.register(f"choose-signer.{service}", cast("Callable[..., None]", _unsigned))
 
     def answer(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
         url = urlsplit(request.url)

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from botocore.awsrequest import AWSPreparedRequest
 from botocore.compat import HTTPHeaders
@@ -32,11 +33,14 @@ def nowhere() -> str:
 
 @pytest.fixture(scope="module")
 def session(embedded: EmbeddedAws, nowhere: str) -> boto3.Session:
-    session = boto3.Session(
-        aws_access_key_id="wharf-local", aws_secret_access_key="wharf-local", region_name=REGION
+    core = botocore.session.get_session()
+    InProcessAws(nowhere, embedded.app).install(core)
+    return boto3.Session(
+        aws_access_key_id="wharf-local",
+        aws_secret_access_key="wharf-local",
+        region_name=REGION,
+        botocore_session=core,
     )
-    InProcessAws(nowhere, embedded.app).install(session)
-    return session
 
 
 def client(session: boto3.Session, endpoint: str, service: str) -> Any:

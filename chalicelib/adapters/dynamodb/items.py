@@ -6,8 +6,6 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import Binary, TypeSerializer
-
 from ...domain.records import (
     FileRecord,
     ProjectRecord,
@@ -20,22 +18,49 @@ from ...domain.states import FileStatus, SessionStatus
 from ..schema import LIVE_INDEX_PARTITION, TTL_ATTRIBUTE
 from . import keys
 
-_serializer = TypeSerializer()
 Item = dict[str, Any]
 
 
-def serialize(value: Any) -> Any:
-    """One attribute value in DynamoDB's typed form."""
-    return _serializer.serialize(value)
+def serialize(value: Any) -> dict[str, Any]:
+    """One attribute value in DynamoDB's typed form, as boto3's TypeSerializer writes
+    it (written out here: importing boto3 for it cost the API's cold start boto3's own
+    imports, s3transfer and multiprocessing among them)."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):  # before int: a bool is one
+        return {"BOOL": value}
+    if isinstance(value, int | Decimal):
+        return {"N": str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bytes | bytearray):
+        return {"B": bytes(value)}
+    if isinstance(value, set | frozenset):
+        return _serialized_set(value)
+    if isinstance(value, list | tuple):
+        return {"L": [serialize(v) for v in value]}
+    if isinstance(value, Mapping):
+        return {"M": {str(k): serialize(v) for k, v in value.items()}}
+    raise TypeError(f"{type(value).__name__} is not stored in DynamoDB (a float: use Decimal)")
+
+
+def _serialized_set(value: set[Any] | frozenset[Any]) -> dict[str, Any]:
+    if value and all(isinstance(v, str) for v in value):
+        return {"SS": list(value)}
+    if value and all(isinstance(v, int | Decimal) and not isinstance(v, bool) for v in value):
+        return {"NS": [str(v) for v in value]}
+    if value and all(isinstance(v, bytes | bytearray) for v in value):
+        return {"BS": [bytes(v) for v in value]}
+    raise TypeError("a set stored in DynamoDB is not empty, and of strings, numbers or bytes")
 
 
 def encode(item: Item) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+    return {k: serialize(v) for k, v in item.items() if v is not None}
 
 
 def decode(item: Mapping[str, Any]) -> Item:
     """An item from DynamoDB's typed form: numbers as int (this table stores whole
-    numbers only), sets as sets, binary as boto3's Binary. Written out rather than
+    numbers only), sets as sets, binary as bytes. Written out rather than
     boto3's TypeDeserializer plus a pass turning its Decimals into ints: every item
     every request reads goes through here (a seventh of a first `/simple/` read of
     2,000 files went to those two passes)."""
@@ -59,9 +84,9 @@ def _value(typed: Mapping[str, Any]) -> Any:
     if kind == "NULL":
         return None
     if kind == "B":
-        return Binary(value)
+        return value
     if kind == "BS":
-        return {Binary(v) for v in value}
+        return set(value)
     raise TypeError(f"{kind!r} is not a DynamoDB type")
 
 
