@@ -60,6 +60,12 @@ class SessionRecord:
     file_ids: frozenset[str] | None = frozenset()
     revision: int = 0
 
+    @property
+    def first_owner(self) -> str | None:
+        """Who publishing this session makes the project's owner: a first release's
+        creator (None for the operator's admin token, and for any other release)."""
+        return self.created_by if self.first_release else None
+
     def expired(self, now: int) -> bool:
         return not self.status.terminal and self.expires_at <= now
 

@@ -104,7 +104,7 @@ class Publisher:
             return self._store.commit_publish(
                 session,
                 self._clock.now(),
-                owner=session.created_by if registers else None,
+                owner=session.first_owner,
                 event=event,
                 registers=registers,
             )

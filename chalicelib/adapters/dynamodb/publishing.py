@@ -193,11 +193,10 @@ class DynamoPublishing:
         unchanged, values = editable_condition(now)
         values[":revision"] = {"N": str(session.revision)}
         as_read = (f"{unchanged} AND revision = :revision", values)
-        owner = session.created_by if registers else None
         items = [
             self._published_session(session, SessionEvent.PUBLISH, now, as_read),
             *({"Put": self._reservation(session, f, now)} for f in files),
-            *self._commit(session, now, owner=owner, registers=registers),
+            *self._commit(session, now, owner=session.first_owner, registers=registers),
         ]
         try:
             self._t.transact(items)
@@ -235,7 +234,7 @@ class DynamoPublishing:
             *self._commit(
                 session,
                 now,
-                owner=session.created_by if registers else None,
+                owner=session.first_owner,
                 registers=registers,
                 claimed=False,
             ),

@@ -600,9 +600,13 @@ class MemoryStore:
             self._sessions[session.id] = listed
             self._files[session.id] = {file.id: _file_copy(file)}
             self._reserve(session, file, now)
-            owner = session.created_by if session.first_release else None
             self._commit(
-                listed, listed, SessionEvent.PUBLISH, now, owner, registers=session.first_release
+                listed,
+                listed,
+                SessionEvent.PUBLISH,
+                now,
+                session.first_owner,
+                registers=session.first_release,
             )
             return True
 
@@ -646,10 +650,13 @@ class MemoryStore:
                 return None
             for file in files:
                 self._reserve(session, file, now)
-            registers = session.first_release
-            owner = session.created_by if registers else None
             return self._commit(
-                current, session, SessionEvent.PUBLISH, now, owner, registers=registers
+                current,
+                session,
+                SessionEvent.PUBLISH,
+                now,
+                session.first_owner,
+                registers=session.first_release,
             )
 
     def _may_commit_to(self, session: SessionRecord, registers: bool) -> bool:
