@@ -42,7 +42,7 @@ def _endpoint(env: dict[str, str], name: str) -> str:
     if not raw:
         return ""
     parts = urlsplit(raw)
-    # boto3 would take a bare host as a path and sign URLs nobody can reach.
+    # botocore would take a bare host as a path and sign URLs nobody can reach.
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(
             f"{name} must be an http(s) URL such as http://127.0.0.1:9000, got {raw!r}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -204,6 +205,13 @@ def cold_container(services: Services) -> None:
     runtime.install(replace(services, index=index))
 
 
+def listing_key(services: Services) -> str:
+    """The key of the demo project's listing as it is now."""
+    project = services.store.get_project("demo")
+    assert project is not None and project.last_commit is not None
+    return f"{LISTINGS_PREFIX}demo/{project.revision}-{project.last_commit}.json"
+
+
 def listing_keys(services: Services) -> list[str]:
     return sorted(listed.key for listed in services.blobs.listed(LISTINGS_PREFIX))
 
@@ -216,7 +224,7 @@ def test_a_cold_container_serves_the_revision_as_listed_by_the_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     first = api.get("/simple/demo/", headers=JSON)
-    assert listing_keys(services) == [f"{LISTINGS_PREFIX}demo/1.json"]
+    assert listing_keys(services) == [listing_key(services)]
     cold_container(services)
     # The listing is what the cold container reads: the files are not.
     with monkeypatch.context() as patch:
@@ -228,17 +236,31 @@ def test_a_cold_container_serves_the_revision_as_listed_by_the_first(
     me.publish(session)
     cold_container(services)
     assert api.get("/simple/demo/", headers=JSON).json()["versions"] == ["1.0", "2.0"]
-    assert listing_keys(services)[-1] == f"{LISTINGS_PREFIX}demo/2.json"
+    latest = listing_key(services)
+    assert latest.startswith(f"{LISTINGS_PREFIX}demo/2-") and latest in listing_keys(services)
     # Private: the edge serves published files only.
-    assert api.get(f"/{LISTINGS_PREFIX}demo/2.json").status in (403, 404)
+    assert api.get(f"/{latest}").status in (403, 404)
 
 
 def test_a_listing_that_cannot_be_read_is_not_used(
     api: Api, services: Services, published: dict[str, Any]
 ) -> None:
-    services.blobs.put_new(f"{LISTINGS_PREFIX}demo/1.json", b'{"not": "a listing"}')
+    services.blobs.put_new(listing_key(services), b'{"not": "a listing"}')
     page = api.get("/simple/demo/", headers=JSON)
     assert page.status == 200
+    assert [f["filename"] for f in page.json()["files"]] == sorted([SDIST, WHEEL])
+
+
+def test_a_listing_of_another_commit_of_the_revision_is_not_used(
+    api: Api, services: Services, published: dict[str, Any]
+) -> None:
+    """A table restored to an earlier point in time counts revisions again: a listing
+    left from before names the same revision, made by another commit."""
+    elsewhere = [["demo-9.0.tar.gz", "9.0", "files/demo/x/demo-9.0.tar.gz", {}, 1] + [None] * 4]
+    services.blobs.put_new(
+        f"{LISTINGS_PREFIX}demo/1-{'0' * 32}.json", json.dumps(elsewhere).encode()
+    )
+    page = api.get("/simple/demo/", headers=JSON)
     assert [f["filename"] for f in page.json()["files"]] == sorted([SDIST, WHEEL])
 
 

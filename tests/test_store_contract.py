@@ -114,13 +114,13 @@ def test_each_commit_counts_one_revision_of_the_project(store: ContractStore) ->
     store.create_session(first, reserve_project=True)
     published(store, first, [])
     project = store.get_project("demo")
-    assert project is not None and project.revision == 1
+    assert project is not None and (project.revision, project.last_commit) == (1, first.id)
     second = new_session(version="2.0", first=False)
     store.create_session(second, reserve_project=False)
     assert store.get_project("demo") == project  # a session is not a commit
     published(store, second, [])
     again = store.get_project("demo")
-    assert again is not None and again.revision == 2
+    assert again is not None and (again.revision, again.last_commit) == (2, second.id)
 
 
 def test_one_live_session_per_release(store: ContractStore) -> None:

@@ -296,7 +296,7 @@ class S3BlobStore:
 
 
 def _each(call: Callable[[str], R], keys: Sequence[str]) -> list[R]:
-    """`call` on every key, TAGGING_CONCURRENCY at a time (boto3 clients are
+    """`call` on every key, TAGGING_CONCURRENCY at a time (botocore clients are
     thread-safe); re-raises the first failure."""
     if not keys:
         return []

@@ -170,6 +170,10 @@ class ProjectRecord:
     # Publishes committed so far: each commit adds one in the same write, so a reader
     # that has the project's page for this revision need read nothing else.
     revision: int = 0
+    # The session of the latest commit, written with the revision: with it, a revision
+    # names one state of the project even across a restore of the table to an earlier
+    # point in time (which counts revisions again), as the project's listings need.
+    last_commit: str | None = None
 
 
 @dataclass(frozen=True)

@@ -233,14 +233,18 @@ class IndexService:
         if cached is not None and cached[0] == record.revision:
             self._published_cache.move_to_end(record.name)
             return cached[1]
-        key = f"{LISTINGS_PREFIX}{record.name}/{record.revision}.json"
-        rows = self._listing(key)
+        # Named by the revision and the commit that made it (ProjectRecord.last_commit:
+        # a restored table counts revisions again); a project last published before
+        # commits were named has no listing until its next publish.
+        key = f"{LISTINGS_PREFIX}{record.name}/{record.revision}-{record.last_commit}.json"
+        rows = self._listing(key) if record.last_commit else None
         if rows is None:
             rows = [
                 [getattr(f, field) for field in _LISTED]
                 for f in self._index.published_files(record.name)
             ]
-            self._store_listing(key, rows)
+            if record.last_commit:
+                self._store_listing(key, rows)
         files = [self._listed_file(row) for row in rows]
         self._published_cache[record.name] = (record.revision, files)
         while len(self._published_cache) > PUBLISHED_CACHE_PROJECTS:

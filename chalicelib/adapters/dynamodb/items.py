@@ -199,6 +199,7 @@ def project_record(project: str, item: Item | None) -> ProjectRecord | None:
         holders=holders,
         created_at=item["created_at"],
         revision=int(item.get("revision", 0)),
+        last_commit=item.get("last_commit"),
     )
 
 

@@ -198,6 +198,8 @@ class DynamoPublishing:
             *({"Put": self._reservation(session, f, now)} for f in files),
             *self._commit(session, now, owner=session.first_owner, registers=registers),
         ]
+        if len(items) > TRANSACTION_LIMIT:  # PUBLISH_AT_ONCE_MAX_FILES outgrown: a bug
+            return None
         try:
             self._t.transact(items)
         except ConditionFailed:
@@ -266,7 +268,7 @@ class DynamoPublishing:
         if registers:
             items += self._registration(session, owner, claimed=claimed)
         else:
-            items.append(self._release_of(session.project))
+            items.append(self._release_of(session))
         return items
 
     def _published_session(
@@ -318,18 +320,20 @@ class DynamoPublishing:
         }
 
     @staticmethod
-    def _release_of(project: str) -> Write:
+    def _release_of(session: SessionRecord) -> Write:
         """A release of a registered project (never of a name reserved, or free) counts
-        one more revision of the project (ProjectRecord.revision)."""
+        one more revision of the project, made by this session (ProjectRecord.revision,
+        last_commit)."""
         return {
             "Update": {
-                "Key": keys.project_key(project),
-                "UpdateExpression": "ADD revision :one",
+                "Key": keys.project_key(session.project),
+                "UpdateExpression": "SET last_commit = :sid ADD revision :one",
                 "ConditionExpression": "#status = :registered",
                 "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": {
                     ":registered": {"S": ProjectStatus.REGISTERED.value},
                     ":one": {"N": "1"},
+                    ":sid": {"S": session.id},
                 },
             }
         }
@@ -343,6 +347,7 @@ class DynamoPublishing:
             ":registered": {"S": ProjectStatus.REGISTERED.value},
             ":reserved": {"S": ProjectStatus.RESERVED.value},
             ":one": {"N": "1"},
+            ":commit": {"S": session.id},
         }
         if claimed:
             values[":sid"] = {"S": session.id}
@@ -358,7 +363,7 @@ class DynamoPublishing:
                 "Update": {
                     "Key": keys.project_key(session.project),
                     "UpdateExpression": (
-                        f"SET #status = :registered{created} "
+                        f"SET #status = :registered, last_commit = :commit{created} "
                         "REMOVE holders, reserved_for ADD revision :one"
                     ),
                     "ConditionExpression": condition,

@@ -629,7 +629,9 @@ class MemoryStore:
         if registers:
             self._register(session.project, owner)
         project = self._projects[session.project]
-        self._projects[session.project] = replace(project, revision=project.revision + 1)
+        self._projects[session.project] = replace(
+            project, revision=project.revision + 1, last_commit=session.id
+        )
         # As DynamoDB answers (the port): the caller's record moved, nothing read back.
         return _session_copy(session.after(event, now))
 
