@@ -45,6 +45,9 @@ BUDGETS = {
     # cancels it on condition that it is completed or failed; then its bytes deleted
     # (object and metadata: DeleteObject each).
     "create replacing file": (3, 2),
+    # The same refused, that file being uploaded still (409): the refusal is the
+    # transaction's; the new file's multipart upload, started, is aborted.
+    "create refused": (3, 2),
     # A file of several parts.
     "create multipart file": (3, 1),  # + CreateMultipartUpload
     "sign parts": (3, 0),  # + the signer recorded on the file; presigning calls nothing
@@ -168,6 +171,19 @@ def test_replacing_a_file_stays_within_the_budget_of_creating_one(api: Api) -> N
     assert created.status == 202, created.body
     _within(seen, "create replacing file")
     assert bob.get(first["links"]["file-upload-session"]).json()["status"] == "canceled"
+
+
+def test_a_refused_replacement_aborts_its_upload_and_nothing_else(api: Api) -> None:
+    bob = _registered(api)
+    session = bob.create_session("demo", "1.0").json()
+    large = wheel_name("demo", "1.0", "cp312-cp312-win_amd64")
+    members = {"demo/blob.bin": os.urandom(MIN_PART_SIZE + 1)}
+    data = wheel(large, members=members, compression=zipfile.ZIP_STORED)
+    assert bob.create_file(session, large, data, mechanism=MULTIPART).status == 202
+    with counting() as seen:
+        refused = bob.create_file(session, large, data, mechanism=MULTIPART)
+    assert refused.status == 409, refused.body
+    _within(seen, "create refused")
 
 
 @pytest.mark.parametrize("files", [1, 6])

@@ -65,6 +65,22 @@ def _request_errors(
 _ENDED = REPLACEABLE_FILE_STATES | {FileStatus.CANCELED}
 
 
+def _refusal(file: FileRecord, refused: SessionChanged | FilenameInUse | FileChanged) -> Exception:
+    """Why the store refused to add `file`, as the API says it."""
+    if isinstance(refused, SessionChanged):
+        return session_state_conflict(refused.current, "add a file")
+    current = refused.current if isinstance(refused, FileChanged) else None
+    # The file it would replace is pending or processing: still being uploaded. One
+    # canceled meanwhile changed under this request: a retry finds the name free.
+    if current is not None and current.status not in _ENDED:
+        return FileInProgress(
+            f"{file.filename!r} is being uploaded in this session; cancel that "
+            "upload before starting another (PEP 694 'Replacing a ... File').",
+            current,
+        )
+    return Conflict(f"{file.filename!r} changed in this session meanwhile; retry.")
+
+
 class FileService:
     def __init__(
         self,
@@ -222,25 +238,15 @@ class FileService:
     def _add(self, session: SessionRecord, file: FileRecord, replaces: FileRef | None) -> None:
         try:
             self._store.add_file(session, file, self._clock.now(), replaces=replaces)
-        except BaseException as exc:
-            # Not recorded: its multipart upload must not linger (nor any other failure's).
+        except (SessionChanged, FilenameInUse, FileChanged) as refused:
+            # Refused: nothing recorded and no URL handed out, so nothing is stored at
+            # its keys; only its multipart upload, if it started one, must not linger.
+            if file.upload_id is not None:
+                self._blobs.abort_multipart(file.key, file.upload_id)
+            raise _refusal(file, refused) from None
+        except BaseException:
+            # Perhaps recorded (an answer lost): nothing of it may linger either way.
             self._verifier.discard(file)
-            if isinstance(exc, SessionChanged):
-                raise session_state_conflict(exc.current, "add a file") from None
-            current = exc.current if isinstance(exc, FileChanged) else None
-            # The file it would replace is pending or processing: still being uploaded.
-            # One canceled meanwhile changed under this request: a retry finds the name
-            # free (the Conflict below).
-            if current is not None and current.status not in _ENDED:
-                raise FileInProgress(
-                    f"{file.filename!r} is being uploaded in this session; cancel that "
-                    "upload before starting another (PEP 694 'Replacing a ... File').",
-                    current,
-                ) from None
-            if isinstance(exc, FilenameInUse | FileChanged):
-                raise Conflict(
-                    f"{file.filename!r} changed in this session meanwhile; retry."
-                ) from None
             raise
         if replaces is not None:
             self._verifier.discard(replaces)
