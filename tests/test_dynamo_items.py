@@ -34,7 +34,7 @@ TYPED: dict[str, Any] = {
 
 
 def as_before(value: Any) -> Any:
-    """boto3's reading with its Decimals as int: what decode answered before."""
+    """boto3's reading, its Decimals as int and its Binary as bytes: what decode answers."""
     if isinstance(value, Decimal):
         return int(value)
     if isinstance(value, Binary):
