@@ -106,7 +106,8 @@ class MemoryStore:
         self._project_index: set[str] = set()  # registered names, for the simple API root
         self._sessions: dict[str, SessionRecord] = {}
         self._files: dict[str, dict[str, FileRecord]] = {}  # session id -> file id -> file
-        self._slots: dict[tuple[str, str], str] = {}  # (session id, filename key) -> file id
+        # (session id, filename key) -> the file holding it, as DynamoDB's slot keeps it
+        self._slots: dict[tuple[str, str], FileRef] = {}
         self._live: dict[tuple[str, str], str] = {}  # (project, version key) -> session id
         self._names: dict[NameKey, PublishedFile] = {}  # reserved, or published if committed
         self._commits: set[tuple[str, str]] = set()  # (project, session id) commit markers
@@ -380,10 +381,8 @@ class MemoryStore:
     ) -> tuple[FileRef | None, PublishedFile | None]:
         key = filename_key(filename)
         with self._lock:
-            file_id = self._slots.get((session.id, key))
-            file = None if file_id is None else self._stored_file(session.id, file_id)
             return (
-                None if file is None else file.ref,
+                self._slots.get((session.id, key)),
                 self._committed_name((session.project, session.version_key, key)),
             )
 
@@ -401,13 +400,13 @@ class MemoryStore:
             current = self._editable_session(session.id, now)
             holder = self._slots.get(slot)
             # The filename is free, or held by the file this one replaces.
-            if holder is not None and (replaces is None or holder != replaces.id):
-                raise FilenameInUse(holder)
+            if holder is not None and (replaces is None or holder.id != replaces.id):
+                raise FilenameInUse(holder.id)
             replaced = None if replaces is None else self._replaceable(replaces)
             if self._stored_file(session.id, file.id) is not None:
                 raise AlreadyExists(file.id)
             self._files.setdefault(session.id, {})[file.id] = _file_copy(file)
-            self._slots[slot] = file.id
+            self._slots[slot] = file.ref
             self._touch(current, new_file=file.id)
             if replaced is not None:
                 self._files[replaced.session_id][replaced.id] = replace(
@@ -449,7 +448,8 @@ class MemoryStore:
             self._touch(session)
             if event is FileEvent.CANCEL:  # the filename is free again
                 slot = (file.session_id, filename_key(current.filename))
-                if self._slots.get(slot) == file.id:
+                held = self._slots.get(slot)
+                if held is not None and held.id == file.id:
                     del self._slots[slot]
             self._files[file.session_id][file.id] = current.after(event, notices, verified)
             # As DynamoDB answers (the port): the caller's record moved, nothing read back.
