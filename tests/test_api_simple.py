@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -13,6 +12,7 @@ import pytest
 
 from chalicelib import runtime
 from chalicelib.adapters.memory.clock import FixedClock
+from chalicelib.config import Settings
 from chalicelib.http import simple
 from chalicelib.http.problems import NotAcceptable
 from chalicelib.http.simple import (
@@ -251,17 +251,27 @@ def test_a_listing_that_cannot_be_read_is_not_used(
     assert [f["filename"] for f in page.json()["files"]] == sorted([SDIST, WHEEL])
 
 
-def test_a_listing_of_another_commit_of_the_revision_is_not_used(
-    api: Api, services: Services, published: dict[str, Any]
+def test_a_table_restored_to_an_earlier_point_meets_no_listing_of_its_other_history(
+    api: Api, me: Api, services: Services, aws: tuple[Any, Any, Any], settings: Settings
 ) -> None:
-    """A table restored to an earlier point in time counts revisions again: a listing
-    left from before names the same revision, made by another commit."""
-    elsewhere = [["demo-9.0.tar.gz", "9.0", "files/demo/x/demo-9.0.tar.gz", {}, 1] + [None] * 4]
-    services.blobs.put_new(
-        f"{LISTINGS_PREFIX}demo/1-{'0' * 32}.json", json.dumps(elsewhere).encode()
-    )
+    """Point-in-time recovery counts revisions again: the revision a publish makes after
+    the restore is the one a listing was stored for before it, made by another commit."""
+    dynamodb, table = aws[0], settings.table_name
+    before = dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]
+    session = me.create_session("demo", "1.0").json()
+    me.add_file(session, SDIST)
+    assert me.publish(session).status == 201
+    assert api.get("/simple/demo/", headers=JSON).status == 200  # listed: revision 1
+    for item in dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]:  # restored
+        dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+    for item in before:
+        dynamodb.put_item(TableName=table, Item=item)
+    session = me.create_session("demo", "1.0").json()
+    me.add_file(session, WHEEL)
+    assert me.publish(session).status == 201  # revision 1 again
+    cold_container(services)
     page = api.get("/simple/demo/", headers=JSON)
-    assert [f["filename"] for f in page.json()["files"]] == sorted([SDIST, WHEEL])
+    assert [f["filename"] for f in page.json()["files"]] == [WHEEL]
 
 
 def small_pages(services: Services) -> None:

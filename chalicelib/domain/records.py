@@ -175,6 +175,12 @@ class ProjectRecord:
     # point in time (which counts revisions again), as the project's listings need.
     last_commit: str | None = None
 
+    @property
+    def state(self) -> tuple[int, str | None]:
+        """What names the project's published files as they are: its revision, and the
+        commit that made it (the revision alone repeats after a restored table)."""
+        return self.revision, self.last_commit
+
 
 @dataclass(frozen=True)
 class TokenRecord:

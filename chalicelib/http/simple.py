@@ -214,8 +214,8 @@ PrivatePage = Callable[[str, str, str, str], str]
 
 class ProjectPages:
     """Project pages as answers. Each is kept as last rendered, with its ETag and size
-    in bytes, per (kind, project) and the project revision it was read under
-    (ProjectPage.revision): a page changes only with a publish, and rendering and
+    in bytes, per (kind, project) and the project state it was read under
+    (ProjectPage.state): a page changes only with a publish, and rendering and
     hashing thousands of files is most of a warm request; bounded by the bytes kept.
     A page of more than `inline_max` bytes (WHARF_PAGE_INLINE_MAX: Lambda answers at
     most 6 MB) is stored once (`static`) and the client sent there."""
@@ -228,7 +228,9 @@ class ProjectPages:
         self._private = private
         self._inline_max = inline_max
         self._kept = 0
-        self._pages: OrderedDict[tuple[str, str], tuple[int, str, str, int]] = OrderedDict()
+        self._pages: OrderedDict[
+            tuple[str, str], tuple[tuple[int, str | None] | None, str, str, int]
+        ] = OrderedDict()
         self._lock = threading.Lock()
 
     def response(
@@ -258,14 +260,14 @@ class ProjectPages:
         key = (kind, page.name)
         with self._lock:
             cached = self._pages.get(key)
-            if cached is not None and cached[0] == page.revision:
+            if cached is not None and cached[0] == page.state:
                 self._pages.move_to_end(key)
                 return cached[1], cached[2], cached[3]
         body, etag, size = _rendered(kind, page)
         with self._lock:
             replaced = self._pages.pop(key, None)
             self._kept += size - (replaced[3] if replaced else 0)
-            self._pages[key] = (page.revision, body, etag, size)
+            self._pages[key] = (page.state, body, etag, size)
             while self._kept > self._max_bytes and len(self._pages) > 1:
                 self._kept -= self._pages.popitem(last=False)[1][3]
         return body, etag, size

@@ -77,9 +77,15 @@ class IndexFile:
 class ProjectPage:
     name: str
     files: list[IndexFile]
-    # The project's revision the files were read under: the page is the same while it
-    # is (files are immutable and appear only with a commit). None for a stage's page.
+    # The project's revision the files were read under, and the commit that made it
+    # (ProjectRecord.state): the page is the same while they are (files are immutable
+    # and appear only with a commit). None for a stage's page.
     revision: int | None = None
+    commit: str | None = None
+
+    @property
+    def state(self) -> tuple[int, str | None] | None:
+        return None if self.revision is None else (self.revision, self.commit)
 
     @property
     def versions(self) -> list[str]:
@@ -123,10 +129,12 @@ class IndexService:
         self._blobs = blobs
         self._public = public_url
         self._static_pages: set[str] = set()  # written by this container
-        # project -> (its revision, its published files): files are immutable and appear
-        # only with a commit, so while the revision is the same a warm container reads
-        # nothing but the project item.
-        self._published_cache: OrderedDict[str, tuple[int, list[IndexFile]]] = OrderedDict()
+        # project -> (its state, its published files): files are immutable and appear
+        # only with a commit, so while the state (ProjectRecord.state) is the same a
+        # warm container reads nothing but the project item.
+        self._published_cache: OrderedDict[str, tuple[tuple[int, str | None], list[IndexFile]]] = (
+            OrderedDict()
+        )
 
     def static_page(
         self, project: str, name: str, body: str, content_type: str, cache_control: str
@@ -220,7 +228,9 @@ class IndexService:
         record = self._sessions.get_project(project)
         if record is None or record.status is not ProjectStatus.REGISTERED:
             raise NotFound("No such project.")
-        return ProjectPage(project, self._published_files(record), record.revision)
+        return ProjectPage(
+            project, self._published_files(record), record.revision, record.last_commit
+        )
 
     def _published_files(self, record: ProjectRecord) -> list[IndexFile]:
         """The project's published files, read again only when a publish changed them
@@ -230,7 +240,7 @@ class IndexService:
         are at least as new as its revision; a listing of a revision may so list a
         publish committed just after it, whole (invariant 2), which is published."""
         cached = self._published_cache.get(record.name)
-        if cached is not None and cached[0] == record.revision:
+        if cached is not None and cached[0] == record.state:
             self._published_cache.move_to_end(record.name)
             return cached[1]
         # Named by the revision and the commit that made it (ProjectRecord.last_commit:
@@ -246,7 +256,7 @@ class IndexService:
             if record.last_commit:
                 self._store_listing(key, rows)
         files = [self._listed_file(row) for row in rows]
-        self._published_cache[record.name] = (record.revision, files)
+        self._published_cache[record.name] = (record.state, files)
         while len(self._published_cache) > PUBLISHED_CACHE_PROJECTS:
             self._published_cache.popitem(last=False)
         return files
