@@ -101,7 +101,7 @@ def build(
         publisher=publisher,
         admin=AdminService(store, clock),
         links=Links(settings.public_url),
-        worker=Worker(store, verifier, publisher, clock, access),
+        worker=Worker(store, verifier, publisher, clock, access, index),
         index=index,
         edge=edge,
         legacy=LegacyService(sessions, files, completion, publishing, publisher, verifier),

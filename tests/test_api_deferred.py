@@ -8,12 +8,15 @@ from typing import Any
 
 import pytest
 
+from chalicelib import runtime
 from chalicelib.adapters.schema import create_queue
 from chalicelib.config import QUEUE_NAME, Settings
 from chalicelib.domain.records import FileRecord
 from chalicelib.domain.states import FileStatus
+from chalicelib.http.simple import SIMPLE_JSON
 from chalicelib.runtime import Services
-from tests.conftest import Api, run_worker, wheel_name
+from chalicelib.services.index import LISTINGS_PREFIX, IndexService
+from tests.conftest import PUBLIC_URL, Api, run_worker, wheel_name
 from tests.dists import dist, metadata, wheel
 from tests.test_call_counts import PUBLISH_BASE, counting
 
@@ -47,6 +50,31 @@ def test_a_large_release_is_published_by_the_worker(me: Api, services: Services)
     assert me.get(session["links"]["session"]).json()["status"] == "published"
     assert sorted(f.filename for f in services.store.published_files("demo")) == sorted(names)
     assert services.store.project_names() == ["demo"]
+
+
+def test_the_worker_lists_the_project_it_published(
+    api: Api, me: Api, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release too large to publish within the request is listed by the worker after
+    its commit: the first reader reads one object, not the release's files."""
+    session = me.create_session("demo", "1.0").json()
+    names = three_files(me, session)
+    assert me.publish(session).status == 202
+    run_worker(services)
+    project = services.store.get_project("demo")
+    assert project is not None
+    listing = json.loads(b"".join(services.blobs.stream(f"{LISTINGS_PREFIX}demo.json")))
+    assert (listing["revision"], listing["commit"]) == project.state
+    runtime.install(
+        dataclasses.replace(
+            services,
+            index=IndexService(services.store, services.store, services.blobs, PUBLIC_URL),
+        )
+    )  # a cold container
+    monkeypatch.setattr(type(services.store), "published_files", None)
+    monkeypatch.setattr(type(services.store), "commits", None)
+    page = api.get("/simple/demo/", headers={"Accept": SIMPLE_JSON}).json()
+    assert sorted(f["filename"] for f in page["files"]) == sorted(names)
 
 
 def test_handing_a_release_to_the_worker_takes_no_lock(me: Api, services: Services) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -205,15 +206,39 @@ def cold_container(services: Services) -> None:
     runtime.install(replace(services, index=index))
 
 
-def listing_key(services: Services) -> str:
-    """The key of the demo project's listing as it is now."""
-    project = services.store.get_project("demo")
-    assert project is not None and project.last_commit is not None
-    return f"{LISTINGS_PREFIX}demo/{project.revision}-{project.last_commit}.json"
+LISTING = f"{LISTINGS_PREFIX}demo.json"
 
 
-def listing_keys(services: Services) -> list[str]:
-    return sorted(listed.key for listed in services.blobs.listed(LISTINGS_PREFIX))
+def stored_listing(services: Services) -> dict[str, Any]:
+    listing: dict[str, Any] = json.loads(b"".join(services.blobs.stream(LISTING)))
+    return listing
+
+
+def spied_reads(monkeypatch: pytest.MonkeyPatch, services: Services) -> list[str | None]:
+    """From now on, each query of the project's files: the release it is of (None: all)."""
+    reads: list[str | None] = []
+    store = type(services.store)
+    original = store.published_files
+
+    def published_files(
+        self: Any,
+        project: str,
+        committed: frozenset[str] | None = None,
+        *,
+        version_key: str | None = None,
+    ) -> Any:
+        reads.append(version_key)
+        return original(self, project, committed, version_key=version_key)
+
+    monkeypatch.setattr(store, "published_files", published_files)
+    return reads
+
+
+def publish(me: Api, version: str, *filenames: str) -> None:
+    session = me.create_session("demo", version).json()
+    for filename in filenames:
+        me.add_file(session, filename)
+    assert me.publish(session).status == 201
 
 
 def test_a_cold_container_serves_the_revision_as_listed_by_the_first(
@@ -224,51 +249,86 @@ def test_a_cold_container_serves_the_revision_as_listed_by_the_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     first = api.get("/simple/demo/", headers=JSON)
-    assert listing_keys(services) == [listing_key(services)]
+    project = services.store.get_project("demo")
+    assert project is not None
+    listing = stored_listing(services)
+    assert (listing["revision"], listing["commit"]) == project.state
     cold_container(services)
-    # The listing is what the cold container reads: the files are not.
+    # The listing is what the cold container reads: neither commits nor files.
     with monkeypatch.context() as patch:
         patch.setattr(type(services.store), "published_files", None)
+        patch.setattr(type(services.store), "commits", None)
         assert api.get("/simple/demo/", headers=JSON).body == first.body
-    # A publish is a new revision: listed anew, with the new release.
-    session = me.create_session("demo", "2.0").json()
-    me.add_file(session, "demo-2.0.tar.gz")
-    me.publish(session)
+    # A publish: the next cold container reads the listing and the new release's files
+    # only, then lists the project as it is now.
+    publish(me, "2.0", "demo-2.0.tar.gz")
     cold_container(services)
+    reads = spied_reads(monkeypatch, services)
     assert api.get("/simple/demo/", headers=JSON).json()["versions"] == ["1.0", "2.0"]
-    latest = listing_key(services)
-    assert latest.startswith(f"{LISTINGS_PREFIX}demo/2-") and latest in listing_keys(services)
+    assert reads == ["2"]
+    project = services.store.get_project("demo")
+    assert project is not None and project.revision == 2
+    listing = stored_listing(services)
+    assert (listing["revision"], listing["commit"]) == project.state
+    assert sorted(row[0] for row in listing["files"]) == sorted([SDIST, WHEEL, "demo-2.0.tar.gz"])
     # Private: the edge serves published files only.
-    assert api.get(f"/{latest}").status in (403, 404)
+    assert api.get(f"/{LISTING}").status in (403, 404)
+
+
+def test_a_warm_container_reads_only_what_a_publish_added(
+    api: Api,
+    me: Api,
+    services: Services,
+    published: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api.get("/simple/demo/", headers=JSON)
+    publish(me, "1.0", wheel_name("demo", "1.0", "cp312-none-any"))  # more files of 1.0
+    publish(me, "1.0", wheel_name("demo", "1.0", "cp313-none-any"))
+    reads = spied_reads(monkeypatch, services)
+    page = api.get("/simple/demo/", headers=JSON).json()
+    assert len(page["files"]) == 4
+    assert reads == ["1"]  # two commits since, of one release: one query of it
+    # Commits of two releases since: every file is read again, in one query.
+    publish(me, "2.0", "demo-2.0.tar.gz")
+    publish(me, "3.0", "demo-3.0.tar.gz")
+    assert api.get("/simple/demo/", headers=JSON).json()["versions"] == ["1.0", "2.0", "3.0"]
+    assert reads == ["1", None]
+    # The same files as a container that read them all at once.
+    cold = IndexService(services.store, services.store, services.blobs, PUBLIC_URL)
+    services.blobs.delete(LISTING)
+    assert sorted(cold.project("demo").files, key=lambda f: f.filename) == sorted(
+        services.index.project("demo").files, key=lambda f: f.filename
+    )
 
 
 def test_a_listing_that_cannot_be_read_is_not_used(
     api: Api, services: Services, published: dict[str, Any]
 ) -> None:
-    services.blobs.put_new(listing_key(services), b'{"not": "a listing"}')
+    services.blobs.replace(LISTING, b'{"not": "a listing"}')
     page = api.get("/simple/demo/", headers=JSON)
     assert page.status == 200
     assert [f["filename"] for f in page.json()["files"]] == sorted([SDIST, WHEEL])
+    assert stored_listing(services)["revision"] == 1  # and listed again
 
 
 def test_a_table_restored_to_an_earlier_point_meets_no_listing_of_its_other_history(
     api: Api, me: Api, services: Services, aws: tuple[Any, Any, Any], settings: Settings
 ) -> None:
     """Point-in-time recovery counts revisions again: the revision a publish makes after
-    the restore is the one a listing was stored for before it, made by another commit."""
+    the restore is the one a listing was stored for before it, made by another commit;
+    neither the listing nor a warm container's files of the other history are read."""
     dynamodb, table = aws[0], settings.table_name
     before = dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]
-    session = me.create_session("demo", "1.0").json()
-    me.add_file(session, SDIST)
-    assert me.publish(session).status == 201
+    publish(me, "1.0", SDIST)
     assert api.get("/simple/demo/", headers=JSON).status == 200  # listed: revision 1
     for item in dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]:  # restored
         dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
     for item in before:
         dynamodb.put_item(TableName=table, Item=item)
-    session = me.create_session("demo", "1.0").json()
-    me.add_file(session, WHEEL)
-    assert me.publish(session).status == 201  # revision 1 again
+    publish(me, "1.0", WHEEL)  # revision 1 again
+    page = api.get("/simple/demo/", headers=JSON)  # the warm container
+    assert [f["filename"] for f in page.json()["files"]] == [WHEEL]
     cold_container(services)
     page = api.get("/simple/demo/", headers=JSON)
     assert [f["filename"] for f in page.json()["files"]] == [WHEEL]

@@ -53,6 +53,16 @@ def test_a_key_is_written_once(blobs: BlobStore) -> None:
     assert b"".join(blobs.stream("p/1/f.whl")) == b"first"
 
 
+def test_replace_stores_whatever_is_there_and_privately(blobs: BlobStore) -> None:
+    """Only for the index's own objects (listings): a file's key is written once."""
+    blobs.replace("files/_listings/v2/p.json", b"first")
+    blobs.replace("files/_listings/v2/p.json", b"second")
+    assert b"".join(blobs.stream("files/_listings/v2/p.json")) == b"second"
+    blobs.put_public("files/_pages/p/abc.json", b"page", "application/json", "max-age=60")
+    blobs.replace("files/_pages/p/abc.json", b"other")
+    assert not blobs.is_public("files/_pages/p/abc.json")
+
+
 def test_a_public_object_is_written_once_and_served_at_once(blobs: BlobStore) -> None:
     blobs.put_public("files/_pages/p/abc.json", b"first", "application/json", "max-age=60")
     blobs.put_public("files/_pages/p/abc.json", b"second", "application/json", "max-age=60")

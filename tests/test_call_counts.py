@@ -56,11 +56,16 @@ BUDGETS = {
     "complete multipart": (3, 4),
     "file status": (2, 0),
     "session status": (2, 0),  # the token and the session; its files with the standing
-    # The project, commit markers, files (whatever the file count); the revision's
+    # The project, commit markers, files (whatever the file count); the project's
     # listing looked for (GetObject) and, not there, stored (PutObject) for cold containers.
     "index page": (3, 2),
     # A cold container, the revision listed: the project and the listing.
     "index page, listed": (1, 1),
+    # A warm container after a publish: the project, commit markers, the new release's
+    # files (the container has the rest).
+    "index page, after a publish": (3, 0),
+    # A cold container after a publish: the same, the rest from the listing it replaces.
+    "index page, listed before a publish": (3, 2),
     # The token; the standing; the session, its file and the publish in one transaction.
     # The file and its metadata stored (verified from the bytes in hand), then tagged.
     "legacy upload": (3, 4),
@@ -226,6 +231,25 @@ def test_a_cold_container_reads_the_listing_not_the_files(
     with counting() as seen:
         listed = services.pages.response("html", cold.project("demo"), {})
     _within(seen, "index page, listed")
+    assert listed.body == page.body.decode()
+
+
+def test_after_a_publish_the_index_page_reads_what_it_added(
+    api: Api, services: runtime.Services
+) -> None:
+    bob = _registered(api)
+    bob.get("/simple/demo/")  # read, and listed
+    cold = IndexService(services.store, services.store, services.blobs, PUBLIC_URL)
+    session = bob.create_session("demo", "1.1").json()
+    bob.add_file(session, wheel_name("demo", "1.1"))
+    bob.publish(session)
+    with counting() as seen:
+        page = bob.get("/simple/demo/")
+    assert page.status == 200 and page.body.count(b"<a ") == 2
+    _within(seen, "index page, after a publish")
+    with counting() as seen:
+        listed = services.pages.response("html", cold.project("demo"), {})
+    _within(seen, "index page, listed before a publish")
     assert listed.body == page.body.decode()
 
 

@@ -138,10 +138,13 @@ def test_abandoned_uploads_are_aborted_only_after_the_longest_session(
 
 
 def test_listings_are_expired_by_a_lifecycle_rule(template: dict[str, Any]) -> None:
-    """The index stores one listing per project revision and deletes none itself."""
+    """The index replaces a project's listing as it is published and deletes none itself:
+    in the versioned bucket, a replaced listing is kept one day, not the replaced files'
+    retention (S3 applies the shorter of two expirations)."""
     rules = template["Resources"]["FilesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
-    expiring = [r["Prefix"] for r in rules if "ExpirationInDays" in r]
-    assert any(LISTINGS_PREFIX.startswith(prefix) for prefix in expiring)
+    (rule,) = [r for r in rules if LISTINGS_PREFIX.startswith(r.get("Prefix") or "-")]
+    assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] <= 31
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
 
 
 def test_the_api_ends_before_api_gateway_does(template: dict[str, Any]) -> None:

@@ -772,3 +772,18 @@ def test_nothing_is_granted_to_a_user_that_is_gone(store: ContractStore) -> None
     with pytest.raises(UnknownUser):
         store.put_role("demo", "ghost", Role.OWNER)
     assert store.get_token(token.id) is None and store.project_roles("demo") == []
+
+
+def test_commits_name_each_published_session_and_its_version(store: ContractStore) -> None:
+    """What a reader that listed the project before needs to read only what is new."""
+    first, second = new_session(), new_session(version="2.0", first=False)
+    store.create_session(first, reserve_project=True)
+    assert store.commits("demo") == {}
+    published(store, first, [new_file(first)])
+    store.create_session(second, reserve_project=False)
+    locked = store.lock_for_publish(second, NOW, NOW + 900)
+    assert store.reserve_filenames(locked, [new_file(second)], NOW) == {}
+    assert store.commits("demo") == {first.id: "1.0"}  # reserved, not yet committed
+    store.commit_publish(locked, NOW, owner=None)
+    assert store.commits("demo") == {first.id: "1.0", second.id: "2.0"}
+    assert store.commits("other") == {}

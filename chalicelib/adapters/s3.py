@@ -1,5 +1,5 @@
 """File bytes in S3. Each key is written once (invariant 5): `put_new` refuses to
-overwrite, using S3's conditional write."""
+overwrite, using S3's conditional write. Only the index's own listings are replaced."""
 
 from __future__ import annotations
 
@@ -50,6 +50,11 @@ class S3BlobStore:
                 return False
             raise
         return True
+
+    def replace(self, key: str, data: bytes) -> None:
+        self._s3.put_object(
+            Bucket=self._bucket, Key=key, Body=data, ContentType="application/octet-stream"
+        )
 
     def head(self, key: str) -> BlobInfo | None:
         try:

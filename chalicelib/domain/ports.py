@@ -136,6 +136,11 @@ class BlobStore(Protocol):
         """Store `data` at `key` unless something is there; False if it was."""
         ...
 
+    def replace(self, key: str, data: bytes) -> None:
+        """Store `data` at `key`, private, whatever is there: for what the index keeps
+        of itself (never a file's bytes, which are written once: invariant 5)."""
+        ...
+
     def head(self, key: str) -> BlobInfo | None: ...
 
     def fetch(self, key: str, size: int) -> Fetched | None:
@@ -503,6 +508,11 @@ class IndexStore(Protocol):
         """Every file of the project (of its release `version_key`, if given) whose
         session's commit was seen (`committed`, or read first): all of a publish's files
         or none of them."""
+        ...
+
+    def commits(self, project: str) -> dict[str, str]:
+        """The sessions whose publish of the project committed, each with the version it
+        published (its commit marker): read before the files, as `committed`."""
         ...
 
 

@@ -18,7 +18,13 @@ from packaging.version import Version
 from ..domain.errors import NotFound
 from ..domain.names import InvalidInput, normalize_name, release_key
 from ..domain.ports import BlobGone, BlobStore, IndexStore, Listed, SessionStore
-from ..domain.records import FileRecord, ProjectRecord, ProjectStatus, SessionRecord
+from ..domain.records import (
+    FileRecord,
+    ProjectRecord,
+    ProjectStatus,
+    PublishedFile,
+    SessionRecord,
+)
 from ..domain.states import FileStatus
 from ..domain.tokens import is_random_id, session_id_for
 from .verification import metadata_key
@@ -35,14 +41,15 @@ STAGE_PAGES_PREFIX = "files/_stage_pages/"
 # How long a stored page outlives the page that replaced it: far beyond any cache of the
 # redirect to it (the edge's and installers' caches of /simple/ last minutes).
 STORED_PAGE_GRACE = 24 * 3600
-# A project's published files as of one revision (ProjectRecord.revision), stored by the
-# first container that queried them, so that a cold container reads one object rather
-# than query every file of the project (issue 13: a first read of 2,000 files). Private
-# (never tagged public: the edge does not serve it). A revision's files never change, so
-# a listing is written once and never rewritten; the bucket's lifecycle rule deletes
-# listings after a while (infra/template.yaml), and a current one so deleted is stored
-# again by its next reader. The format is in the prefix: another format, another prefix.
-LISTINGS_PREFIX = "files/_listings/v1/"
+# A project's published files as one container last listed them, stored for the next
+# cold container, which then reads one object rather than query every file of the
+# project (issue 13: a first read of 2,000 files). One per project, replaced by the first
+# cold container to read a newer revision: it reads the listing, then only what the
+# commits it does not list added. Private (never tagged public: the edge does not serve
+# it); the bucket's lifecycle rules delete replaced listings after a day and any after a
+# while (infra/template.yaml), and one so deleted is stored again by its next reader.
+# The format is in the prefix: another format, another prefix.
+LISTINGS_PREFIX = "files/_listings/v2/"
 # A listed file: what the simple API renders of a published file (the URL is made from
 # the key as the page is served, so a new public URL needs no new listings).
 _LISTED = (
@@ -112,6 +119,18 @@ def _parsed(version: str) -> tuple[Version, str]:
     return parsed, release_key(parsed)
 
 
+@dataclass(frozen=True)
+class _Published:
+    """A project's published files as read under its state (ProjectRecord.state): the
+    sessions whose commit markers were read, and their files, as listed (_LISTED's fields)
+    and as the simple API renders them."""
+
+    state: tuple[int, str | None]
+    sessions: frozenset[str]
+    rows: list[list[Any]]
+    files: list[IndexFile]
+
+
 class Redirect(Exception):
     """The name in the URL is not normalized: go to the normalized URL instead."""
 
@@ -129,12 +148,11 @@ class IndexService:
         self._blobs = blobs
         self._public = public_url
         self._static_pages: set[str] = set()  # written by this container
-        # project -> (its state, its published files): files are immutable and appear
+        # project -> its published files as last read: files are immutable and appear
         # only with a commit, so while the state (ProjectRecord.state) is the same a
-        # warm container reads nothing but the project item.
-        self._published_cache: OrderedDict[str, tuple[tuple[int, str | None], list[IndexFile]]] = (
-            OrderedDict()
-        )
+        # warm container reads nothing but the project item, and after a commit only
+        # what the new commits added.
+        self._published_cache: OrderedDict[str, _Published] = OrderedDict()
 
     def static_page(
         self, project: str, name: str, body: str, content_type: str, cache_control: str
@@ -234,55 +252,116 @@ class IndexService:
 
     def _published_files(self, record: ProjectRecord) -> list[IndexFile]:
         """The project's published files, read again only when a publish changed them
-        (ProjectRecord.revision: one read of the project says so): from this container's
-        cache, else from the revision's listing, else from the index (then listed for
-        the next cold container). Commit markers are read after the project, so the files
-        are at least as new as its revision; a listing of a revision may so list a
-        publish committed just after it, whole (invariant 2), which is published."""
+        (ProjectRecord.state: one read of the project says so). A container that has
+        them for an older state reads only what the commits since added; one that has
+        none reads the project's listing, which is either of this state (done) or the
+        older state to add to, and then lists the project as it found it."""
         cached = self._published_cache.get(record.name)
-        if cached is not None and cached[0] == record.state:
+        if cached is not None and cached.state == record.state:
             self._published_cache.move_to_end(record.name)
-            return cached[1]
-        # Named by the revision and the commit that made it (ProjectRecord.last_commit:
-        # a restored table counts revisions again); a project last published before
-        # commits were named has no listing until its next publish.
-        key = f"{LISTINGS_PREFIX}{record.name}/{record.revision}-{record.last_commit}.json"
-        rows = self._listing(key) if record.last_commit else None
-        if rows is None:
-            rows = [
-                [getattr(f, field) for field in _LISTED]
-                for f in self._index.published_files(record.name)
-            ]
-            if record.last_commit:
-                self._store_listing(key, rows)
-        files = [self._listed_file(row) for row in rows]
-        self._published_cache[record.name] = (record.state, files)
+            return cached.files
+        base = cached
+        if base is None:
+            base = self._listing(record.name)
+            # A project last published before commits were named (no last_commit) is
+            # read from its commits until its next publish.
+            if base is not None and record.last_commit is not None and base.state == record.state:
+                return self._remember(record.name, base)
+        published = self._read(record, base)
+        if cached is None:
+            self._store_listing(record.name, published)
+        return self._remember(record.name, published)
+
+    def _read(self, record: ProjectRecord, base: _Published | None) -> _Published:
+        """The project's files as of its commit markers, read after the project (so as
+        new as its state at least; a publish committed just after it is there whole,
+        invariant 2): `base` and the files of the commits it does not list, when those
+        are of one release (one query, whatever the project's size); else every file.
+        A base listing a commit the markers do not (a table restored to an earlier
+        point in time) is not used."""
+        commits = self._index.commits(record.name)
+        sessions = frozenset(commits)
+        if base is not None and base.sessions <= sessions:
+            new = sessions - base.sessions
+            releases = {_parsed(commits[session])[1] for session in new}
+            if len(releases) <= 1:
+                added = [
+                    self._row(f)
+                    for version_key in releases
+                    for f in self._index.published_files(record.name, new, version_key=version_key)
+                ]
+                return _Published(
+                    record.state,
+                    sessions,
+                    base.rows + added,
+                    base.files + [self._listed_file(row) for row in added],
+                )
+        rows = [self._row(f) for f in self._index.published_files(record.name, sessions)]
+        return _Published(record.state, sessions, rows, [self._listed_file(row) for row in rows])
+
+    @staticmethod
+    def _row(f: PublishedFile) -> list[Any]:
+        return [getattr(f, field) for field in _LISTED]
+
+    def _remember(self, project: str, published: _Published) -> list[IndexFile]:
+        self._published_cache[project] = published
+        self._published_cache.move_to_end(project)
         while len(self._published_cache) > PUBLISHED_CACHE_PROJECTS:
             self._published_cache.popitem(last=False)
-        return files
+        return published.files
 
-    def _listing(self, key: str) -> list[list[Any]] | None:
-        """A stored listing's rows; None when there is none (or it cannot be read: the
-        index then answers from the store, as without listings)."""
+    def list_project(self, name: str) -> None:
+        """List a project as a cold container would (its listing brought up to date) after
+        a publish, so that the readers that come next read one object: the worker's, for
+        a release too large to publish within the request."""
+        self._published_cache.pop(name, None)
+        record = self._sessions.get_project(name)
+        if record is not None and record.status is ProjectStatus.REGISTERED:
+            self._published_files(record)
+
+    def _listing(self, project: str) -> _Published | None:
+        """The project's stored listing; None when there is none (or it cannot be read:
+        the index then answers from the store, as without listings)."""
+        key = f"{LISTINGS_PREFIX}{project}.json"
         try:
-            rows = json.loads(b"".join(self._blobs.stream(key)))
+            stored = json.loads(b"".join(self._blobs.stream(key)))
+            revision, commit, sessions, rows = (
+                stored["revision"],
+                stored["commit"],
+                stored["sessions"],
+                stored["files"],
+            )
+            if not (
+                isinstance(revision, int)
+                and (commit is None or isinstance(commit, str))
+                and isinstance(sessions, list)
+                and all(isinstance(session, str) for session in sessions)
+                and isinstance(rows, list)
+                and all(isinstance(row, list) and len(row) == len(_LISTED) for row in rows)
+            ):
+                raise ValueError("not a listing")
         except BlobGone:
             return None
         except Exception:
             _log.warning("listing %s not read; reading the index instead", key, exc_info=True)
             return None
-        if not isinstance(rows, list) or not all(
-            isinstance(row, list) and len(row) == len(_LISTED) for row in rows
-        ):
-            _log.warning("listing %s is not a listing; reading the index instead", key)
-            return None
-        return rows
+        files = [self._listed_file(row) for row in rows]
+        return _Published((revision, commit), frozenset(sessions), rows, files)
 
-    def _store_listing(self, key: str, rows: list[list[Any]]) -> None:
-        """Store a revision's listing for the next cold container; a failure costs that
-        container the query this one made, nothing more."""
+    def _store_listing(self, project: str, published: _Published) -> None:
+        """Store the project's listing for the next cold container; a failure costs that
+        container the reads this one made, nothing more. Two containers listing at once
+        store the same files, or one an older state, which the next reader adds to."""
+        key = f"{LISTINGS_PREFIX}{project}.json"
+        revision, commit = published.state
+        listing = {
+            "revision": revision,
+            "commit": commit,
+            "sessions": sorted(published.sessions),
+            "files": published.rows,
+        }
         try:
-            self._blobs.put_new(key, json.dumps(rows, separators=(",", ":")).encode())
+            self._blobs.replace(key, json.dumps(listing, separators=(",", ":")).encode())
         except Exception:
             _log.warning("listing %s not stored", key, exc_info=True)
 

@@ -14,6 +14,7 @@ from ..domain.ports import Clock, FileChanged, ProjectTaken, SessionChanged, Ses
 from ..domain.records import FileRecord, SessionRecord, Verified
 from ..domain.states import FileEvent, SessionEvent, SessionStatus
 from .access import Access
+from .index import IndexService
 from .jobs import PUBLISH, VERIFY_FILE
 from .publishing import Publisher, unfinished
 from .verification import Unverified, Verifier, signer_revoked
@@ -34,8 +35,10 @@ class Worker:
         publisher: Publisher,
         clock: Clock,
         access: Access,
+        index: IndexService,
     ) -> None:
         self._access = access
+        self._index = index
         self._store = store
         self._verifier = verifier
         self._publisher = publisher
@@ -127,6 +130,7 @@ class Worker:
         if refused is None:
             try:
                 self._publisher.publish(session, live, SessionEvent.PROCESSING_SUCCEEDED)
+                self._list(session.project)
                 return
             except FilesRefused as exc:  # names taken by another session meanwhile
                 refused, reason = exc, exc.detail
@@ -144,6 +148,16 @@ class Worker:
                 )
         detail = "; ".join(f"{name}: {why}" for name, why in sorted(by_file.items()))
         self._fail_publish(session, f"Publishing failed: {reason} {detail}".strip())
+
+    def _list(self, project: str) -> None:
+        """After the commit, list the project for the readers to come, so that a release
+        too large to publish within the request (thousands of files) is not read from
+        the index by the first of them. Published all the same if it fails (logged): a
+        reader then reads the index."""
+        try:
+            self._index.list_project(project)
+        except Exception:
+            _log.exception("listing project %s after its publish failed", project)
 
     def _fail_publish(self, session: SessionRecord, notice: str) -> None:
         """The deferred publish ends in error: the session is editable again."""

@@ -36,12 +36,13 @@ class DynamoIndex:
         item = self._t.get(keys.published_key(project, version_key, filename))
         return if_committed(self._t, project, item)
 
-    def _committed_sessions(self, project: str) -> frozenset[str]:
-        """The sessions whose publish of this project has committed (their markers)."""
-        return frozenset(
-            keys.committed_session_of(item["sk"])
+    def commits(self, project: str) -> dict[str, str]:
+        """The sessions whose publish of this project has committed (their markers), each
+        with the version it published."""
+        return {
+            keys.committed_session_of(item["sk"]): item["version"]
             for item in self._t.query(keys.project_pk(project), keys.COMMIT_PREFIX)
-        )
+        }
 
     def published_files(
         self,
@@ -57,7 +58,7 @@ class DynamoIndex:
         the files are read next; a publish that commits between the two reads is left
         out whole (invariant 2)."""
         if committed is None:
-            committed = self._committed_sessions(project)
+            committed = frozenset(self.commits(project))
         prefix = keys.FILE_PREFIX if version_key is None else keys.release_files_prefix(version_key)
         return [
             published_record(project, item)

@@ -30,6 +30,13 @@ class MemoryBlobStore:
             self._written[key] = self._now()
             return True
 
+    def replace(self, key: str, data: bytes) -> None:
+        with self._lock:
+            self._objects[key] = bytes(data)
+            self._written[key] = self._now()
+            self._checked.pop(key, None)
+            self._public.discard(key)
+
     def head(self, key: str) -> BlobInfo | None:
         data = self._objects.get(key)
         if data is None:

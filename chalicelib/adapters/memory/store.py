@@ -110,7 +110,8 @@ class MemoryStore:
         self._slots: dict[tuple[str, str], FileRef] = {}
         self._live: dict[tuple[str, str], str] = {}  # (project, version key) -> session id
         self._names: dict[NameKey, PublishedFile] = {}  # reserved, or published if committed
-        self._commits: set[tuple[str, str]] = set()  # (project, session id) commit markers
+        # (project, session id) -> version: commit markers
+        self._commits: dict[tuple[str, str], str] = {}
         # session id -> (project, version key, committed at)
         self._outbox: dict[str, tuple[str, str, int]] = {}
 
@@ -622,7 +623,7 @@ class MemoryStore:
     ) -> SessionRecord:
         """The commit's writes, once its conditions held (`current` as stored)."""
         self._sessions[session.id] = current.after(event, now)
-        self._commits.add((session.project, session.id))
+        self._commits[(session.project, session.id)] = session.version
         self._free_release(current)
         # Taken away by mark_exposed once the files are public at the edge.
         self._outbox[session.id] = (session.project, session.version_key, now)
@@ -712,8 +713,12 @@ class MemoryStore:
         with self._lock:
             return self._committed_name(key)
 
-    def _committed_sessions(self, project: str) -> frozenset[str]:
-        return frozenset(session_id for p, session_id in self._commits if p == project)
+    def commits(self, project: str) -> dict[str, str]:
+        with self._lock:
+            return self._commits_of(project)
+
+    def _commits_of(self, project: str) -> dict[str, str]:
+        return {sid: version for (p, sid), version in self._commits.items() if p == project}
 
     def published_files(
         self,
@@ -723,7 +728,7 @@ class MemoryStore:
         version_key: str | None = None,
     ) -> list[PublishedFile]:
         with self._lock:
-            seen = self._committed_sessions(project) if committed is None else committed
+            seen = frozenset(self._commits_of(project)) if committed is None else committed
             held = [
                 (k, f)
                 for k, f in self._names.items()
