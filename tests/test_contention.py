@@ -6,6 +6,7 @@ DynamoDB would, for the first calls."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,8 +14,12 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
-from chalicelib.adapters.dynamodb.table import Retrying
+from chalicelib.adapters.dynamodb import keys
+from chalicelib.adapters.dynamodb.store import DynamoStore
+from chalicelib.adapters.dynamodb.table import Retrying, Table
+from chalicelib.config import Settings
 from chalicelib.domain.ports import StoreBusy
+from chalicelib.domain.records import LISTED_FILES_MAX, SessionRecord
 from chalicelib.runtime import Services
 from tests.conftest import Api
 
@@ -121,3 +126,73 @@ def test_a_race_lost_every_time_is_503_with_nothing_half_done(
     uploads = aws[1].list_multipart_uploads(Bucket=services.settings.bucket_name)
     assert not uploads.get("Uploads")
     assert me.create_file(session, "demo-1.0.tar.gz", b"x" * 10).status == 202
+
+
+class AtOnce:
+    """The real client (moto), whose calls named in `waiting` each wait until `parties` of
+    them are in flight: calls made one after another would never get past the first."""
+
+    def __init__(self, client: Any, parties: int, *waiting: str) -> None:
+        self._client = client
+        self._together = threading.Barrier(parties, timeout=30)
+        self._waiting = set(waiting)
+        self.armed = True
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if name not in self._waiting or not self.armed:
+            return method
+
+        def call(**kwargs: Any) -> Any:
+            self.calls.append((name, kwargs))
+            self._together.wait()  # BrokenBarrierError when made one after another
+            return method(**kwargs)
+
+        return call
+
+
+def test_a_read_of_more_keys_than_a_batch_holds_is_one_round_trip(
+    aws: tuple[Any, Any, Any], settings: Settings
+) -> None:
+    """A deferred publish of hundreds of files reads them with the standing (issue 13:
+    at most 3 round trips per request, whatever the file count)."""
+    dynamodb = aws[0]
+    wanted = [keys.file_key("s" * 32, f"{n:032x}") for n in range(250)]
+    for key in wanted[::2]:
+        dynamodb.put_item(TableName=settings.table_name, Item={**key, "n": {"N": "1"}})
+    client = AtOnce(dynamodb, 3, "batch_get_item")
+    table = Table(client, settings.table_name, retention=60, max_lifetime=3600)  # type: ignore[arg-type]
+    found = table.get_many(*wanted)
+    batches = [
+        len(kwargs["RequestItems"][settings.table_name]["Keys"]) for _, kwargs in client.calls
+    ]
+    assert sorted(batches) == [50, 100, 100]
+    assert [item is not None for item in found] == [n % 2 == 0 for n in range(250)]
+
+
+def test_a_session_past_the_files_it_lists_is_queried_beside_the_standing(
+    aws: tuple[Any, Any, Any], settings: Settings
+) -> None:
+    """Past LISTED_FILES_MAX a session's files are read by a query: made beside the read
+    of the standing, not after it (a publish of them is 3 round trips, not 4)."""
+    from tests.test_store_contract import NOW, new_file, new_session
+
+    client = AtOnce(aws[0], 2, "query", "get_item")
+    client.armed = False
+    store = DynamoStore(client, settings.table_name, retention=60, max_lifetime=3600)  # type: ignore[arg-type]
+    session = new_session()
+    store.create_session(session, reserve_project=True)
+    read: SessionRecord | None = session
+    for _ in range(LISTED_FILES_MAX + 1):
+        assert read is not None
+        store.add_file(read, new_file(read), NOW, replaces=None)
+        read = store.get_session(session.id)
+    assert read is not None and read.file_ids is None
+    files = store.get_session_and_files(session.id)[1]
+    with store.reading_ahead(token_id="t" * 32, session_id=session.id, file_id=None):
+        client.armed = True
+        with store.files_read_along(read):
+            store.get_project("demo")  # the standing's round trip
+        assert store.files_of(read) == files  # answered from the query made beside it
+    assert [name for name, _ in client.calls] == ["query", "get_item"]

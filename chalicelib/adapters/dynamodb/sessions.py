@@ -183,6 +183,9 @@ class DynamoSessions:
         return [file_record(item) for item in found if item is not None]
 
     def files_read_along(self, session: SessionRecord) -> contextlib.AbstractContextManager[None]:
+        if session.file_ids is None:
+            # Past LISTED_FILES_MAX: its partition is queried beside the next round trip.
+            return self._t.querying_along(keys.session_pk(session.id), below=keys.SLOT_PREFIX)
         if not session.file_ids:
             return contextlib.nullcontext()
         return self._t.reading_along(_file_keys(session.id, session.file_ids))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -21,6 +22,7 @@ from ...domain.ports import SessionChanged, StoreBusy
 from ...domain.records import SessionRecord
 from ...domain.states import EDITABLE_SESSION_STATES, FileStatus, SessionStatus
 from ..client_errors import error_code
+from ..concurrency import each
 from . import keys
 from .items import Item, decode, session_record
 
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 BATCH_ATTEMPTS = 5
 TRANSACTION_LIMIT = 100
 BATCH_GET_LIMIT = 100  # keys in one BatchGetItem
+# BatchGetItems of one read made at once: 1,000 keys in one round trip.
+BATCHES_AT_ONCE = 10
 Write = dict[str, Any]
 Ident = tuple[str, str]
 # Items read ahead for the request in progress (Table.reading_ahead): a context variable,
@@ -38,6 +42,14 @@ Ident = tuple[str, str]
 _AHEAD: ContextVar[dict[Ident, Item | None] | None] = ContextVar("wharf_ahead", default=None)
 # Items the next round trip of the request in progress also reads (Table.reading_along).
 _ALONG: ContextVar[list[keys.Key] | None] = ContextVar("wharf_along", default=None)
+# Queries started for the request in progress beside its next round trip
+# (Table.querying_along), by what they ask: (partition, prefix, below).
+Query = tuple[str, str, str]
+_QUERIED: ContextVar[dict[Query, Future[list[Item]]] | None] = ContextVar(
+    "wharf_queried", default=None
+)
+# Where those run, while the request's thread makes its next round trip.
+_BESIDE = ThreadPoolExecutor(4, thread_name_prefix="wharf-query-along")
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -143,11 +155,17 @@ def _ident(key: keys.Key) -> Ident:
 
 
 def _forget_ahead(written: Sequence[keys.Key]) -> None:
-    """Items this request writes are never answered from what was read ahead of it."""
+    """Items this request writes are never answered from what was read ahead of it (nor
+    queries of their partitions)."""
     ahead = _AHEAD.get()
     if ahead:
         for key in written:
             ahead.pop(_ident(key), None)
+    queried = _QUERIED.get()
+    if queried:
+        partitions = {key["pk"]["S"] for key in written}
+        for query in [query for query in queried if query[0] in partitions]:
+            del queried[query]
 
 
 def _key_of(write: Write) -> keys.Key:
@@ -190,11 +208,12 @@ class Table:
         as the request writes it, so nothing read ahead answers after the request changed
         it; what other requests write meanwhile is as if the read had come first."""
         found = dict(zip(map(_ident, wanted), self.get_many(*wanted), strict=True))
-        token = _AHEAD.set(found)
+        token, queries = _AHEAD.set(found), _QUERIED.set({})
         try:
             yield
         finally:
             _AHEAD.reset(token)
+            _QUERIED.reset(queries)
 
     @contextmanager
     def reading_along(self, wanted: Sequence[keys.Key]) -> Iterator[None]:
@@ -209,6 +228,18 @@ class Table:
             yield
         finally:
             _ALONG.reset(token)
+
+    @contextmanager
+    def querying_along(self, pk: str, prefix: str = "", *, below: str = "") -> Iterator[None]:
+        """Within a read-ahead: the query starts now, beside the request's next round
+        trip in the block, and answers the request's next query of the same, as if read
+        ahead. For a query a request will make right after reads it cannot wait for."""
+        queried = _QUERIED.get()
+        if queried is not None:
+            queried[(pk, prefix, below)] = _BESIDE.submit(
+                lambda: list(self._query(pk, prefix, below))
+            )
+        yield
 
     def get(self, key: keys.Key) -> Item | None:
         return self.get_many(key)[0]
@@ -238,9 +269,14 @@ class Table:
         return [found.get(_ident(k)) for k in wanted]
 
     def _batch_get(self, unique: list[keys.Key]) -> dict[Ident, Item | None]:
+        """Read at once: more than BATCH_GET_LIMIT keys (a publish's files) still cost
+        one round trip (issue 13: at most 3 per request, whatever the file count)."""
         found: dict[Ident, Item | None] = {}
-        for start in range(0, len(unique), BATCH_GET_LIMIT):
-            found.update(self._batch_get_one(unique[start : start + BATCH_GET_LIMIT]))
+        batches = [
+            unique[at : at + BATCH_GET_LIMIT] for at in range(0, len(unique), BATCH_GET_LIMIT)
+        ]
+        for read in each(self._batch_get_one, batches, BATCHES_AT_ONCE):
+            found.update(read)
         return found
 
     def _batch_get_one(self, unique: list[keys.Key]) -> dict[Ident, Item | None]:
@@ -260,7 +296,14 @@ class Table:
 
     def query(self, pk: str, prefix: str = "", *, below: str = "") -> Iterator[Item]:
         """Items of a partition whose sort key starts with `prefix`, or sorts below
-        `below`, or all of them."""
+        `below`, or all of them (from the query made along, if there was one)."""
+        queried = _QUERIED.get()
+        along = queried.pop((pk, prefix, below), None) if queried else None
+        if along is not None:
+            return iter(along.result())
+        return self._query(pk, prefix, below)
+
+    def _query(self, pk: str, prefix: str, below: str) -> Iterator[Item]:
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": "pk = :pk",
