@@ -111,6 +111,10 @@ def _page_revision(name: str) -> int:
     return int(head) if dash and head.isdigit() else -1
 
 
+def _listing_key(project: str) -> str:
+    return f"{LISTINGS_PREFIX}{project}.json"
+
+
 @functools.lru_cache(maxsize=4096)
 def _parsed(version: str) -> tuple[Version, str]:
     """A published version and its release key, parsed once per process: every render
@@ -322,7 +326,7 @@ class IndexService:
     def _listing(self, project: str) -> _Published | None:
         """The project's stored listing; None when there is none (or it cannot be read:
         the index then answers from the store, as without listings)."""
-        key = f"{LISTINGS_PREFIX}{project}.json"
+        key = _listing_key(project)
         try:
             stored = json.loads(b"".join(self._blobs.stream(key)))
             revision, commit, sessions, rows = (
@@ -340,19 +344,19 @@ class IndexService:
                 and all(isinstance(row, list) and len(row) == len(_LISTED) for row in rows)
             ):
                 raise ValueError("not a listing")
+            files = [self._listed_file(row) for row in rows]
         except BlobGone:
             return None
         except Exception:
             _log.warning("listing %s not read; reading the index instead", key, exc_info=True)
             return None
-        files = [self._listed_file(row) for row in rows]
         return _Published((revision, commit), frozenset(sessions), rows, files)
 
     def _store_listing(self, project: str, published: _Published) -> None:
         """Store the project's listing for the next cold container; a failure costs that
         container the reads this one made, nothing more. Two containers listing at once
         store the same files, or one an older state, which the next reader adds to."""
-        key = f"{LISTINGS_PREFIX}{project}.json"
+        key = _listing_key(project)
         revision, commit = published.state
         listing = {
             "revision": revision,
