@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .domain.mechanisms import HTTP_POST_BYTES, multipart_identifier
+from .domain.records import PUBLISH_AT_ONCE_MAX_FILES
 
 DAY = 86_400
 MIB = 1024 * 1024
@@ -77,7 +78,9 @@ class Settings:
     # not come through the distribution and is refused. Empty locally.
     origin_verify: str = ""
     inline_max: int = 8 * MIB
-    inline_publish_max_files: int = 100
+    # A release the store commits in one write is published within the request (3 round
+    # trips); a larger one in the worker, as the locked protocol would cost 7 (issue 13).
+    inline_publish_max_files: int = PUBLISH_AT_ONCE_MAX_FILES
     # Lambda answers at most 6 MB: a project page above this many bytes is written to
     # storage and served by the edge (a 302 from /simple/<name>/).
     page_inline_max: int = 4 * MIB
@@ -145,7 +148,9 @@ class Settings:
             distribution_id=env.get("WHARF_DISTRIBUTION_ID", ""),
             origin_verify=env.get("WHARF_ORIGIN_VERIFY", ""),
             inline_max=_int(env, "WHARF_INLINE_MAX", 8 * MIB),
-            inline_publish_max_files=_int(env, "WHARF_INLINE_PUBLISH_MAX_FILES", 100),
+            inline_publish_max_files=_int(
+                env, "WHARF_INLINE_PUBLISH_MAX_FILES", PUBLISH_AT_ONCE_MAX_FILES
+            ),
             page_inline_max=_int(env, "WHARF_PAGE_INLINE_MAX", 4 * MIB),
             job_attempts=_int(env, "WHARF_JOB_ATTEMPTS", 3),
             mechanisms=_mechanisms(env),
