@@ -19,6 +19,7 @@ from chalicelib.adapters.s3 import PUBLIC_TAG, S3BlobStore
 from chalicelib.adapters.schema import LIVE_INDEX, TTL_ATTRIBUTE, table_definition
 from chalicelib.adapters.sqs import SqsJobQueue
 from chalicelib.config import DAY
+from chalicelib.domain.records import PUBLISH_AT_ONCE_MAX_FILES
 from chalicelib.services.index import LISTINGS_PREFIX
 from chalicelib.services.publishing import PUBLISH_LOCK_SECONDS
 
@@ -86,6 +87,14 @@ def variables(template: dict[str, Any], function: str) -> dict[str, Any]:
         "Variables"
     ]
     return found
+
+
+def test_the_api_publishes_within_the_request_only_a_release_of_one_write(
+    template: dict[str, Any],
+) -> None:
+    """A larger one goes to the worker: 3 round trips, where the locked protocol is 7."""
+    limit = variables(template, "APIHandler")["WHARF_INLINE_PUBLISH_MAX_FILES"]
+    assert int(limit) == PUBLISH_AT_ONCE_MAX_FILES
 
 
 def test_the_api_gets_every_setting_the_code_reads(template: dict[str, Any]) -> None:
