@@ -4,11 +4,14 @@ it may import. The wiring at the top (config, runtime) may import everything."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-CHALICELIB = Path(__file__).resolve().parent.parent / "chalicelib"
+ROOT = Path(__file__).resolve().parent.parent
+CHALICELIB = ROOT / "chalicelib"
 # What each layer may import of chalicelib besides itself.
 ALLOWED = {
     "domain": set(),
@@ -53,3 +56,17 @@ def test_a_layer_imports_only_the_layers_below_it(layer: str) -> None:
         if (imported := _imports(path)) - ALLOWED[layer] - {layer}
     }
     assert wrong == {}
+
+
+def test_importing_the_api_builds_no_schema() -> None:
+    """A Lambda cold start waits for the import: each schema's validators are built on
+    its first use (issue 13), so nothing at import may use one."""
+    check = (
+        "import app; from chalicelib.http import schemas\n"
+        "def every(c): return [c] + [s for d in c.__subclasses__() for s in every(d)]\n"
+        "print([c.__name__ for c in every(schemas.Schema) if c.__pydantic_complete__])"
+    )
+    built = subprocess.run(
+        [sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert built.stdout.strip() == "[]"

@@ -12,17 +12,24 @@ from ..domain.mechanisms import MAX_PARTS_PER_REQUEST
 
 API_VERSION = "2.0"
 
+
+class Schema(BaseModel):
+    # Validators are built on a schema's first use, not at import: a Lambda container
+    # uses few of them, and its cold start waits for the import (issue 13).
+    model_config = ConfigDict(defer_build=True)
+
+
 # -- requests -------------------------------------------------------------------------------
 
 
-class Meta(BaseModel):
+class Meta(Schema):
     # Index-specific keys (`_<index>`) may ride along (PEP 694 "Optional Index-specific
     # Metadata"); Wharf defines none and ignores them.
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     api_version: StrictStr = Field(alias="api-version")
 
 
-class UploadRequest(BaseModel):
+class UploadRequest(Schema):
     model_config = ConfigDict(populate_by_name=True)
     meta: Meta
 
@@ -46,7 +53,7 @@ class Extend(UploadRequest):
     extend_for: Annotated[StrictInt, Field(alias="extend-for", ge=0)]
 
 
-class PartRequest(BaseModel):
+class PartRequest(Schema):
     number: StrictInt
     sha256: Annotated[StrictStr, Field(max_length=64)]
 
@@ -55,27 +62,27 @@ class SignParts(UploadRequest):
     parts: Annotated[list[PartRequest], Field(max_length=MAX_PARTS_PER_REQUEST)]
 
 
-class CreateUser(BaseModel):
+class CreateUser(Schema):
     username: StrictStr
 
 
-class CreateToken(BaseModel):
+class CreateToken(Schema):
     description: Annotated[StrictStr, Field(max_length=256)] = ""
     projects: list[StrictStr] | None = None
 
 
-class GrantRole(BaseModel):
+class GrantRole(Schema):
     role: StrictStr
 
 
 # -- responses --------------------------------------------------------------------------
 
 
-class ResponseMeta(BaseModel):
+class ResponseMeta(Schema):
     api_version: str = Field(default=API_VERSION, serialization_alias="api-version")
 
 
-class SessionLinks(BaseModel):
+class SessionLinks(Schema):
     stage: str
     upload: str
     session: str
@@ -83,14 +90,14 @@ class SessionLinks(BaseModel):
     extend: str
 
 
-class SessionFile(BaseModel):
+class SessionFile(Schema):
     status: str
     link: str
     notices: list[str]
 
 
-class SessionBody(BaseModel):
-    meta: ResponseMeta = ResponseMeta()
+class SessionBody(Schema):
+    meta: ResponseMeta = Field(default_factory=ResponseMeta)
     links: SessionLinks
     mechanisms: list[str]
     session_token: str = Field(serialization_alias="session-token")
@@ -100,14 +107,14 @@ class SessionBody(BaseModel):
     notices: list[str]
 
 
-class FileLinks(BaseModel):
+class FileLinks(Schema):
     file_upload_session: str = Field(serialization_alias="file-upload-session")
     complete: str
     extend: str
 
 
-class FileBody(BaseModel):
-    meta: ResponseMeta = ResponseMeta()
+class FileBody(Schema):
+    meta: ResponseMeta = Field(default_factory=ResponseMeta)
     links: FileLinks
     status: str
     expires_at: str = Field(serialization_alias="expires-at")
@@ -115,26 +122,26 @@ class FileBody(BaseModel):
     notices: list[str]
 
 
-class PartStatus(BaseModel):
+class PartStatus(Schema):
     number: int
     size: int
     uploaded: bool
 
 
-class PartsBody(BaseModel):
-    meta: ResponseMeta = ResponseMeta()
+class PartsBody(Schema):
+    meta: ResponseMeta = Field(default_factory=ResponseMeta)
     parts: list[PartStatus]
 
 
-class SignedPartBody(BaseModel):
+class SignedPartBody(Schema):
     number: int
     url: str
     headers: dict[str, str]
     expires_at: str = Field(serialization_alias="expires-at")
 
 
-class SignedPartsBody(BaseModel):
-    meta: ResponseMeta = ResponseMeta()
+class SignedPartsBody(Schema):
+    meta: ResponseMeta = Field(default_factory=ResponseMeta)
     parts: list[SignedPartBody]
 
 
