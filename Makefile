@@ -50,7 +50,7 @@ package: $(STAMP) $(PACKAGE_VENV)/.installed
 		--pkg-format cloudformation --template-format yaml \
 		--merge-template infra/template.yaml build
 	mv build/sam.yaml build/template.yaml
-	$(PACKAGE_VENV)/bin/python infra/bytecode.py build/deployment.zip
+	$(PACKAGE_VENV)/bin/python infra/finish_package.py build/deployment.zip
 	@$(PY) -c 'import zipfile, os; z = "build/deployment.zip"; \
 		n = sum(i.file_size for i in zipfile.ZipFile(z).infolist()); \
 		print(f"Lambda package: {os.path.getsize(z) / 1e6:.1f} MB zipped, {n / 1e6:.1f} MB unzipped")'

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ from chalicelib.config import DAY
 from chalicelib.domain.records import PUBLISH_AT_ONCE_MAX_FILES
 from chalicelib.services.index import LISTINGS_PREFIX
 from chalicelib.services.publishing import PUBLISH_LOCK_SECONDS
+from infra.finish_package import SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ("APIHandler", "ProcessJobs", "ExpireSessions")
@@ -228,6 +231,36 @@ def test_the_package_holds_only_what_runs() -> None:
         assert tool not in tops, tool
     # chalice's runtime only, never its CLI.
     assert not any(name.startswith("chalice/cli/") for name in names)
+
+
+def test_the_package_makes_every_client_the_code_makes(tmp_path: Path) -> None:
+    """botocore's data is packaged for the services the code calls only (issue 13: the
+    package's size): each client runtime.py makes is made from the package alone."""
+    made = set(
+        re.findall(r'_client\(\s*"([a-z0-9-]+)"', (ROOT / "chalicelib" / "runtime.py").read_text())
+    )
+    assert made == SERVICES
+    with zipfile.ZipFile(ROOT / "build" / "deployment.zip") as package:
+        package.extractall(tmp_path, [n for n in package.namelist() if n.startswith("botocore/")])
+        packaged = {
+            n.split("/")[2]
+            for n in package.namelist()
+            if n.count("/") > 2 and n.startswith("botocore/data/")
+        }
+    assert packaged == SERVICES
+    check = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import botocore.session\n"
+        "session = botocore.session.get_session()\n"
+        "for service in sys.argv[2:]:\n"
+        "    session.create_client(service, region_name='us-east-1', aws_access_key_id='a',"
+        " aws_secret_access_key='b')\n"
+        "print(botocore.__file__)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-I", "-c", check, str(tmp_path), *sorted(made)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert run.stdout.startswith(str(tmp_path))  # the package's botocore, not this one's
 
 
 def test_the_package_carries_bytecode_for_the_runtime(template: dict[str, Any]) -> None:

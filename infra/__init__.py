@@ -1,0 +1,1 @@
+"""The deployment: the template, the packages finishing step, checkovs skips."""
