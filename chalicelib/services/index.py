@@ -7,6 +7,7 @@ import functools
 import hmac
 import json
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -157,6 +158,8 @@ class IndexService:
         # warm container reads nothing but the project item, and after a commit only
         # what the new commits added.
         self._published_cache: OrderedDict[str, _Published] = OrderedDict()
+        # The local stack serves requests, and runs its worker, on threads of one process.
+        self._cache_lock = threading.Lock()
 
     def static_page(
         self, project: str, name: str, body: str, content_type: str, cache_control: str
@@ -260,10 +263,11 @@ class IndexService:
         them for an older state reads only what the commits since added; one that has
         none reads the project's listing, which is either of this state (done) or the
         older state to add to, and then lists the project as it found it."""
-        cached = self._published_cache.get(record.name)
-        if cached is not None and cached.state == record.state:
-            self._published_cache.move_to_end(record.name)
-            return cached.files
+        with self._cache_lock:
+            cached = self._published_cache.get(record.name)
+            if cached is not None and cached.state == record.state:
+                self._published_cache.move_to_end(record.name)
+                return cached.files
         base = cached
         if base is None:
             base = self._listing(record.name)
@@ -308,17 +312,19 @@ class IndexService:
         return [getattr(f, field) for field in _LISTED]
 
     def _remember(self, project: str, published: _Published) -> list[IndexFile]:
-        self._published_cache[project] = published
-        self._published_cache.move_to_end(project)
-        while len(self._published_cache) > PUBLISHED_CACHE_PROJECTS:
-            self._published_cache.popitem(last=False)
+        with self._cache_lock:
+            self._published_cache[project] = published
+            self._published_cache.move_to_end(project)
+            while len(self._published_cache) > PUBLISHED_CACHE_PROJECTS:
+                self._published_cache.popitem(last=False)
         return published.files
 
     def list_project(self, name: str) -> None:
         """List a project as a cold container would (its listing brought up to date) after
         a publish, so that the readers that come next read one object: the worker's, for
         a release too large to publish within the request."""
-        self._published_cache.pop(name, None)
+        with self._cache_lock:
+            self._published_cache.pop(name, None)
         record = self._sessions.get_project(name)
         if record is not None and record.status is ProjectStatus.REGISTERED:
             self._published_files(record)
