@@ -64,7 +64,7 @@ def test_the_worker_lists_the_project_it_published(
     project = services.store.get_project("demo")
     assert project is not None
     listing = json.loads(b"".join(services.blobs.stream(f"{LISTINGS_PREFIX}demo.json")))
-    assert (listing["revision"], listing["commit"]) == project.state
+    assert tuple(listing["state"]) == project.state
     runtime.install(
         dataclasses.replace(
             services,

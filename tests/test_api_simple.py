@@ -252,7 +252,7 @@ def test_a_cold_container_serves_the_revision_as_listed_by_the_first(
     project = services.store.get_project("demo")
     assert project is not None
     listing = stored_listing(services)
-    assert (listing["revision"], listing["commit"]) == project.state
+    assert tuple(listing["state"]) == project.state
     cold_container(services)
     # The listing is what the cold container reads: neither commits nor files.
     with monkeypatch.context() as patch:
@@ -269,7 +269,7 @@ def test_a_cold_container_serves_the_revision_as_listed_by_the_first(
     project = services.store.get_project("demo")
     assert project is not None and project.revision == 2
     listing = stored_listing(services)
-    assert (listing["revision"], listing["commit"]) == project.state
+    assert tuple(listing["state"]) == project.state
     assert sorted(row[0] for row in listing["files"]) == sorted([SDIST, WHEEL, "demo-2.0.tar.gz"])
     # Private: the edge serves published files only.
     assert api.get(f"/{LISTING}").status in (403, 404)
@@ -309,29 +309,96 @@ def test_a_listing_that_cannot_be_read_is_not_used(
     page = api.get("/simple/demo/", headers=JSON)
     assert page.status == 200
     assert [f["filename"] for f in page.json()["files"]] == sorted([SDIST, WHEEL])
-    assert stored_listing(services)["revision"] == 1  # and listed again
+    assert stored_listing(services)["state"][0] == 1  # and listed again
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        [SDIST, "1.0", "files/demo/x/demo-1.0.tar.gz", ["sha256"], 3, None, None, 1, None],
+        [SDIST, "not a version", "files/demo/x/demo-1.0.tar.gz", {}, 3, None, None, 1, None],
+        [SDIST, "1.0", "files/demo/x/demo-1.0.tar.gz", {"sha256": 1}, 3, None, None, 1, None],
+        [SDIST, "1.0", "files/demo/x/demo-1.0.tar.gz", {}, 3, None, None, "1", None],
+    ],
+)
+def test_a_listing_of_files_that_do_not_render_is_not_used(
+    api: Api, services: Services, published: dict[str, Any], row: list[Any]
+) -> None:
+    """Rendered as listed, a row of another shape would fail the page (a 500), and be
+    copied into every listing after it."""
+    api.get("/simple/demo/", headers=JSON)
+    listing = stored_listing(services)
+    listing["files"][0] = row
+    services.blobs.replace(LISTING, json.dumps(listing).encode())
+    cold_container(services)
+    page = api.get("/simple/demo/", headers=JSON)
+    assert page.status == 200
+    assert [f["filename"] for f in page.json()["files"]] == sorted([SDIST, WHEEL])
+    assert stored_listing(services)["files"] != listing["files"]  # listed again
+
+
+def restore(aws: tuple[Any, Any, Any], settings: Settings, items: list[dict[str, Any]]) -> None:
+    """The table as it was when `items` were scanned (point-in-time recovery)."""
+    dynamodb, table = aws[0], settings.table_name
+    for item in dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]:
+        dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+    for item in items:
+        dynamodb.put_item(TableName=table, Item=item)
+
+
+def filenames(api: Api) -> list[str]:
+    return sorted(f["filename"] for f in api.get("/simple/demo/", headers=JSON).json()["files"])
 
 
 def test_a_table_restored_to_an_earlier_point_meets_no_listing_of_its_other_history(
-    api: Api, me: Api, services: Services, aws: tuple[Any, Any, Any], settings: Settings
+    api: Api,
+    me: Api,
+    services: Services,
+    aws: tuple[Any, Any, Any],
+    settings: Settings,
+    clock: FixedClock,
 ) -> None:
     """Point-in-time recovery counts revisions again: the revision a publish makes after
     the restore is the one a listing was stored for before it, made by another commit;
     neither the listing nor a warm container's files of the other history are read."""
-    dynamodb, table = aws[0], settings.table_name
-    before = dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]
+    before = aws[0].scan(TableName=settings.table_name, ConsistentRead=True)["Items"]
     publish(me, "1.0", SDIST)
-    assert api.get("/simple/demo/", headers=JSON).status == 200  # listed: revision 1
-    for item in dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]:  # restored
-        dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
-    for item in before:
-        dynamodb.put_item(TableName=table, Item=item)
+    assert filenames(api) == [SDIST]  # listed: revision 1
+    restore(aws, settings, before)
+    clock.advance(3600)  # restored later
     publish(me, "1.0", WHEEL)  # revision 1 again
-    page = api.get("/simple/demo/", headers=JSON)  # the warm container
-    assert [f["filename"] for f in page.json()["files"]] == [WHEEL]
+    assert filenames(api) == [WHEEL]  # the warm container
     cold_container(services)
-    page = api.get("/simple/demo/", headers=JSON)
-    assert [f["filename"] for f in page.json()["files"]] == [WHEEL]
+    assert filenames(api) == [WHEEL]
+
+
+def test_a_session_committed_again_after_a_restore_is_read_again(
+    api: Api,
+    me: Api,
+    services: Services,
+    aws: tuple[Any, Any, Any],
+    settings: Settings,
+    clock: FixedClock,
+) -> None:
+    """Restored to before a session's publish, the session is open again: published again
+    with another file, it is another commit of the same session, at another time."""
+    publish(me, "1.0", SDIST)
+    session = me.create_session("demo", "2.0").json()
+    me.add_file(session, "demo-2.0.tar.gz")
+    before = aws[0].scan(TableName=settings.table_name, ConsistentRead=True)["Items"]
+    assert me.publish(session).status == 201
+    assert filenames(api) == sorted([SDIST, "demo-2.0.tar.gz"])  # listed, and kept warm
+    restore(aws, settings, before)
+    clock.advance(60)  # restored later, the session still live
+    me.add_file(session, wheel_name("demo", "2.0"))
+    assert me.publish(session).status == 201  # the same state as before the restore
+    everything = sorted([SDIST, "demo-2.0.tar.gz", wheel_name("demo", "2.0")])
+    assert filenames(api) == everything
+    cold_container(services)
+    assert filenames(api) == everything
+    publish(me, "3.0", "demo-3.0.tar.gz")  # and after a publish that follows it
+    cold_container(services)
+    assert filenames(api) == sorted([*everything, "demo-3.0.tar.gz"])
 
 
 def small_pages(services: Services) -> None:

@@ -26,6 +26,7 @@ from chalicelib.domain.ports import (
 from chalicelib.domain.records import (
     LISTED_FILES_MAX,
     PUBLISH_AT_ONCE_MAX_FILES,
+    Commit,
     FileRecord,
     ProjectStatus,
     Role,
@@ -783,7 +784,9 @@ def test_commits_name_each_published_session_and_its_version(store: ContractStor
     store.create_session(second, reserve_project=False)
     locked = store.lock_for_publish(second, NOW, NOW + 900)
     assert store.reserve_filenames(locked, [new_file(second)], NOW) == {}
-    assert store.commits("demo") == {first.id: "1.0"}  # reserved, not yet committed
-    store.commit_publish(locked, NOW, owner=None)
-    assert store.commits("demo") == {first.id: "1.0", second.id: "2.0"}
+    assert store.commits("demo") == {first.id: Commit("1", NOW)}  # reserved: not committed
+    store.commit_publish(locked, NOW + 1, owner=None)
+    assert store.commits("demo") == {first.id: Commit("1", NOW), second.id: Commit("2", NOW + 1)}
+    project = store.get_project("demo")
+    assert project is not None and project.state == (2, second.id, NOW + 1)
     assert store.commits("other") == {}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from .records import (
+    Commit,
     FileRecord,
     FileRef,
     ProjectRecord,
@@ -510,9 +511,9 @@ class IndexStore(Protocol):
         or none of them."""
         ...
 
-    def commits(self, project: str) -> dict[str, str]:
-        """The sessions whose publish of the project committed, each with the version it
-        published (its commit marker): read before the files, as `committed`."""
+    def commits(self, project: str) -> dict[str, Commit]:
+        """The sessions whose publish of the project committed, each as its commit marker
+        records it: read before the files, as `committed`."""
         ...
 
 

@@ -170,16 +170,30 @@ class ProjectRecord:
     # Publishes committed so far: each commit adds one in the same write, so a reader
     # that has the project's page for this revision need read nothing else.
     revision: int = 0
-    # The session of the latest commit, written with the revision: with it, a revision
-    # names one state of the project even across a restore of the table to an earlier
-    # point in time (which counts revisions again), as the project's listings need.
+    # The session of the latest commit and when it committed, written with the revision:
+    # with them, a revision names one state of the project even across a restore of the
+    # table to an earlier point in time (which counts revisions again, and may see the
+    # same session commit again, with other files), as the project's listings need.
     last_commit: str | None = None
+    last_commit_at: int | None = None
 
     @property
-    def state(self) -> tuple[int, str | None]:
+    def state(self) -> ProjectState:
         """What names the project's published files as they are: its revision, and the
         commit that made it (the revision alone repeats after a restored table)."""
-        return self.revision, self.last_commit
+        return self.revision, self.last_commit, self.last_commit_at
+
+
+# A project's revision, the session of its latest commit, and when that committed.
+ProjectState = tuple[int, str | None, int | None]
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A publish of a project as its commit marker records it."""
+
+    version_key: str
+    committed_at: int | None
 
 
 @dataclass(frozen=True)

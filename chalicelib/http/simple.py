@@ -19,6 +19,7 @@ from typing import Any
 from chalice.app import Response
 
 from ..domain.hashes import SECURE_GUARANTEED
+from ..domain.records import ProjectState
 from ..services.index import IndexFile, ProjectPage
 from .problems import NotAcceptable
 
@@ -228,9 +229,9 @@ class ProjectPages:
         self._private = private
         self._inline_max = inline_max
         self._kept = 0
-        self._pages: OrderedDict[
-            tuple[str, str], tuple[tuple[int, str | None] | None, str, str, int]
-        ] = OrderedDict()
+        self._pages: OrderedDict[tuple[str, str], tuple[ProjectState | None, str, str, int]] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
 
     def response(

@@ -22,6 +22,7 @@ from ..domain.ports import BlobGone, BlobStore, IndexStore, Listed, SessionStore
 from ..domain.records import (
     FileRecord,
     ProjectRecord,
+    ProjectState,
     ProjectStatus,
     PublishedFile,
     SessionRecord,
@@ -85,15 +86,14 @@ class IndexFile:
 class ProjectPage:
     name: str
     files: list[IndexFile]
-    # The project's revision the files were read under, and the commit that made it
-    # (ProjectRecord.state): the page is the same while they are (files are immutable
-    # and appear only with a commit). None for a stage's page.
-    revision: int | None = None
-    commit: str | None = None
+    # The project's state the files were read under (ProjectRecord.state): the page is
+    # the same while it is (files are immutable and appear only with a commit). None
+    # for a stage's page.
+    state: ProjectState | None = None
 
     @property
-    def state(self) -> tuple[int, str | None] | None:
-        return None if self.revision is None else (self.revision, self.commit)
+    def revision(self) -> int | None:
+        return None if self.state is None else self.state[0]
 
     @property
     def versions(self) -> list[str]:
@@ -116,6 +116,21 @@ def _listing_key(project: str) -> str:
     return f"{LISTINGS_PREFIX}{project}.json"
 
 
+# What each of a listed file's fields may be (_LISTED's order), as JSON gives them back.
+_LISTED_TYPES = (str, str, str, dict, int, str | None, str | None, int | None, str | None)
+
+
+def _listable(row: Any) -> bool:
+    """Whether a stored listing's row renders as a published file: the simple API renders
+    what it lists without checking it again, so a listing of anything else is not used."""
+    if not isinstance(row, list) or len(row) != len(_LISTED):
+        return False
+    if not all(isinstance(value, kind) for value, kind in zip(row, _LISTED_TYPES, strict=True)):
+        return False
+    _parsed(row[1])  # InvalidVersion otherwise
+    return all(isinstance(k, str) and isinstance(v, str) for k, v in row[3].items())
+
+
 @functools.lru_cache(maxsize=4096)
 def _parsed(version: str) -> tuple[Version, str]:
     """A published version and its release key, parsed once per process: every render
@@ -130,8 +145,8 @@ class _Published:
     sessions whose commit markers were read, and their files, as listed (_LISTED's fields)
     and as the simple API renders them."""
 
-    state: tuple[int, str | None]
-    sessions: frozenset[str]
+    state: ProjectState
+    sessions: dict[str, int | None]  # each with when it committed (Commit.committed_at)
     rows: list[list[Any]]
     files: list[IndexFile]
 
@@ -253,9 +268,7 @@ class IndexService:
         record = self._sessions.get_project(project)
         if record is None or record.status is not ProjectStatus.REGISTERED:
             raise NotFound("No such project.")
-        return ProjectPage(
-            project, self._published_files(record), record.revision, record.last_commit
-        )
+        return ProjectPage(project, self._published_files(record), record.state)
 
     def _published_files(self, record: ProjectRecord) -> list[IndexFile]:
         """The project's published files, read again only when a publish changed them
@@ -276,7 +289,7 @@ class IndexService:
             if base is not None and record.last_commit is not None and base.state == record.state:
                 return self._remember(record.name, base)
         published = self._read(record, base)
-        if cached is None:
+        if cached is None and record.last_commit is not None:
             self._store_listing(record.name, published)
         return self._remember(record.name, published)
 
@@ -285,13 +298,17 @@ class IndexService:
         new as its state at least; a publish committed just after it is there whole,
         invariant 2): `base` and the files of the commits it does not list, when those
         are of one release (one query, whatever the project's size); else every file.
-        A base listing a commit the markers do not (a table restored to an earlier
-        point in time) is not used."""
+        A base whose commits the markers do not record as it does (a table restored to
+        an earlier point in time: a commit it lists is not there, or was made again,
+        after the restore, with other files) is not used."""
         commits = self._index.commits(record.name)
-        sessions = frozenset(commits)
-        if base is not None and base.sessions <= sessions:
-            new = sessions - base.sessions
-            releases = {_parsed(commits[session])[1] for session in new}
+        sessions = {session: commit.committed_at for session, commit in commits.items()}
+        if base is not None and all(
+            session in sessions and sessions[session] == committed_at
+            for session, committed_at in base.sessions.items()
+        ):
+            new = frozenset(sessions.keys() - base.sessions.keys())
+            releases = {commits[session].version_key for session in new}
             if len(releases) <= 1:
                 added = [
                     self._row(f)
@@ -304,7 +321,7 @@ class IndexService:
                     base.rows + added,
                     base.files + [self._listed_file(row) for row in added],
                 )
-        rows = [self._row(f) for f in self._index.published_files(record.name, sessions)]
+        rows = [self._row(f) for f in self._index.published_files(record.name, frozenset(commits))]
         return _Published(record.state, sessions, rows, [self._listed_file(row) for row in rows])
 
     @staticmethod
@@ -335,19 +352,19 @@ class IndexService:
         key = _listing_key(project)
         try:
             stored = json.loads(b"".join(self._blobs.stream(key)))
-            revision, commit, sessions, rows = (
-                stored["revision"],
-                stored["commit"],
+            (revision, commit, committed_at), sessions, rows = (
+                stored["state"],
                 stored["sessions"],
                 stored["files"],
             )
             if not (
                 isinstance(revision, int)
-                and (commit is None or isinstance(commit, str))
-                and isinstance(sessions, list)
-                and all(isinstance(session, str) for session in sessions)
+                and isinstance(commit, str | None)
+                and isinstance(committed_at, int | None)
+                and isinstance(sessions, dict)
+                and all(isinstance(at, int | None) for at in sessions.values())
                 and isinstance(rows, list)
-                and all(isinstance(row, list) and len(row) == len(_LISTED) for row in rows)
+                and all(map(_listable, rows))
             ):
                 raise ValueError("not a listing")
             files = [self._listed_file(row) for row in rows]
@@ -356,18 +373,16 @@ class IndexService:
         except Exception:
             _log.warning("listing %s not read; reading the index instead", key, exc_info=True)
             return None
-        return _Published((revision, commit), frozenset(sessions), rows, files)
+        return _Published((revision, commit, committed_at), sessions, rows, files)
 
     def _store_listing(self, project: str, published: _Published) -> None:
         """Store the project's listing for the next cold container; a failure costs that
         container the reads this one made, nothing more. Two containers listing at once
         store the same files, or one an older state, which the next reader adds to."""
         key = _listing_key(project)
-        revision, commit = published.state
         listing = {
-            "revision": revision,
-            "commit": commit,
-            "sessions": sorted(published.sessions),
+            "state": published.state,
+            "sessions": published.sessions,
             "files": published.rows,
         }
         try:

@@ -9,7 +9,10 @@ session's files or none of them."""
 
 from __future__ import annotations
 
-from ...domain.records import PublishedFile
+from packaging.version import Version
+
+from ...domain.names import release_key
+from ...domain.records import Commit, PublishedFile
 from . import keys
 from .items import Item, published_record
 from .table import Table
@@ -36,11 +39,14 @@ class DynamoIndex:
         item = self._t.get(keys.published_key(project, version_key, filename))
         return if_committed(self._t, project, item)
 
-    def commits(self, project: str) -> dict[str, str]:
-        """The sessions whose publish of this project has committed (their markers), each
-        with the version it published."""
+    def commits(self, project: str) -> dict[str, Commit]:
+        """The sessions whose publish of this project has committed (their markers)."""
         return {
-            keys.committed_session_of(item["sk"]): item["version"]
+            keys.committed_session_of(item["sk"]): Commit(
+                # Markers written before they kept the key: the key of their version.
+                item.get("version_key") or release_key(Version(item["version"])),
+                item.get("committed_at"),
+            )
             for item in self._t.query(keys.project_pk(project), keys.COMMIT_PREFIX)
         }
 

@@ -200,6 +200,7 @@ def project_record(project: str, item: Item | None) -> ProjectRecord | None:
         created_at=item["created_at"],
         revision=int(item.get("revision", 0)),
         last_commit=item.get("last_commit"),
+        last_commit_at=item.get("last_commit_at"),
     )
 
 

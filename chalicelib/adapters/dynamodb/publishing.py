@@ -266,9 +266,9 @@ class DynamoPublishing:
             {"Put": {"Item": encode(self._outbox_entry(session, now))}},
         ]
         if registers:
-            items += self._registration(session, owner, claimed=claimed)
+            items += self._registration(session, owner, now, claimed=claimed)
         else:
-            items.append(self._release_of(session))
+            items.append(self._release_of(session, now))
         return items
 
     def _published_session(
@@ -306,6 +306,7 @@ class DynamoPublishing:
             "pk": keys.project_pk(session.project),
             "sk": keys.commit_sk(session.id),
             "version": session.version,
+            "version_key": session.version_key,
             "committed_at": now,
         }
 
@@ -320,26 +321,30 @@ class DynamoPublishing:
         }
 
     @staticmethod
-    def _release_of(session: SessionRecord) -> Write:
+    def _release_of(session: SessionRecord, now: int) -> Write:
         """A release of a registered project (never of a name reserved, or free) counts
-        one more revision of the project, made by this session (ProjectRecord.revision,
-        last_commit)."""
+        one more revision of the project, made by this session now (ProjectRecord.state)."""
         return {
             "Update": {
                 "Key": keys.project_key(session.project),
-                "UpdateExpression": "SET last_commit = :sid ADD revision :one",
+                "UpdateExpression": (
+                    "SET last_commit = :commit, last_commit_at = :at ADD revision :one"
+                ),
                 "ConditionExpression": "#status = :registered",
                 "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": {
                     ":registered": {"S": ProjectStatus.REGISTERED.value},
                     ":one": {"N": "1"},
-                    ":sid": {"S": session.id},
+                    ":commit": {"S": session.id},
+                    ":at": {"N": str(now)},
                 },
             }
         }
 
     @staticmethod
-    def _registration(session: SessionRecord, owner: str | None, *, claimed: bool) -> list[Write]:
+    def _registration(
+        session: SessionRecord, owner: str | None, now: int, *, claimed: bool
+    ) -> list[Write]:
         """A first release's name becomes registered, listed on the simple API's root,
         and owned by its creator: the name its session reserved (`claimed`), or, for a
         legacy upload, which reserves nothing, a free name or its creator's reservation."""
@@ -348,6 +353,7 @@ class DynamoPublishing:
             ":reserved": {"S": ProjectStatus.RESERVED.value},
             ":one": {"N": "1"},
             ":commit": {"S": session.id},
+            ":at": {"N": str(now)},
         }
         if claimed:
             values[":sid"] = {"S": session.id}
@@ -363,7 +369,8 @@ class DynamoPublishing:
                 "Update": {
                     "Key": keys.project_key(session.project),
                     "UpdateExpression": (
-                        f"SET #status = :registered, last_commit = :commit{created} "
+                        "SET #status = :registered, last_commit = :commit, "
+                        f"last_commit_at = :at{created} "
                         "REMOVE holders, reserved_for ADD revision :one"
                     ),
                     "ConditionExpression": condition,

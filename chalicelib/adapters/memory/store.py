@@ -29,6 +29,7 @@ from ...domain.ports import (
 from ...domain.records import (
     LISTED_FILES_MAX,
     PUBLISH_AT_ONCE_MAX_FILES,
+    Commit,
     FileRecord,
     FileRef,
     ProjectRecord,
@@ -110,8 +111,7 @@ class MemoryStore:
         self._slots: dict[tuple[str, str], FileRef] = {}
         self._live: dict[tuple[str, str], str] = {}  # (project, version key) -> session id
         self._names: dict[NameKey, PublishedFile] = {}  # reserved, or published if committed
-        # (project, session id) -> version: commit markers
-        self._commits: dict[tuple[str, str], str] = {}
+        self._commits: dict[tuple[str, str], Commit] = {}  # (project, session id): markers
         # session id -> (project, version key, committed at)
         self._outbox: dict[str, tuple[str, str, int]] = {}
 
@@ -623,7 +623,7 @@ class MemoryStore:
     ) -> SessionRecord:
         """The commit's writes, once its conditions held (`current` as stored)."""
         self._sessions[session.id] = current.after(event, now)
-        self._commits[(session.project, session.id)] = session.version
+        self._commits[(session.project, session.id)] = Commit(session.version_key, now)
         self._free_release(current)
         # Taken away by mark_exposed once the files are public at the edge.
         self._outbox[session.id] = (session.project, session.version_key, now)
@@ -631,7 +631,7 @@ class MemoryStore:
             self._register(session.project, owner)
         project = self._projects[session.project]
         self._projects[session.project] = replace(
-            project, revision=project.revision + 1, last_commit=session.id
+            project, revision=project.revision + 1, last_commit=session.id, last_commit_at=now
         )
         # As DynamoDB answers (the port): the caller's record moved, nothing read back.
         return _session_copy(session.after(event, now))
@@ -713,12 +713,12 @@ class MemoryStore:
         with self._lock:
             return self._committed_name(key)
 
-    def commits(self, project: str) -> dict[str, str]:
+    def commits(self, project: str) -> dict[str, Commit]:
         with self._lock:
             return self._commits_of(project)
 
-    def _commits_of(self, project: str) -> dict[str, str]:
-        return {sid: version for (p, sid), version in self._commits.items() if p == project}
+    def _commits_of(self, project: str) -> dict[str, Commit]:
+        return {sid: commit for (p, sid), commit in self._commits.items() if p == project}
 
     def published_files(
         self,
