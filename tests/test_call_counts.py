@@ -22,7 +22,6 @@ import requests
 from chalicelib import runtime
 from chalicelib.config import Settings
 from chalicelib.domain.mechanisms import MIN_PART_SIZE
-from chalicelib.domain.records import PUBLISH_AT_ONCE_MAX_FILES
 from chalicelib.services.index import IndexService
 from tests import aws_calls
 from tests.conftest import PUBLIC_URL, Api, wheel_name
@@ -190,12 +189,6 @@ def test_a_refused_replacement_aborts_its_upload_and_nothing_else(api: Api) -> N
         refused = bob.create_file(session, large, data, mechanism=MULTIPART)
     assert refused.status == 409, refused.body
     _within(seen, "create refused")
-
-
-def test_by_default_only_a_release_of_one_write_is_published_within_the_request() -> None:
-    """A larger one goes to the worker (3 round trips, tests/test_contention.py for those
-    past LISTED_FILES_MAX) rather than the locked protocol (7)."""
-    assert Settings.from_env({}).inline_publish_max_files == PUBLISH_AT_ONCE_MAX_FILES
 
 
 @pytest.mark.parametrize("files", [1, 6])

@@ -152,25 +152,6 @@ class AtOnce:
         return call
 
 
-def test_a_read_of_more_keys_than_a_batch_holds_is_one_round_trip(
-    aws: tuple[Any, Any, Any], settings: Settings
-) -> None:
-    """A deferred publish of hundreds of files reads them with the standing (issue 13:
-    at most 3 round trips per request, whatever the file count)."""
-    dynamodb = aws[0]
-    wanted = [keys.file_key("s" * 32, f"{n:032x}") for n in range(250)]
-    for key in wanted[::2]:
-        dynamodb.put_item(TableName=settings.table_name, Item={**key, "n": {"N": "1"}})
-    client = AtOnce(dynamodb, 3, "batch_get_item")
-    table = Table(client, settings.table_name, retention=60, max_lifetime=3600)  # type: ignore[arg-type]
-    found = table.get_many(*wanted)
-    batches = [
-        len(kwargs["RequestItems"][settings.table_name]["Keys"]) for _, kwargs in client.calls
-    ]
-    assert sorted(batches) == [50, 100, 100]
-    assert [item is not None for item in found] == [n % 2 == 0 for n in range(250)]
-
-
 def test_a_session_past_the_files_it_lists_is_queried_beside_the_standing(
     aws: tuple[Any, Any, Any], settings: Settings
 ) -> None:
@@ -196,3 +177,59 @@ def test_a_session_past_the_files_it_lists_is_queried_beside_the_standing(
             store.get_project("demo")  # the standing's round trip
         assert store.files_of(read) == files  # answered from the query made beside it
     assert sorted(name for name, _ in client.calls) == ["get_item", "query"]
+
+
+class Queried:
+    """The real client (moto), saying when a query has been answered."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.answered = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def query(self, **kwargs: Any) -> Any:
+        try:
+            return self._client.query(**kwargs)
+        finally:
+            self.answered.set()
+
+
+def test_a_query_made_along_is_forgotten_when_the_request_writes_its_partition(
+    aws: tuple[Any, Any, Any], settings: Settings
+) -> None:
+    client = Queried(aws[0])
+    table = Table(client, settings.table_name, retention=60, max_lifetime=3600)  # type: ignore[arg-type]
+    pk = keys.session_pk("s" * 32)
+    with table.reading_ahead([keys.token_key("t" * 32), keys.session_key("s" * 32)]):
+        with table.querying_along(pk):
+            assert client.answered.wait(30)  # the partition as it was: empty
+            table.put(Item={"pk": {"S": pk}, "sk": {"S": "F#new"}})
+        assert [item["sk"] for item in table.query(pk)] == ["F#new"]  # read after the write
+
+
+def test_a_query_made_along_that_failed_fails_the_read(
+    aws: tuple[Any, Any, Any], settings: Settings
+) -> None:
+    class Failing(AtOnce):
+        def __getattr__(self, name: str) -> Any:
+            if name == "query":
+                raise_it = ClientError(
+                    {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": ""}},
+                    "Query",
+                )
+
+                def query(**kwargs: Any) -> Any:
+                    raise raise_it
+
+                return query
+            return super().__getattr__(name)
+
+    table = Table(Failing(aws[0], 1), settings.table_name, retention=60, max_lifetime=3600)  # type: ignore[arg-type]
+    pk = keys.session_pk("s" * 32)
+    with table.reading_ahead([keys.token_key("t" * 32), keys.session_key("s" * 32)]):
+        with table.querying_along(pk):
+            pass
+        with pytest.raises(ClientError):
+            list(table.query(pk))

@@ -22,7 +22,6 @@ from ...domain.ports import SessionChanged, StoreBusy
 from ...domain.records import SessionRecord
 from ...domain.states import EDITABLE_SESSION_STATES, FileStatus, SessionStatus
 from ..client_errors import error_code
-from ..concurrency import each
 from . import keys
 from .items import Item, decode, session_record
 
@@ -33,8 +32,6 @@ if TYPE_CHECKING:
 BATCH_ATTEMPTS = 5
 TRANSACTION_LIMIT = 100
 BATCH_GET_LIMIT = 100  # keys in one BatchGetItem
-# BatchGetItems of one read made at once: 1,000 keys in one round trip.
-BATCHES_AT_ONCE = 10
 Write = dict[str, Any]
 Ident = tuple[str, str]
 # Items read ahead for the request in progress (Table.reading_ahead): a context variable,
@@ -269,14 +266,9 @@ class Table:
         return [found.get(_ident(k)) for k in wanted]
 
     def _batch_get(self, unique: list[keys.Key]) -> dict[Ident, Item | None]:
-        """Read at once: more than BATCH_GET_LIMIT keys (a publish's files) still cost
-        one round trip (issue 13: at most 3 per request, whatever the file count)."""
         found: dict[Ident, Item | None] = {}
-        batches = [
-            unique[at : at + BATCH_GET_LIMIT] for at in range(0, len(unique), BATCH_GET_LIMIT)
-        ]
-        for read in each(self._batch_get_one, batches, BATCHES_AT_ONCE):
-            found.update(read)
+        for start in range(0, len(unique), BATCH_GET_LIMIT):
+            found.update(self._batch_get_one(unique[start : start + BATCH_GET_LIMIT]))
         return found
 
     def _batch_get_one(self, unique: list[keys.Key]) -> dict[Ident, Item | None]:
