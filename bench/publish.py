@@ -421,15 +421,20 @@ def main() -> int:
     report("wharf upload -> local stack (Upload 2.0)", wharf)
     report("twine upload -> pypiserver (legacy API)", twine)
     report("twine upload -> null sink (reads and discards)", null)
-    for label, ours, theirs, sink in (
-        ("release", wharf.release, twine.release, null.release),
-        (BIG_LABEL, wharf.big, twine.big, null.big),
+    # Issue 13's goals are the release's; the big file's ratios are printed beside them.
+    for label, ours, theirs, sink, goals in (
+        ("release", wharf.release, twine.release, null.release, True),
+        (BIG_LABEL, wharf.big, twine.big, null.big, False),
     ):
         print(
             f"{label}: twine/wharf time {theirs.seconds / ours.seconds:.2f}x "
-            "(goal > 1: wharf faster); "
+            f"{'(goal > 1: wharf faster)' if goals else '(> 1: wharf faster)'}; "
             f"wharf/null-sink time {ours.seconds / sink.seconds:.2f}x "
-            "(goal < 2: within twice what sending the bytes costs)"
+            + (
+                "(goal < 2: within twice what sending the bytes costs)"
+                if goals
+                else "(no goal: the local stack's moto copies the object on completion)"
+            )
         )
     for title, results in (("Wharf /legacy/", wharf), ("pypiserver", twine)):
         outcome = results.legacy
