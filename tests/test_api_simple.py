@@ -337,10 +337,17 @@ def test_a_listing_of_files_that_do_not_render_is_not_used(
     assert stored_listing(services)["files"] != listing["files"]  # listed again
 
 
+def snapshot(aws: tuple[Any, Any, Any], settings: Settings) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = aws[0].scan(TableName=settings.table_name, ConsistentRead=True)[
+        "Items"
+    ]
+    return items
+
+
 def restore(aws: tuple[Any, Any, Any], settings: Settings, items: list[dict[str, Any]]) -> None:
-    """The table as it was when `items` were scanned (point-in-time recovery)."""
+    """The table as it was when `items` were taken (point-in-time recovery)."""
     dynamodb, table = aws[0], settings.table_name
-    for item in dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]:
+    for item in snapshot(aws, settings):
         dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
     for item in items:
         dynamodb.put_item(TableName=table, Item=item)
@@ -361,7 +368,7 @@ def test_a_table_restored_to_an_earlier_point_meets_no_listing_of_its_other_hist
     """Point-in-time recovery counts revisions again: the revision a publish makes after
     the restore is the one a listing was stored for before it, made by another commit;
     neither the listing nor a warm container's files of the other history are read."""
-    before = aws[0].scan(TableName=settings.table_name, ConsistentRead=True)["Items"]
+    before = snapshot(aws, settings)
     publish(me, "1.0", SDIST)
     assert filenames(api) == [SDIST]  # listed: revision 1
     restore(aws, settings, before)
@@ -385,7 +392,7 @@ def test_a_session_committed_again_after_a_restore_is_read_again(
     publish(me, "1.0", SDIST)
     session = me.create_session("demo", "2.0").json()
     me.add_file(session, "demo-2.0.tar.gz")
-    before = aws[0].scan(TableName=settings.table_name, ConsistentRead=True)["Items"]
+    before = snapshot(aws, settings)
     assert me.publish(session).status == 201
     assert filenames(api) == sorted([SDIST, "demo-2.0.tar.gz"])  # listed, and kept warm
     restore(aws, settings, before)
