@@ -4,14 +4,14 @@ overwrite, using S3's conditional write. Only the index's own listings are repla
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, TypeVar
 
 from botocore.exceptions import ClientError
 
 from ..domain.ports import BlobGone, BlobInfo, Fetched, Listed, StoredPart, UploadGone
 from .client_errors import error_code
-from .concurrency import each
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -25,6 +25,7 @@ PUBLIC_TAG = "wharf-public"
 # Taggings in flight at once when publishing: 200 (100 files and their metadata) take
 # ~13 round trips instead of 200; well below the client's connection pool (runtime.py).
 TAGGING_CONCURRENCY = 16
+R = TypeVar("R")
 
 
 class S3BlobStore:
@@ -249,7 +250,7 @@ class S3BlobStore:
     def mark_public(self, keys: Sequence[str]) -> None:
         # CloudFront's bucket policy serves only objects with this tag (infra/); tagging,
         # unlike a copy, keeps the object's bytes and ETag.
-        each(self._tag_public, keys, TAGGING_CONCURRENCY)
+        _each(self._tag_public, keys)
 
     def _tag_public(self, key: str) -> None:
         self._s3.put_object_tagging(
@@ -286,7 +287,7 @@ class S3BlobStore:
         return any(t["Key"] == PUBLIC_TAG and t["Value"] == "true" for t in tags)
 
     def all_public(self, keys: Sequence[str]) -> bool:
-        return all(each(self.is_public, keys, TAGGING_CONCURRENCY))
+        return all(_each(self.is_public, keys))
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         try:
@@ -297,3 +298,13 @@ class S3BlobStore:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if error_code(exc) != "NoSuchUpload" and status < 500:
                 raise
+
+
+def _each(call: Callable[[str], R], keys: Sequence[str]) -> list[R]:
+    """`call` on every key, TAGGING_CONCURRENCY at a time (botocore clients are
+    thread-safe), the answers in order; re-raises the first failure. One key is called
+    in this thread."""
+    if len(keys) <= 1:
+        return [call(key) for key in keys]
+    with ThreadPoolExecutor(min(TAGGING_CONCURRENCY, len(keys))) as pool:
+        return list(pool.map(call, keys))
